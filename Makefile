@@ -1,0 +1,52 @@
+# Quick start: `make demo` and `make test`. Both create .venv when absent, install the
+# local torch 2.13.0 CPU build first (a newer torch would pull GBs of CUDA packages),
+# then the package with its development extras.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.collabfilter-installed
+PIP := $(PY) -m pip install --disable-pip-version-check -q -c constraints.txt
+
+# Machines of this project keep MovieLens under ../shared/datasets (no internet there);
+# use it unless the caller chose another folder.
+SHARED_DATA := $(abspath ../shared/datasets)
+ifeq ($(strip $(COLLABFILTER_DATA_DIR)),)
+ifneq ($(wildcard $(SHARED_DATA)/ml-100k),)
+export COLLABFILTER_DATA_DIR := $(SHARED_DATA)
+endif
+endif
+
+.PHONY: demo test lint format bench setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) torch==2.13.0
+	$(PIP) -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/collabfilter demo
+
+# pytest exits 5 when it collects nothing: that must fail loudly, never pass.
+test: $(STAMP) lint
+	$(PY) -m pytest; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; \
+	exit $$rc
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+	$(VENV)/bin/lint-imports
+	$(PY) -m mypy
+
+format: $(STAMP)
+	$(PY) -m ruff format .
+	$(PY) -m ruff check --fix .
+
+bench: $(STAMP)
+	$(PY) benchmarks/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .import_linter_cache
