@@ -1,0 +1,39 @@
+"""Getting ratings in: MovieLens and generic tables, id vocabularies, splits, synthetic data."""
+
+from collabfilter.data.encoding import Vocabulary
+from collabfilter.data.io import ColumnMap, LoadReport
+from collabfilter.data.movielens import REGISTRY, load_movielens, load_movielens_fold
+from collabfilter.data.ratings import Ratings, RatingScale, RatingsSummary
+from collabfilter.data.split import (
+    Split,
+    SplitReport,
+    split_by_user,
+    split_kfold,
+    split_random,
+    split_temporal,
+    split_temporal_by_user,
+    train_test_split,
+)
+from collabfilter.data.synthetic import SyntheticRatings, generate_ratings
+
+__all__ = [
+    "REGISTRY",
+    "ColumnMap",
+    "LoadReport",
+    "RatingScale",
+    "Ratings",
+    "RatingsSummary",
+    "Split",
+    "SplitReport",
+    "SyntheticRatings",
+    "Vocabulary",
+    "generate_ratings",
+    "load_movielens",
+    "load_movielens_fold",
+    "split_by_user",
+    "split_kfold",
+    "split_random",
+    "split_temporal",
+    "split_temporal_by_user",
+    "train_test_split",
+]

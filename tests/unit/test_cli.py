@@ -1,0 +1,44 @@
+import pytest
+
+from collabfilter.cli import EXIT_DATA, EXIT_UNAVAILABLE, main
+
+
+def test_summary_of_a_csv_file(tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    path.write_text("userId,movieId,rating,title\n1,10,4,Heat\n2,10,5,Heat\n2,11,3,Up\n")
+    code = main(["summary", str(path), "--user", "userId", "--item", "movieId", "--title", "title"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Ratings(3 ratings, 2 users, 2 items" in out
+    assert "Rating histogram" in out and "Crosstab" in out and "Heat" in out
+
+
+def test_bad_file_gives_one_line_and_exit_code(tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    path.write_text("user,item,rating\n1,10,x\n")
+    assert main(["summary", str(path)]) == EXIT_DATA
+    err = capsys.readouterr().err
+    assert "error:" in err and "line 2" in err and "Traceback" not in err
+
+
+def test_unknown_source_and_missing_dataset(tmp_path, capsys, monkeypatch):
+    assert main(["summary", str(tmp_path / "nope.csv")]) == EXIT_DATA
+    assert "neither a known dataset" in capsys.readouterr().err
+    monkeypatch.delenv("COLLABFILTER_DATA_DIR", raising=False)
+    assert main(["summary", "ml-1m", "--data", str(tmp_path)]) == EXIT_UNAVAILABLE
+
+
+def test_synth_writes_parquet(tmp_path, capsys):
+    out = tmp_path / "s.parquet"
+    assert (
+        main(["synth", "--users", "30", "--items", "200", "--ratings", "900", "--out", str(out)])
+        == 0
+    )
+    assert out.is_file()
+    assert main(["summary", str(out)]) == 0
+
+
+def test_usage_errors_exit_2():
+    with pytest.raises(SystemExit) as caught:
+        main(["frobnicate"])
+    assert caught.value.code == 2
