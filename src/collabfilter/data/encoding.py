@@ -97,8 +97,13 @@ class Vocabulary:
         Returns:
             ``(vocabulary, codes)`` with ``codes`` an int32 array aligned with ``values``.
         """
-        codes, uniques = pd.factorize(_as_id_array(values), sort=True)
-        return cls(uniques, kind=kind), codes.astype(INDEX_DTYPE, copy=False)
+        # Hash first, then sort only the (few) distinct ids: much faster than
+        # factorize(sort=True) or np.unique on 25M values.
+        codes, uniques = pd.factorize(_as_id_array(values), sort=False)
+        order = np.argsort(uniques, kind="stable")
+        rank = np.empty(len(order), dtype=INDEX_DTYPE)
+        rank[order] = np.arange(len(order), dtype=INDEX_DTYPE)
+        return cls(uniques[order], kind=kind), rank[codes]
 
     @property
     def ids(self) -> np.ndarray:

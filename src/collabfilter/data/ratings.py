@@ -442,9 +442,10 @@ def _resolve_duplicates(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
     """Rows to keep (ascending), their ratings/timestamps, and how many were dropped."""
     key = user_idx.astype(np.int64) * n_items + item_idx
-    repeated = pd.Series(key).duplicated(keep=False).to_numpy()
-    if not repeated.any():
+    ordered = np.sort(key)  # a plain sort is ~10x faster than hashing 25M keys
+    if not (ordered[1:] == ordered[:-1]).any():
         return np.arange(len(key)), rating, timestamp, 0
+    repeated = pd.Series(key).duplicated(keep=False).to_numpy()
     candidates = np.flatnonzero(repeated)
     n_dropped = len(candidates) - len(np.unique(key[candidates]))
     if policy == "error":
