@@ -51,6 +51,10 @@ class UnknownIdError(CollabFilterError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
+class AmbiguousTitleError(UnknownIdError):
+    """A title shared by several ids; the message lists them."""
+
+
 class DatasetError(CollabFilterError):
     """Base class for problems with named datasets (registry, files, downloads)."""
 
@@ -69,6 +73,22 @@ class ChecksumError(DatasetError, OSError):
 
 class SplitError(DataError):
     """A split that cannot be made with the given parameters."""
+
+
+class ConfigError(CollabFilterError, ValueError):
+    """A configuration value outside what is allowed; the message says what is."""
+
+
+class NotFittedError(CollabFilterError, ValueError, AttributeError):
+    """A model used before it was trained or loaded."""
+
+
+class TrainingDivergedError(CollabFilterError, ArithmeticError):
+    """The loss became NaN or infinite; the message suggests a lower learning rate."""
+
+
+class ModelFileError(CollabFilterError, ValueError):
+    """A model file that is missing parts, from an unknown format version, or corrupt."""
 
 
 class CollabFilterWarning(UserWarning):
