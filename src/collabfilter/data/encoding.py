@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from collabfilter.errors import DataError, UnknownIdError
+from collabfilter.errors import AmbiguousTitleError, DataError, UnknownIdError
 
 INDEX_DTYPE = np.int32
 """Dense indices are int32: enough for 2 billion ids, half the memory of int64."""
@@ -158,6 +158,39 @@ class Vocabulary:
                 f"(ids like {self._ids[:3].tolist()})"
             )
         return positions.astype(INDEX_DTYPE)
+
+    def resolve(self, values: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Indices of raw ids, or else of exact titles, and a mask of what was found.
+
+        Indices where the mask is False are meaningless (0); callers decide whether
+        an unknown value is an error or a NaN.
+
+        Raises:
+            AmbiguousTitleError: for a title that several ids share.
+        """
+        array = _as_array(values).reshape(-1)
+        positions = self._positions(array)
+        missing = positions < 0
+        if missing.any() and self._titles is not None:
+            by_title = self._title_positions(array[missing])
+            positions[missing] = by_title
+        known = positions >= 0
+        return np.where(known, positions, 0).astype(INDEX_DTYPE), known
+
+    def _title_positions(self, titles: np.ndarray) -> np.ndarray:
+        assert self._titles is not None
+        table = pd.Series(np.arange(len(self)), index=pd.Index(self._titles, dtype=object))
+        wanted = pd.Index(_as_text(titles))
+        repeated = table.index[table.index.duplicated()]
+        clash = wanted[wanted.isin(repeated)]
+        if len(clash):
+            title = clash[0]
+            ids = self._ids[table.loc[[title]].to_numpy()].tolist()
+            raise AmbiguousTitleError(
+                f"{self.kind} title {title!r} is shared by ids {ids}; use one of the ids"
+            )
+        unique_table = table[~table.index.duplicated(keep=False)]
+        return np.asarray(unique_table.reindex(wanted).fillna(-1).to_numpy(), dtype=np.int64)
 
     def index_of(self, raw_id: Any) -> int:
         """Dense index of one raw id (see :meth:`index`)."""

@@ -1,0 +1,169 @@
+"""The fast path: per-rating SGD for the dot-product models, gradients in closed form.
+
+For ``DotProduct`` and ``DotProductBias`` trained with plain ``sgd`` (the default
+recipe), every step is a handful of whole-batch tensor operations: gather the factor
+rows, form the predictions, write the gradients of the squared error and of the
+per-rating weight decay directly (no autograd graph), and add them into the tables
+with ``index_add_``. Per-rating constants (decay weights, activity values) are
+gathered once per epoch, not once per step. This is what makes a 25-epoch ml-100k fit
+take well under a second on two cores; the generic autograd path does exactly the
+same arithmetic about twice as slowly, and the tests check that one step of each
+leaves the same weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor, nn
+
+from collabfilter.config import TrainConfig
+from collabfilter.data.tensors import RatingTensors
+from collabfilter.models import DotProduct, DotProductBias
+from collabfilter.train.optim import RowOptimizer
+
+
+def supports(model: nn.Module, config: TrainConfig) -> bool:
+    """Whether the fused path can train ``model`` with ``config`` exactly."""
+    return (
+        type(model) in (DotProduct, DotProductBias)
+        and config.optimizer == "sgd"
+        and config.momentum == 0.0
+        and config.grad_clip is None
+    )
+
+
+class FusedDotSGD:
+    """Per-rating SGD epochs for a dot-product model.
+
+    Args:
+        model: a ``DotProduct`` or ``DotProductBias``.
+        data: the training tensors.
+        row_decay: per-row decay coefficients by parameter name (as for
+            :class:`RowOptimizer`).
+        dense: the optimizer of the model's dense parameters (the activity prior).
+    """
+
+    def __init__(
+        self,
+        model: DotProduct | DotProductBias,
+        data: RatingTensors,
+        row_decay: dict[str, Tensor],
+        dense: RowOptimizer,
+    ) -> None:
+        self.model = model
+        self.data = data
+        self.dense = dense
+        zeros_u = torch.zeros(data.n_users, device=data.device)
+        zeros_i = torch.zeros(data.n_items, device=data.device)
+        self.decay = {
+            name: row_decay.get(name, zeros_u if name.startswith("user") else zeros_i)
+            for name in type(model).ROW_TABLES
+        }
+        self.names, self.constants = self._constants()
+        self.buffers: list[Tensor] = []
+        # the two activity columns sit side by side: one (batch x 2) view per step
+        self.activity = (
+            slice(self.names.index("user_activity"), self.names.index("item_activity") + 1)
+            if "user_activity" in self.names
+            else None
+        )
+
+    def _constants(self) -> tuple[list[str], Tensor]:
+        """Per-rating constants in storage order, as one (ratings x c) matrix so that
+        an epoch's shuffle gathers them all with a single ``index_select``."""
+        data, model = self.data, self.model
+        names, columns = [], []
+        for name, decay in self.decay.items():
+            names.append(name)
+            columns.append(
+                decay.index_select(0, data.user_idx if name.startswith("user") else data.item_idx)
+            )
+        if isinstance(model, DotProductBias) and model.activity_prior:
+            names += ["user_activity", "item_activity"]
+            columns += [model.user_activity[data.user_idx], model.item_activity[data.item_idx]]
+        if model.y_range is not None:
+            names.append("low_minus_rating")  # the error is then sigmoid * span + this
+            columns.append(model.y_range[0] - data.rating)
+        else:
+            names.append("minus_rating")
+            columns.append(-data.rating)
+        return names, torch.stack(columns, dim=1)
+
+    @torch.no_grad()
+    def epoch(
+        self,
+        generator: torch.Generator,
+        batch_size: int,
+        peak_lr: float,
+        multipliers: list[float],
+        advance: Callable[[int], None],
+    ) -> Tensor:
+        """One pass at ``peak_lr * multipliers[k]`` for batch ``k``; returns half the SSE."""
+        data = self.data
+        if not self.buffers or self.buffers[0].shape[0] < batch_size:
+            factors = self.model.user_factors
+            self.buffers = [factors.new_empty(batch_size, factors.shape[1]) for _ in range(3)]
+        order = torch.randperm(len(data), generator=generator).to(data.device)
+        users, items = data.user_idx.index_select(0, order), data.item_idx.index_select(0, order)
+        constants = self.constants.index_select(0, order)
+        total = torch.zeros((), dtype=torch.float64, device=data.device)
+        for step, start in enumerate(range(0, len(data), batch_size)):
+            stop = start + batch_size
+            block = constants[start:stop]
+            batch = dict(zip(self.names, block.unbind(1), strict=True))
+            if self.activity is not None:
+                batch["activity"] = block[:, self.activity]
+            lr = peak_lr * multipliers[step]
+            total += self._step(users[start:stop], items[start:stop], batch, lr, multipliers[step])
+            advance(1)
+        return total
+
+    def _step(
+        self, users: Tensor, items: Tensor, batch: dict[str, Tensor], lr: float, multiplier: float
+    ) -> Tensor:
+        model = self.model
+        # Written into buffers reused across steps: fresh (batch x factors) tensors
+        # cost page faults that make a gather three times slower on CPU.
+        size = users.shape[0]
+        user_rows = torch.index_select(model.user_factors, 0, users, out=self.buffers[0][:size])
+        item_rows = torch.index_select(model.item_factors, 0, items, out=self.buffers[1][:size])
+        x = torch.mul(user_rows, item_rows, out=self.buffers[2][:size]).sum(1)
+        if isinstance(model, DotProductBias):
+            user_bias = model.user_bias.index_select(0, users)
+            item_bias = model.item_bias.index_select(0, items)
+            x.add_(user_bias).add_(item_bias).add_(model.offset)
+            if model.activity_prior:
+                beta_user, beta_item = model.activity_weight.tolist()
+                x.add_(batch["user_activity"], alpha=beta_user)
+                x.add_(batch["item_activity"], alpha=beta_item)
+        # step = -lr * d(0.5 * (prediction - rating)^2)/dx, through the sigmoid range
+        if model.y_range is None:
+            error = x.add_(batch["minus_rating"])
+            step = error.mul(-lr)
+        else:
+            low, high = model.y_range
+            squashed = torch.sigmoid(x)
+            error = torch.add(batch["low_minus_rating"], squashed, alpha=high - low)
+            slope = torch.addcmul(squashed, squashed, squashed, value=-1.0)  # s(1 - s)
+            step = slope.mul_(error).mul_(-lr * (high - low))
+        column = step.unsqueeze(1)
+        # the item update reads the user rows before they turn into the user update
+        item_update = torch.mul(user_rows, column, out=self.buffers[2][:size])
+        item_update.addcmul_(item_rows, batch["item_factors"].unsqueeze(1), value=-lr)
+        user_rows.mul_(batch["user_factors"].mul(-lr).unsqueeze(1)).addcmul_(item_rows, column)
+        model.item_factors.index_add_(0, items, item_update)
+        model.user_factors.index_add_(0, users, user_rows)
+        if isinstance(model, DotProductBias):
+            model.user_bias.index_add_(
+                0, users, torch.addcmul(step, batch["user_bias"], user_bias, value=-lr)
+            )
+            model.item_bias.index_add_(
+                0, items, torch.addcmul(step, batch["item_bias"], item_bias, value=-lr)
+            )
+            if model.activity_prior:
+                # d loss / d beta = sum(dL/dx * activity) = -sum(step * activity) / lr
+                model.activity_weight.grad = (step @ batch["activity"]).div_(-lr)
+                self.dense.step(multiplier)
+        return torch.dot(error, error) * 0.5
