@@ -223,11 +223,17 @@ def read_parquet(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"ratings file not found: {path}")
-    wanted = list(columns.required().values())
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
+    wanted = list(columns.required().values())
     present = set(pq.read_schema(path).names)
-    frame = pd.read_parquet(path, columns=[c for c in wanted if c in present])
+    table = pq.read_table(path, columns=[c for c in wanted if c in present])
+    # Convert column by column, freeing Arrow's copy as it goes, then hand the freed
+    # pool memory back: a 25M-row file would otherwise hold twice its size.
+    frame = table.to_pandas(split_blocks=True, self_destruct=True)
+    del table
+    pa.default_memory_pool().release_unused()
     return validate_frame(frame, columns=columns, source=str(path), scale=scale)
 
 

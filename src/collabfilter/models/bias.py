@@ -74,6 +74,20 @@ class BiasTerms:
         mean, std = self.activity_scale[position], self.activity_scale[position + 1]
         return (torch.log1p(counts.float()) - mean) / std
 
+    def user_effect(self) -> Tensor:
+        """Each user's total bias ``b_u + beta_u * a_u`` (what the lessons call the bias)."""
+        effect: Tensor = self.user_bias
+        if self.activity_prior:
+            effect = effect + self.activity_weight[0] * self.user_activity
+        return effect
+
+    def item_effect(self) -> Tensor:
+        """Each item's total bias ``b_i + beta_i * a_i``."""
+        effect: Tensor = self.item_bias
+        if self.activity_prior:
+            effect = effect + self.activity_weight[1] * self.item_activity
+        return effect
+
     def bias_terms(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         """``b_u + b_i (+ activity prior) + c`` per pair, shape ``(batch,)``."""
         x = gather_rows(self.user_bias, user_idx) + gather_rows(self.item_bias, item_idx)

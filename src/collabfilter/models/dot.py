@@ -59,6 +59,11 @@ class DotProduct(nn.Module):
         x = row_dot(self.user_factors, self.item_factors, user_idx, item_idx)
         return x if self.y_range is None else sigmoid_range(x, *self.y_range)
 
+    def score_items(self, user_idx: Tensor) -> Tensor:
+        """Predicted ratings of every item for each user, shape ``(users, items)``."""
+        x = self.user_factors[user_idx] @ self.item_factors.T
+        return x if self.y_range is None else sigmoid_range(x, *self.y_range)
+
 
 class DotProductBias(BiasTerms, nn.Module):
     """Factors plus biases, squashed into ``y_range`` (fastai's ``EmbeddingDotBias``)::
@@ -121,3 +126,10 @@ class DotProductBias(BiasTerms, nn.Module):
     def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         """Predicted ratings, shape ``(batch,)``, for int64 index tensors of that shape."""
         return sigmoid_range(self.logit(user_idx, item_idx), *self.y_range)
+
+    def score_items(self, user_idx: Tensor) -> Tensor:
+        """Predicted ratings of every item for each user, shape ``(users, items)``:
+        one matrix product for the factors, broadcast sums for the bias terms."""
+        x = self.user_factors[user_idx] @ self.item_factors.T
+        x = x + self.user_effect()[user_idx].unsqueeze(1) + self.item_effect().unsqueeze(0)
+        return sigmoid_range(x + self.offset, *self.y_range)

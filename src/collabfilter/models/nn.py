@@ -120,6 +120,19 @@ class EmbeddingNN(BiasTerms, nn.Module):
             x = x + self.bias_terms(user_idx, item_idx)
         return sigmoid_range(x, *self.y_range)
 
+    def score_items(self, user_idx: Tensor, *, chunk: int = 262_144) -> Tensor:
+        """Predicted ratings of every item for each user, shape ``(users, items)``.
+
+        The MLP needs every pair, so pairs are formed in chunks to bound memory.
+        """
+        n_items = self.item_embedding.shape[0]
+        users = user_idx.repeat_interleave(n_items)
+        items = torch.arange(n_items, device=user_idx.device).repeat(len(user_idx))
+        parts = [
+            self(users[s : s + chunk], items[s : s + chunk]) for s in range(0, len(users), chunk)
+        ]
+        return torch.cat(parts).reshape(len(user_idx), n_items)
+
     def set_data_statistics(
         self, user_counts: Tensor, item_counts: Tensor, mean_rating: float
     ) -> None:

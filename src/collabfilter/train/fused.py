@@ -82,7 +82,10 @@ class FusedDotSGD:
             )
         if isinstance(model, DotProductBias) and model.activity_prior:
             names += ["user_activity", "item_activity"]
-            columns += [model.user_activity[data.user_idx], model.item_activity[data.item_idx]]
+            columns += [
+                model.user_activity.index_select(0, data.user_idx),
+                model.item_activity.index_select(0, data.item_idx),
+            ]
         if model.y_range is not None:
             names.append("low_minus_rating")  # the error is then sigmoid * span + this
             columns.append(model.y_range[0] - data.rating)
@@ -105,18 +108,18 @@ class FusedDotSGD:
         if not self.buffers or self.buffers[0].shape[0] < batch_size:
             factors = self.model.user_factors
             self.buffers = [factors.new_empty(batch_size, factors.shape[1]) for _ in range(3)]
-        order = torch.randperm(len(data), generator=generator).to(data.device)
-        users, items = data.user_idx.index_select(0, order), data.item_idx.index_select(0, order)
-        constants = self.constants.index_select(0, order)
+        order = data.shuffled_order(generator)
         total = torch.zeros((), dtype=torch.float64, device=data.device)
         for step, start in enumerate(range(0, len(data), batch_size)):
-            stop = start + batch_size
-            block = constants[start:stop]
+            # gathered per batch: the extra memory is one batch, whatever the data size
+            rows = order[start : start + batch_size]
+            block = self.constants.index_select(0, rows)
             batch = dict(zip(self.names, block.unbind(1), strict=True))
             if self.activity is not None:
                 batch["activity"] = block[:, self.activity]
-            lr = peak_lr * multipliers[step]
-            total += self._step(users[start:stop], items[start:stop], batch, lr, multipliers[step])
+            users = data.user_idx.index_select(0, rows).long()
+            items = data.item_idx.index_select(0, rows).long()
+            total += self._step(users, items, batch, peak_lr * multipliers[step], multipliers[step])
             advance(1)
         return total
 
