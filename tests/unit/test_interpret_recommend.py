@@ -1,0 +1,170 @@
+"""Interpretation and recommendation on planted data with titles."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from collabfilter import generate_ratings, split_by_user, split_random
+from collabfilter.config import RECIPES, RunOptions
+from collabfilter.errors import AmbiguousTitleError, CollabFilterError, DataError, UnknownIdError
+from collabfilter.interpret import (
+    find_item,
+    item_biases,
+    item_pca,
+    pca_extremes,
+    similar_items,
+    user_biases,
+)
+from collabfilter.ranking import evaluate_ranking
+from collabfilter.recommend import (
+    explain,
+    fold_in,
+    recommend,
+    recommend_new_user,
+    score_folded,
+    score_users,
+)
+from collabfilter.results import error_breakdown, show_results
+from collabfilter.train import collab_learner
+
+QUIET = RunOptions(progress=False, seed=5)
+SPECIAL = {1: "Godfather, The (1972)", 2: "Star Wars (1977)", 3: "Twin (1990)", 4: "Twin (1990)"}
+
+
+@pytest.fixture(scope="module")
+def data():
+    synthetic = generate_ratings(250, 400, 20_000, n_factors=4, noise_std=0.5, seed=21)
+    titles = {k: SPECIAL.get(k, f"Movie {k} (1990)") for k in range(1, 401)}
+    return synthetic, synthetic.ratings.with_titles(titles)
+
+
+@pytest.fixture(scope="module")
+def learner(data):
+    _, ratings = data
+    train, _ = split_random(ratings, 0.1, seed=3)
+    fitted = collab_learner(train, None, options=QUIET)
+    fitted.fit_recipe()
+    return fitted
+
+
+@pytest.mark.parametrize(
+    ("query", "item"),
+    [(2, 2), ("Star Wars (1977)", 2), ("star wars", 2), ("The Godfather", 1), ("godfather", 1)],
+)
+def test_forgiving_title_lookup(learner, query, item):
+    assert learner.items.ids[find_item(learner, query)] == item
+
+
+def test_lookup_errors_list_candidates(learner):
+    with pytest.raises(AmbiguousTitleError, match="3: Twin.*4: Twin"):
+        find_item(learner, "twin")
+    with pytest.raises(UnknownIdError, match="closest titles.*Star Wars"):
+        find_item(learner, "Star Warz (1977)")
+
+
+def test_biases_sorted_among_most_rated_and_correlated_with_truth(data, learner):
+    synthetic, _ = data
+    table = item_biases(learner, among=100)
+    assert len(table) == 100 and table.bias.is_monotonic_increasing
+    assert table.ratings.min() >= np.sort(learner.train_ratings.item_counts())[-100]
+    truth = synthetic.truth.item_bias[learner.items.index(table.item)]
+    assert np.corrcoef(table.bias, truth)[0, 1] > 0.6
+    assert user_biases(learner).bias.is_monotonic_increasing
+
+
+def test_pca_and_extremes(learner):
+    pca = item_pca(learner, 3, among=200)
+    assert pca.coordinates.shape == (200, 3) and pca.explained.sum() <= 1.0
+    assert np.all(np.diff(pca.explained) <= 1e-12)
+    assert np.isclose(pca.coordinates.mean(axis=0), 0, atol=1e-4).all()
+    ends = pca_extremes(learner, pca, component=1, n=5)
+    assert ends.shape == (5, 2) and not set(ends["low end"]) & set(ends["high end"])
+
+
+def test_similar_items(learner):
+    table = similar_items(learner, "Star Wars", k=5)
+    assert len(table) == 5 and 2 not in table.item.tolist()
+    assert table.similarity.is_monotonic_decreasing and table.similarity.max() <= 1.0 + 1e-6
+    filtered = similar_items(learner, 2, k=5, min_ratings=60, metric="dot")
+    assert (filtered.ratings >= 60).all()
+
+
+def test_recommend_excludes_seen_and_rare_items_for_all_users(learner):
+    users = learner.users.ids
+    result = recommend(learner, users, k=7, min_ratings=30)
+    assert result.item_idx.shape == (len(users), 7)
+    train = learner.train_ratings
+    seen = set(zip(train.user_idx.tolist(), train.item_idx.tolist(), strict=True))
+    user_idx = learner.users.index(users)
+    assert not any(
+        (u, i) in seen for u, row in zip(user_idx, result.item_idx, strict=True) for i in row
+    )
+    assert (train.item_counts()[result.item_idx] >= 30).all()
+    assert np.all(np.diff(result.scores, axis=1) <= 1e-6)
+    expected = learner.predict(
+        np.repeat(users[:3], 7), learner.items.id_of(result.item_idx[:3].ravel())
+    )
+    assert np.allclose(result.scores[:3].ravel(), expected, atol=1e-5)
+    frame = result.to_frame(learner)
+    assert list(frame.columns) == ["user", "rank", "item", "title", "predicted"]
+
+
+def test_fold_in_of_a_known_user_lands_near_the_trained_user(learner):
+    train = learner.train_ratings
+    user = int(np.argmax(train.user_counts()))
+    mine = train.user_idx == user
+    rated = dict(
+        zip(
+            train.items.id_of(train.item_idx[mine]).tolist(),
+            train.rating[mine].tolist(),
+            strict=True,
+        )
+    )
+    folded = fold_in(learner, rated)
+    trained = score_users(learner, np.array([user]))[0]
+    new = score_folded(learner, folded)
+    assert torch.corrcoef(torch.stack([trained, new]))[0, 1] > 0.95
+    assert float((trained - new).abs().mean()) < 0.15
+
+
+def test_new_user_recommendations_and_errors(learner):
+    picks = recommend_new_user(learner, {"Star Wars": 5, 10: 1}, k=5)
+    assert len(picks) == 5 and not {2, 10} & set(picks.item.tolist())
+    with pytest.raises(DataError, match="scale"):
+        fold_in(learner, {2: 9})
+    with pytest.raises(DataError, match="at least one"):
+        fold_in(learner, {})
+
+
+def test_explain_adds_up(learner):
+    user, item = learner.users.ids[0], 2
+    why = explain(learner, user, item, n_similar=3)
+    assert why.prediction == pytest.approx(float(learner.predict(user, item)[0]), abs=1e-5)
+    assert set(why.terms) == {"global", "user bias", "item bias", "factors"}
+    assert len(why.similar_rated) == 3 and why.similar_rated.similarity.is_monotonic_decreasing
+
+
+def test_results_tables(data, learner):
+    _, ratings = data
+    train, valid = split_random(ratings, 0.1, seed=3)
+    rows = show_results(learner, valid, 6)
+    assert list(rows.columns) == ["user", "item", "title", "rating", "predicted"] and len(rows) == 6
+    breakdown = error_breakdown(learner, valid)
+    assert breakdown["by item popularity"].ratings.sum() == len(valid)
+
+
+def test_ranking_evaluation_and_nn_limits(data):
+    _, ratings = data
+    split = split_by_user(ratings, frac=0.2, seed=1)
+    config = replace(RECIPES["dot_bias"][1], epochs=5)
+    fitted = collab_learner(split.train, None, config=config, options=QUIET)
+    fitted.fit_recipe()
+    table = evaluate_ranking(fitted, split, ks=(5, 10))
+    assert set(table.scorer) == {"model", "model + 1.5 log popularity", "most popular"}
+    assert table.ndcg.between(0, 1).all() and table.recall.between(0, 1).all()
+    neural = collab_learner(split.train, None, model="nn", config=config, options=QUIET)
+    assert score_users(neural, np.array([0, 1])).shape == (2, ratings.n_items)
+    with pytest.raises(CollabFilterError, match="dot-product model"):
+        fold_in(neural, {2: 5})
