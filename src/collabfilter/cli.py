@@ -26,15 +26,16 @@ from pathlib import Path
 from rich.console import Console
 
 from collabfilter import __version__
-from collabfilter.data import REGISTRY, Ratings, generate_ratings, load_movielens
+from collabfilter.data import REGISTRY, Ratings, generate_ratings, load_movielens, split_random
 from collabfilter.data.fetch import cache_dir, data_dir, locate
+from collabfilter.demo import metrics_table, run_demo, train_with_table
 from collabfilter.errors import (
     ChecksumError,
     CollabFilterError,
     DataError,
     DatasetUnavailableError,
 )
-from collabfilter.render import print_summary
+from collabfilter.render import frame_table, print_summary
 
 EXIT_ERROR, EXIT_DATA, EXIT_UNAVAILABLE, EXIT_CHECKSUM = 1, 3, 4, 5
 
@@ -72,8 +73,17 @@ def _cmd_summary(args: argparse.Namespace, console: Console) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace, console: Console) -> int:
-    console.rule(f"collabfilter {__version__} demo: {args.dataset}")
-    return _cmd_summary(args, console)
+    return run_demo(console, data=args.data, out=args.out)
+
+
+def _cmd_train(args: argparse.Namespace, console: Console) -> int:
+    ratings = _load(args)
+    split = split_random(ratings, args.valid_pct, seed=args.seed)
+    console.print(f"{ratings}\nsplit: {split.report}")
+    learner, seconds = train_with_table(console, split, args.model, seed=args.seed)
+    table = metrics_table(learner, split, args.model, seconds)
+    console.print(frame_table(table, "Validation error beside the baselines", digits=4))
+    return 0
 
 
 def _cmd_datasets(args: argparse.Namespace, console: Console) -> int:
@@ -131,7 +141,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"collabfilter {__version__}")
     commands = parser.add_subparsers(dest="command", required=True)
     demo = commands.add_parser("demo", help="the quick-start run on ml-100k")
-    _data_arguments(demo)
+    demo.add_argument("--data", metavar="PATH", help="zip or folder holding ml-100k")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for the plots")
+    train = commands.add_parser("train", help="train a default recipe and compare with baselines")
+    _data_arguments(train)
+    train.add_argument("--model", choices=["dot_bias", "nn", "dot"], default="dot_bias")
+    train.add_argument("--valid-pct", type=float, default=0.1, help="validation share")
+    train.add_argument("--seed", type=int, default=42)
     summary = commands.add_parser("summary", help="counts, histogram, sample and crosstab")
     _data_arguments(summary)
     commands.add_parser("datasets", help="known MovieLens releases and where they are")
@@ -150,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 _COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "demo": _cmd_demo,
+    "train": _cmd_train,
     "summary": _cmd_summary,
     "datasets": _cmd_datasets,
     "fetch": _cmd_fetch,
