@@ -97,7 +97,7 @@ def train(path: Path, truth_path: Path, epochs: int) -> dict[str, object]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--ratings", type=int, default=10_000_000)
-    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=8)
     args = parser.parse_args()
     print(machine_header("collabfilter training at scale (synthetic, ml-25m shape)"))
     start = time.perf_counter()

@@ -217,3 +217,10 @@ def similar_items(
         {"item": learner.items.id_of(picked), "title": item_labels(learner, picked),
          "similarity": top.values.numpy(), "ratings": stats["ratings"].to_numpy()}
     )  # fmt: skip
+
+
+def top_items_by_bias(learner: Learner, k: int = 10, *, min_ratings: int = 1) -> pd.DataFrame:
+    """The ``k`` items with the highest learned bias, among items with enough ratings."""
+    table = item_biases(learner, among=None)
+    table = table[table.ratings >= min_ratings]
+    return table.tail(k)[::-1].reset_index(drop=True)

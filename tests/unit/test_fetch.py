@@ -177,3 +177,48 @@ def test_registry_knows_the_official_releases():
     assert REGISTRY["ml-25m"].scale.step == 0.5
     with pytest.raises(UnknownDatasetError, match="known: ml-100k"):
         get_spec("ml-10m")
+
+
+def zipped(files):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, text in files.items():
+            archive.writestr(name, text)
+    return buffer.getvalue()
+
+
+def spec_of(name, body, server):
+    server.files[f"/{name}.zip"] = body
+    host, port = server.server_address[:2]
+    base = REGISTRY[name]
+    archive = dataclasses.replace(
+        base.archive,
+        url=f"http://{host}:{port}/{name}.zip",
+        size=len(body),
+        md5=hashlib.md5(body).hexdigest(),
+        sha256=hashlib.sha256(body).hexdigest(),
+    )
+    return dataclasses.replace(base, archive=archive)
+
+
+def test_ml1m_format_double_colon_latin1(server):
+    body = zipped({
+        "ml-1m/ratings.dat": "1::10::5::978300760\n2::10::3::978300761\n",
+        "ml-1m/movies.dat": "10::Misérables, Les (1995)::Drama\n".encode("latin-1"),
+    })  # fmt: skip
+    ratings = load_movielens(spec=spec_of("ml-1m", body, server))
+    assert ratings.items.titles.tolist() == ["Misérables, Les (1995)"]
+    assert ratings.rating.tolist() == [5.0, 3.0]
+
+
+def test_csv_release_format_quoted_titles_half_stars(server):
+    body = zipped({
+        "ml-latest-small/ratings.csv": "userId,movieId,rating,timestamp\n1,1,4.5,9\n2,2,0.5,8\n",
+        "ml-latest-small/movies.csv": (
+            'movieId,title,genres\n1,"American President, The (1995)",Comedy|Drama\n'
+            "2,Heat (1995),Action|Crime\n"
+        ),
+    })  # fmt: skip
+    ratings = load_movielens(spec=spec_of("ml-latest-small", body, server))
+    assert ratings.items.titles.tolist() == ["American President, The (1995)", "Heat (1995)"]
+    assert ratings.scale.step == 0.5 and ratings.rating.tolist() == [4.5, 0.5]

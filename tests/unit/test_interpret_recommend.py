@@ -168,3 +168,10 @@ def test_ranking_evaluation_and_nn_limits(data):
     assert score_users(neural, np.array([0, 1])).shape == (2, ratings.n_items)
     with pytest.raises(CollabFilterError, match="dot-product model"):
         fold_in(neural, {2: 5})
+
+
+def test_top_items_by_bias(learner):
+    from collabfilter.interpret import top_items_by_bias
+
+    top = top_items_by_bias(learner, 5, min_ratings=40)
+    assert len(top) == 5 and top.bias.is_monotonic_decreasing and (top.ratings >= 40).all()
