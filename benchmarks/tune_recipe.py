@@ -24,6 +24,18 @@ from collabfilter.config import RECIPES, ModelConfig, RunOptions, TrainConfig
 from collabfilter.train import collab_learner
 from common import SHARED, machine_header
 
+NN_CANDIDATES: dict[str, tuple[dict[str, object], dict[str, object]]] = {
+    "default": ({}, {}),
+    "no dropout, decay 0.09/0.12": (
+        {"dropout": 0.0},
+        {"weight_decay": 0.09, "item_weight_decay": 0.12},
+    ),
+    "dropout 0.2": ({"dropout": 0.2}, {}),
+    "hidden 128, dense lr 0.002": ({"layers": (128,)}, {"dense_lr": 0.002}),
+    "embeddings 32": ({"user_size": 32, "item_size": 32}, {}),
+    "25 epochs": ({}, {"epochs": 25}),
+}
+
 CANDIDATES: dict[str, tuple[dict[str, object], dict[str, object]]] = {
     "default": ({}, {}),
     "25 epochs, lr 0.032": ({}, {"epochs": 25, "lr": 0.032}),
@@ -62,15 +74,19 @@ def score(train: Ratings, valid: Ratings, model: ModelConfig, config: TrainConfi
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--only", nargs="*", help="candidate names to run")
+    parser.add_argument("--model", choices=["dot_bias", "nn"], default="dot_bias")
     args = parser.parse_args()
-    print(machine_header("tuning the dot_bias recipe on validation carved from training files"))
+    print(
+        machine_header(f"tuning the {args.model} recipe on validation carved from training files")
+    )
     parts = {
         "90/10 train.csv": carve(str(SHARED / "splits/ml-100k-r90/train.csv"), ",", True, 0.1),
         "u1.base": carve(str(SHARED / "ml-100k/u1.base"), "\t", False, 0.2),
     }
-    base_model, base_train = RECIPES["dot_bias"]
+    base_model, base_train = RECIPES[args.model]
+    candidates = CANDIDATES if args.model == "dot_bias" else NN_CANDIDATES
     print(f"{'candidate':36s} " + " ".join(f"{name:>16s}" for name in parts) + f" {'mean':>8s}")
-    for label, (model_changes, train_changes) in CANDIDATES.items():
+    for label, (model_changes, train_changes) in candidates.items():
         if args.only and label not in args.only:
             continue
         model = replace(base_model, **model_changes)  # type: ignore[arg-type]

@@ -176,8 +176,8 @@ class RunOptions:
 RECIPES: dict[str, tuple[ModelConfig, TrainConfig]] = {
     "dot_bias": (ModelConfig(kind="dot_bias"), TrainConfig()),
     "nn": (
-        ModelConfig(kind="nn", layers=(64,)),
-        TrainConfig(batch_size=4096, dense_lr=3e-3),
+        ModelConfig(kind="nn", layers=(64,), dropout=0.3),
+        TrainConfig(batch_size=4096, dense_lr=3e-3, weight_decay=0.12, item_weight_decay=0.16),
     ),
     "dot": (ModelConfig(kind="dot", n_factors=50, init_std=0.1), TrainConfig()),
 }

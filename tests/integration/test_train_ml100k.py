@@ -35,4 +35,4 @@ def test_dot_bias_recipe_on_u1(ml100k_dir):
 
 def test_nn_recipe_on_the_90_10_split(ml100k):
     train, valid = split_random(ml100k, 0.1, seed=42, keep_known=False)
-    assert held_out_rmse(train, valid, model="nn") < 0.925  # measured 0.917; fastai 0.930
+    assert held_out_rmse(train, valid, model="nn") < 0.922  # measured 0.914; fastai 0.930
