@@ -179,10 +179,6 @@ def load_movielens(
     """
     spec = spec or get_spec(name)
     location = locate(spec.archive, path, download=download)
-    return _read_release(spec, location)
-
-
-def _read_release(spec: MovieLensSpec, location: Location) -> Ratings:
     return _read_ratings(spec, location, spec.ratings.member, movie_titles(spec, location))
 
 
@@ -243,8 +239,8 @@ def load_movielens_fold(
     if fold not in spec.folds:
         raise SplitError(f"ml-100k has no fold {fold!r}; known folds: {', '.join(spec.folds)}")
     location = locate(spec.archive, path, download=download)
-    full = _read_release(spec, location)
     titles = movie_titles(spec, location)
+    full = _read_ratings(spec, location, spec.ratings.member, titles)
     key = pd.MultiIndex.from_arrays([full.users.ids[full.user_idx], full.items.ids[full.item_idx]])
     test = _read_ratings(spec, location, f"{fold}.test", titles)
     test_key = pd.MultiIndex.from_arrays(
