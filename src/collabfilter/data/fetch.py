@@ -91,13 +91,6 @@ class Location:
             raise DatasetUnavailableError(f"{self.archive.name}: {self.path} has no {member}")
         return archive.open(match)
 
-    def has(self, member: str) -> bool:
-        """Whether the dataset holds ``member``."""
-        if self.kind == "folder":
-            return (self.path / member).is_file()
-        with zipfile.ZipFile(self.path) as archive:
-            return any(name.endswith(member) for name in archive.namelist())
-
     def __str__(self) -> str:
         return f"{self.path} ({self.kind})"
 

@@ -21,7 +21,7 @@ import pandas as pd
 import torch
 from torch import Tensor, nn
 
-from collabfilter.config import ModelConfig, RunOptions, TrainConfig, with_changes
+from collabfilter.config import RECIPES, ModelConfig, RunOptions, TrainConfig, with_changes
 from collabfilter.data import Ratings, Vocabulary
 from collabfilter.data.tensors import Batch, RatingTensors
 from collabfilter.errors import DataError, TrainingDivergedError
@@ -437,8 +437,6 @@ def collab_learner(
         model_changes: ModelConfig fields to override (``n_factors=50``,
             ``y_range=(0, 5.5)``, ``layers=(100, 50)``...).
     """
-    from collabfilter.config import RECIPES
-
     if isinstance(model, str):
         if model not in RECIPES:
             raise ValueError(f"unknown model {model!r}; known: {sorted(RECIPES)}")
