@@ -24,6 +24,10 @@ def _require(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def _fallback(value: float | None, default: float) -> float:
+    return default if value is None else value
+
+
 def _choice(value: str, allowed: Any, name: str) -> None:
     options = get_args(allowed)
     _require(value in options, f"{name} must be one of {options}, got {value!r}")
@@ -126,6 +130,16 @@ class TrainConfig:
     """Stop after this many epochs without a better validation loss (None: never)."""
     keep_best: bool = True
     """Restore the weights of the epoch with the lowest validation loss at the end."""
+
+    def decay_for(self, side: str, role: str) -> tuple[float, float]:
+        """``(strength, exponent)`` of the decay of a ``"user"``/``"item"`` table of
+        ``"factors"`` or ``"bias"`` (the fallbacks documented on the fields)."""
+        if role == "bias":
+            strength = self.bias_weight_decay
+            return _fallback(strength, self.weight_decay), self.bias_decay_exponent
+        if side == "item":
+            return _fallback(self.item_weight_decay, self.weight_decay), self.item_decay_exponent
+        return self.weight_decay, self.user_decay_exponent
 
     def __post_init__(self) -> None:
         _require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")

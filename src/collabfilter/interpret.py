@@ -89,45 +89,50 @@ def _bias_model(learner: Learner) -> BiasTerms:
     return learner.model
 
 
+def _counts_and_means(
+    codes: np.ndarray, ratings: np.ndarray, size: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Training ratings per index and their mean (NaN where there are none)."""
+    counts = np.bincount(codes, minlength=size)
+    sums = np.bincount(codes, weights=ratings, minlength=size)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return counts, sums / counts
+
+
 def item_statistics(learner: Learner) -> pd.DataFrame:
     """Per item index: title, number of training ratings and mean training rating."""
     train = learner.train_ratings
-    counts = train.item_counts()
-    sums = np.bincount(train.item_idx, weights=train.rating, minlength=train.n_items)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        means = sums / counts
+    counts, means = _counts_and_means(train.item_idx, train.rating, train.n_items)
     return pd.DataFrame(
         {"item": learner.items.ids, "title": learner.items.labels(), "ratings": counts,
          "mean rating": means}
     )  # fmt: skip
 
 
-def item_biases(learner: Learner, *, among: int | None = 1000) -> pd.DataFrame:
-    """Every item's learned bias (``b_i`` plus its activity prior) beside its mean
-    rating and count, sorted by bias, among the ``among`` most rated items."""
-    model = _bias_model(learner)
-    with torch.no_grad():
-        bias = model.item_effect().detach().cpu().numpy()
-    table = item_statistics(learner).assign(bias=bias)
+def _sorted_by_bias(table: pd.DataFrame, among: int | None) -> pd.DataFrame:
     if among is not None:
         table = table.nlargest(among, "ratings", keep="first")
     return table.sort_values("bias", kind="stable").reset_index(drop=True)
+
+
+def item_biases(learner: Learner, *, among: int | None = 1000) -> pd.DataFrame:
+    """Every item's learned bias (``b_i`` plus its activity prior) beside its mean
+    rating and count, sorted by bias, among the ``among`` most rated items."""
+    with torch.no_grad():
+        bias = _bias_model(learner).item_effect().cpu().numpy()
+    return _sorted_by_bias(item_statistics(learner).assign(bias=bias), among)
 
 
 def user_biases(learner: Learner, *, among: int | None = None) -> pd.DataFrame:
     """Every user's learned bias beside their mean rating and count, sorted by bias."""
-    model = _bias_model(learner)
     train = learner.train_ratings
-    counts = train.user_counts()
-    sums = np.bincount(train.user_idx, weights=train.rating, minlength=train.n_users)
-    with np.errstate(invalid="ignore", divide="ignore"), torch.no_grad():
-        table = pd.DataFrame(
-            {"user": learner.users.ids, "ratings": counts, "mean rating": sums / counts,
-             "bias": model.user_effect().detach().cpu().numpy()}
-        )  # fmt: skip
-    if among is not None:
-        table = table.nlargest(among, "ratings", keep="first")
-    return table.sort_values("bias", kind="stable").reset_index(drop=True)
+    counts, means = _counts_and_means(train.user_idx, train.rating, train.n_users)
+    with torch.no_grad():
+        bias = _bias_model(learner).user_effect().cpu().numpy()
+    table = pd.DataFrame(
+        {"user": learner.users.ids, "ratings": counts, "mean rating": means, "bias": bias}
+    )
+    return _sorted_by_bias(table, among)
 
 
 def item_factors(learner: Learner) -> np.ndarray:

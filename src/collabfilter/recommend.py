@@ -24,6 +24,7 @@ from collabfilter.interpret import find_item, find_items, item_labels
 from collabfilter.models import DotProduct, DotProductBias
 from collabfilter.models.ops import sigmoid_range
 from collabfilter.train import Learner
+from collabfilter.train.learner import decay_norm
 
 USER_BLOCK = 1024
 
@@ -242,21 +243,14 @@ def _gauss_newton(
 
 def _new_user_decay(learner: Learner, n: int) -> tuple[float, float]:
     """Per-rating decay a user with ``n`` ratings had in training (see TrainConfig)."""
-    config = learner.config
-    counts = learner.train_ratings.user_counts().astype(np.float64)
-    per_rating = counts[learner.train_ratings.user_idx]
+    counts = learner.train_tensors.user_counts()
+    index = learner.train_tensors.user_idx
 
-    def coefficient(strength: float, exponent: float) -> float:
-        norm = float(np.mean(np.maximum(per_rating, 1) ** (exponent - 1)))
-        return float(strength * n ** (exponent - 1) / norm)
+    def coefficient(role: str) -> float:
+        strength, exponent = learner.config.decay_for("user", role)
+        return float(strength * n ** (exponent - 1) / decay_norm(counts, index, exponent))
 
-    bias_strength = (
-        config.weight_decay if config.bias_weight_decay is None else config.bias_weight_decay
-    )
-    return (
-        coefficient(config.weight_decay, config.user_decay_exponent),
-        coefficient(bias_strength, config.bias_decay_exponent),
-    )
+    return coefficient("factors"), coefficient("bias")
 
 
 @torch.no_grad()

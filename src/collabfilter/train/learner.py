@@ -147,16 +147,9 @@ class Learner:
         index = {"user": self.train_tensors.user_idx, "item": self.train_tensors.item_idx}
         decays = {}
         for name, (side, role) in tables.items():
-            if role == "bias":
-                strength = _or(config.bias_weight_decay, config.weight_decay)
-                exponent = config.bias_decay_exponent
-            elif side == "item":
-                strength = _or(config.item_weight_decay, config.weight_decay)
-                exponent = config.item_decay_exponent
-            else:
-                strength, exponent = config.weight_decay, config.user_decay_exponent
-            weight = counts[side].clamp(min=1).double() ** (exponent - 1.0)
-            weight = weight / weight[index[side]].mean()  # mean 1 over training ratings
+            strength, exponent = config.decay_for(side, role)
+            norm = decay_norm(counts[side], index[side], exponent)
+            weight = counts[side].clamp(min=1).double() ** (exponent - 1.0) / norm
             decays[name] = (strength * weight).float()
         return decays
 
@@ -397,8 +390,11 @@ class Learner:
         return pd.DataFrame([vars(r) for r in self.history])
 
 
-def _or(value: float | None, fallback: float) -> float:
-    return fallback if value is None else value
+def decay_norm(counts: Tensor, index: Tensor, exponent: float) -> float:
+    """Mean of ``n_row ** (exponent - 1)`` over training ratings (``index`` gives each
+    rating's row): dividing by it makes the frequency weights average 1 per rating."""
+    per_rating = counts.clamp(min=1).double()[index.long()]
+    return float((per_rating ** (exponent - 1.0)).mean())
 
 
 def _suggest(lrs: np.ndarray, losses: np.ndarray) -> LRFinderResult:

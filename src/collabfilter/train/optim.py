@@ -121,7 +121,7 @@ class RowOptimizer:
         if isinstance(decay, Tensor) and self.kind == "adamw":
             shrink = _expand(decay.index_select(0, rows), values) * param.index_select(0, rows)
             param.index_add_(0, rows, shrink.mul_(-lr))
-        unique, summed = _coalesce(rows, values, param.shape)
+        unique, summed = _coalesce(rows, values)
         if self.kind == "sgd":
             slot.first = slot.first if slot.first is not None else torch.zeros_like(param)
             velocity = slot.first.index_select(0, unique).mul_(self.momentum).add_(summed)
@@ -176,7 +176,7 @@ def _clip_rows(values: Tensor, max_norm: float) -> Tensor:
     return clipped.reshape(values.shape)
 
 
-def _coalesce(rows: Tensor, values: Tensor, shape: torch.Size) -> tuple[Tensor, Tensor]:
+def _coalesce(rows: Tensor, values: Tensor) -> tuple[Tensor, Tensor]:
     """Distinct rows and the sum of their values."""
     unique, inverse = torch.unique(rows, return_inverse=True)
     summed = torch.zeros(
