@@ -26,6 +26,7 @@ from pathlib import Path
 from rich.console import Console
 
 from collabfilter import __version__
+from collabfilter.config import RECIPES
 from collabfilter.data import REGISTRY, Ratings, generate_ratings, load_movielens, split_random
 from collabfilter.data.fetch import cache_dir, data_dir, locate
 from collabfilter.demo import metrics_table, run_demo, train_with_table
@@ -145,7 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for the plots")
     train = commands.add_parser("train", help="train a default recipe and compare with baselines")
     _data_arguments(train)
-    train.add_argument("--model", choices=["dot_bias", "nn", "dot"], default="dot_bias")
+    train.add_argument(
+        "--model", choices=sorted(RECIPES), default="dot_bias",
+        help="recipe: dot_bias (default), nn, dot, or dot_bias_large for millions of ratings",
+    )  # fmt: skip
     train.add_argument("--valid-pct", type=float, default=0.1, help="validation share")
     train.add_argument("--seed", type=int, default=42)
     summary = commands.add_parser("summary", help="counts, histogram, sample and crosstab")

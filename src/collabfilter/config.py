@@ -90,8 +90,18 @@ class TrainConfig:
     where ``n_row`` is the row's number of training ratings. Exponent 1 is the classic
     per-rating L2 of Funk SVD and Surprise; exponent 0 gives every row the same total
     decay per epoch, as dense weight decay does; values between let rarely seen rows
-    shrink relatively more. Dense parameters (MLP layers, the activity prior) use Adam
-    with ``dense_lr`` under ``optimizer="sgd"``.
+    shrink relatively more.
+
+    Under row-wise sgd one batch can touch a popular row thousands of times and a rare
+    row once, so a single rate is either unstable for the first or slow for the second.
+    ``rate_exponent`` divides each row's rate by ``(1 + c_row) ** rate_exponent``, where
+    ``c_row`` is the row's expected number of ratings in one batch: rare rows keep
+    ``lr`` per rating, and at exponent 1 a crowded row moves by about ``lr`` times its
+    mean gradient per step, whatever the batch size. A diagonal preconditioner: it
+    changes the path to the minimum, not the minimum.
+
+    Dense parameters (MLP layers, the activity prior) use Adam with ``dense_lr`` under
+    ``optimizer="sgd"``.
     """
 
     epochs: int = 20
@@ -120,6 +130,9 @@ class TrainConfig:
     """Frequency exponent of item-row decay."""
     bias_decay_exponent: float = 0.0
     """Frequency exponent of bias decay."""
+    rate_exponent: float = 0.0
+    """Exponent of the per-row rate reduction for crowded rows (see the class docstring);
+    0: one rate for every row."""
     batch_size: int = 8192
     """Ratings per step."""
     dense_lr: float = 3e-3
@@ -156,6 +169,10 @@ class TrainConfig:
         for name in ("weight_decay", "item_weight_decay", "bias_weight_decay"):
             value = getattr(self, name)
             _require(value is None or value >= 0, f"{name} must be >= 0, got {value}")
+        _require(
+            0.0 <= self.rate_exponent <= 1.0,
+            f"rate_exponent must lie in [0, 1], got {self.rate_exponent}",
+        )
         _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         _require(self.dense_lr > 0, f"dense_lr must be > 0, got {self.dense_lr}")
         _require(
@@ -194,9 +211,24 @@ RECIPES: dict[str, tuple[ModelConfig, TrainConfig]] = {
         TrainConfig(batch_size=4096, dense_lr=3e-3, weight_decay=0.12, item_weight_decay=0.16),
     ),
     "dot": (ModelConfig(kind="dot", n_factors=50, init_std=0.1), TrainConfig()),
+    "dot_bias_large": (
+        ModelConfig(kind="dot_bias"),
+        TrainConfig(
+            epochs=8,
+            batch_size=32_768,
+            lr=0.12,
+            rate_exponent=0.7,
+            weight_decay=0.06,
+            item_weight_decay=0.08,
+        ),
+    ),  # fmt: skip
 }
-"""Default model and training recipe per model kind (chosen on validation data carved
-out of training files; see ``benchmarks/tune_recipe.py``)."""
+"""Model and training recipes by name: the default per model kind, chosen on validation
+data carved out of ml-100k's training files (``benchmarks/tune_recipe.py``), and
+``dot_bias_large`` for millions of ratings, chosen on validation carved out of 10M
+synthetic ratings in ml-25m's shape (``benchmarks/bench_scale.py``): larger batches,
+fewer epochs, and rates of rows crowded in a batch divided by their crowding, because
+one batch of 32,768 can touch a blockbuster a thousand times and a rare film once."""
 
 C = TypeVar("C", ModelConfig, TrainConfig, RunOptions)
 

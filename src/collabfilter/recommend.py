@@ -24,7 +24,7 @@ from collabfilter.interpret import find_item, find_items, item_labels
 from collabfilter.models import DotProduct, DotProductBias
 from collabfilter.models.ops import sigmoid_range
 from collabfilter.train import Learner
-from collabfilter.train.learner import decay_norm
+from collabfilter.train.learner import frequency_norm
 
 USER_BLOCK = 1024
 
@@ -244,11 +244,10 @@ def _gauss_newton(
 def _new_user_decay(learner: Learner, n: int) -> tuple[float, float]:
     """Per-rating decay a user with ``n`` ratings had in training (see TrainConfig)."""
     counts = learner.train_tensors.user_counts()
-    index = learner.train_tensors.user_idx
 
     def coefficient(role: str) -> float:
         strength, exponent = learner.config.decay_for("user", role)
-        return float(strength * n ** (exponent - 1) / decay_norm(counts, index, exponent))
+        return float(strength * n ** (exponent - 1) / frequency_norm(counts, exponent - 1))
 
     return coefficient("factors"), coefficient("bias")
 

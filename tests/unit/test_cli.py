@@ -42,3 +42,23 @@ def test_usage_errors_exit_2():
     with pytest.raises(SystemExit) as caught:
         main(["frobnicate"])
     assert caught.value.code == 2
+
+
+@pytest.mark.parametrize("recipe", ["dot_bias", "dot_bias_large"])
+def test_train_prints_the_epoch_table_and_beats_the_mean(tmp_path, capsys, recipe):
+    data = tmp_path / "s.parquet"
+    synth = ["synth", "--users", "300", "--items", "400", "--ratings", "24000", "--seed", "2"]
+    assert main([*synth, "--out", str(data)]) == 0
+    capsys.readouterr()
+    assert main(["train", str(data), "--model", recipe]) == 0
+    out = capsys.readouterr().out
+    assert "valid_rmse" in out
+    epochs = [int(line.split()[0]) for line in out.splitlines() if line[:5].strip().isdigit()]
+    assert epochs == list(range(1, {"dot_bias": 20, "dot_bias_large": 8}[recipe] + 1))
+    rmse = {
+        name: float(line.split("│")[1])
+        for line in out.splitlines()
+        for name in (recipe, "global mean")
+        if line.startswith(f"{name} ")
+    }
+    assert rmse[recipe] < 0.95 * rmse["global mean"]

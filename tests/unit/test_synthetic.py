@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from collabfilter import Ratings, generate_ratings
+from collabfilter import Ratings, generate_ratings, split_random
 from collabfilter.errors import DataError
 
 
@@ -58,3 +58,16 @@ def test_impossible_shapes_are_refused():
         generate_ratings(10, 10, 90)
     with pytest.raises(DataError):
         generate_ratings(10, 10, 5)
+
+
+def test_reference_estimate_sits_between_the_floor_and_the_mean():
+    gaps = []
+    for n_ratings in (15_000, 70_000):  # ~4.7 times the ratings per user and per item
+        synthetic = generate_ratings(300, 1000, n_ratings, n_factors=4, seed=7)
+        train, valid = split_random(synthetic.ratings, 0.1, seed=1)
+        floor = synthetic.truth.noise_floor(valid.user_idx, valid.item_idx)
+        reference = synthetic.truth.reference_rmse(train, valid)
+        mean = float(np.sqrt(np.mean((train.rating.mean() - valid.rating) ** 2)))
+        assert floor < reference < floor + 0.5 * (mean - floor)
+        gaps.append(reference - floor)
+    assert gaps[1] < 0.5 * gaps[0]  # estimation costs less with more data per row

@@ -41,13 +41,14 @@ def test_default_recipe_learns_the_planted_structure(planted):
     assert np.corrcoef(learned[popular], truth.item_bias[popular])[0, 1] > 0.7
 
 
-def test_fused_path_matches_autograd_path(planted):
+@pytest.mark.parametrize("rate_exponent", [0.0, 0.5])
+def test_fused_path_matches_autograd_path(planted, rate_exponent):
     _, (train, valid) = planted
 
     class AutogradOnly(DotProductBias):  # a subclass is not taken by the fused path
         pass
 
-    config = replace(RECIPES["dot_bias"][1], epochs=2)
+    config = replace(RECIPES["dot_bias"][1], epochs=2, rate_exponent=rate_exponent)
     models = []
     for cls in (DotProductBias, AutogradOnly):
         torch.manual_seed(0)
@@ -56,6 +57,17 @@ def test_fused_path_matches_autograd_path(planted):
         models.append(model)
     for name, value in models[0].state_dict().items():
         assert torch.allclose(value, models[1].state_dict()[name], atol=1e-5), name
+
+
+def test_row_rates_fall_with_crowding_in_a_batch(planted):
+    _, (train, _) = planted
+    config = TrainConfig(rate_exponent=0.5, batch_size=len(train) // 4)
+    learner = collab_learner(train, config=config, options=QUIET)
+    rates = learner._side_rates(config)
+    for side, counts in (("user", train.user_counts()), ("item", train.item_counts())):
+        expected_in_batch = counts * (len(train) // 4) / len(train)
+        assert np.allclose(rates[side].numpy() * np.sqrt(1 + expected_in_batch), 1.0)
+    assert learner._side_rates(TrainConfig()) == {}
 
 
 def test_same_seed_same_numbers(planted):
@@ -117,6 +129,8 @@ def test_lr_find_suggests_a_rate_and_restores_the_model(planted):
         {"optimizer": "sgd", "momentum": 0.5, "lr": 0.01},
         {"grad_clip": 1.0},
         {"schedule": "cosine"},
+        {"rate_exponent": 1.0},
+        {"optimizer": "adam", "lr": 3e-3, "rate_exponent": 0.5},
     ],
 )
 def test_every_optimizer_and_option_reduces_the_loss(planted, changes):

@@ -84,6 +84,56 @@ class SyntheticTruth:
         variance = probabilities @ levels**2 - mean**2
         return float(variance.clamp(min=0).mean().sqrt())
 
+    def reference_rmse(self, train: Ratings, valid: Ratings) -> float:
+        """RMSE on ``valid`` of a Bayesian reference that must learn from ``train``.
+
+        The noise floor assumes the parameters are known; a model has to estimate them,
+        and a user with 20 ratings cannot pin down a bias and ``n_factors`` factors.
+        This reference knows the generator's priors and, when estimating a user, the
+        true parameters of the items (and the other way round); each row is then the
+        posterior mean of a ridge regression on its training ratings. It is not a
+        bound (it ignores rounding and clipping, and a model's two sides interact), but
+        it tells how much of a gap to the floor is the price of learning from this many
+        ratings.
+        """
+        users = self._estimate_rows(train, "user")
+        items = self._estimate_rows(train, "item")
+        learned = SyntheticTruth(
+            self.global_mean, users[0], items[0], users[1], items[1], self.noise_std, self.scale
+        )
+        expected = learned.expected(valid.user_idx, valid.item_idx)
+        return float(np.sqrt(np.mean((expected - valid.rating) ** 2)))
+
+    def _estimate_rows(self, train: Ratings, side: str) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior-mean bias and factors of every ``side`` row, the other side known."""
+        import torch
+
+        own, other = train.user_idx, train.item_idx
+        bias, factors = self.user_bias, self.user_factors
+        other_bias, other_factors = self.item_bias, self.item_factors
+        if side == "item":
+            own, other = other, own
+            bias, factors, other_bias, other_factors = other_bias, other_factors, bias, factors
+        n_rows = len(bias)
+        step = self.scale.step or 1.0
+        noise = self.noise_std**2 + step**2 / 12  # rounding adds a uniform error
+        width = other_factors.shape[1] + 1  # bias, then factors
+        gram = torch.zeros(n_rows, width, width, dtype=torch.float64)
+        moment = torch.zeros(n_rows, width, dtype=torch.float64)
+        for start in range(0, len(train), 500_000):  # the outer products, a chunk at a time
+            part = slice(start, start + 500_000)
+            rows = torch.from_numpy(own[part]).long()
+            features = torch.from_numpy(other_factors[other[part]]).double()
+            features = torch.cat([torch.ones(len(rows), 1, dtype=torch.float64), features], 1)
+            residual = train.rating[part] - self.global_mean - other_bias[other[part]]
+            gram.index_add_(0, rows, features[:, :, None] * features[:, None, :])
+            moment.index_add_(0, rows, features * torch.from_numpy(residual).double()[:, None])
+        prior = torch.full((width,), 1.0 / float(factors.var()), dtype=torch.float64)
+        prior[0] = 1.0 / float(bias.var())
+        posterior = torch.linalg.solve(gram / noise + torch.diag(prior), moment / noise)
+        estimate = posterior.float().numpy()
+        return estimate[:, 0].copy(), estimate[:, 1:].copy()
+
 
 @dataclass(frozen=True)
 class SyntheticRatings:

@@ -42,6 +42,8 @@ class FusedDotSGD:
         data: the training tensors.
         row_decay: per-row decay coefficients by parameter name (as for
             :class:`RowOptimizer`).
+        side_rate: per-row rate multipliers of the ``"user"`` and ``"item"`` tables
+            (factors and bias alike); empty for one rate everywhere.
         dense: the optimizer of the model's dense parameters (the activity prior).
     """
 
@@ -50,6 +52,7 @@ class FusedDotSGD:
         model: DotProduct | DotProductBias,
         data: RatingTensors,
         row_decay: dict[str, Tensor],
+        side_rate: dict[str, Tensor],
         dense: RowOptimizer,
     ) -> None:
         self.model = model
@@ -61,6 +64,7 @@ class FusedDotSGD:
             name: row_decay.get(name, zeros_u if name.startswith("user") else zeros_i)
             for name in type(model).ROW_TABLES
         }
+        self.side_rate = side_rate
         self.names, self.constants = self._constants()
         self.buffers: list[Tensor] = []
         # the two activity columns sit side by side: one (batch x 2) view per step
@@ -75,11 +79,15 @@ class FusedDotSGD:
         an epoch's shuffle gathers them all with a single ``index_select``."""
         data, model = self.data, self.model
         names, columns = [], []
+        index = {"user": data.user_idx, "item": data.item_idx}
         for name, decay in self.decay.items():
-            names.append(name)
-            columns.append(
-                decay.index_select(0, data.user_idx if name.startswith("user") else data.item_idx)
-            )
+            side = "user" if name.startswith("user") else "item"
+            rate = self.side_rate.get(side)
+            names.append(name)  # decay, times the row's rate: both scale the same step
+            columns.append((decay if rate is None else decay * rate).index_select(0, index[side]))
+        for side, rate in self.side_rate.items():
+            names.append(f"{side}_rate")
+            columns.append(rate.index_select(0, index[side]))
         if isinstance(model, DotProductBias) and model.activity_prior:
             names += ["user_activity", "item_activity"]
             columns += [
@@ -151,19 +159,21 @@ class FusedDotSGD:
             error = torch.add(batch["low_minus_rating"], squashed, alpha=high - low)
             slope = torch.addcmul(squashed, squashed, squashed, value=-1.0)  # s(1 - s)
             step = slope.mul_(error).mul_(-lr * (high - low))
-        column = step.unsqueeze(1)
+        user_step = step.mul(batch["user_rate"]) if "user_rate" in batch else step
+        item_step = step.mul(batch["item_rate"]) if "item_rate" in batch else step
         # the item update reads the user rows before they turn into the user update
-        item_update = torch.mul(user_rows, column, out=self.buffers[2][:size])
+        item_update = torch.mul(user_rows, item_step.unsqueeze(1), out=self.buffers[2][:size])
         item_update.addcmul_(item_rows, batch["item_factors"].unsqueeze(1), value=-lr)
-        user_rows.mul_(batch["user_factors"].mul(-lr).unsqueeze(1)).addcmul_(item_rows, column)
+        user_rows.mul_(batch["user_factors"].mul(-lr).unsqueeze(1))
+        user_rows.addcmul_(item_rows, user_step.unsqueeze(1))
         model.item_factors.index_add_(0, items, item_update)
         model.user_factors.index_add_(0, users, user_rows)
         if isinstance(model, DotProductBias):
             model.user_bias.index_add_(
-                0, users, torch.addcmul(step, batch["user_bias"], user_bias, value=-lr)
+                0, users, torch.addcmul(user_step, batch["user_bias"], user_bias, value=-lr)
             )
             model.item_bias.index_add_(
-                0, items, torch.addcmul(step, batch["item_bias"], item_bias, value=-lr)
+                0, items, torch.addcmul(item_step, batch["item_bias"], item_bias, value=-lr)
             )
             if model.activity_prior:
                 # d loss / d beta = sum(dL/dx * activity) = -sum(step * activity) / lr

@@ -139,22 +139,38 @@ class Learner:
 
     def _row_decay(self, config: TrainConfig) -> dict[str, Tensor]:
         """Per-row decay coefficient of each user/item table (see ``TrainConfig``)."""
-        tables: dict[str, tuple[str, str]] = getattr(self.model, "ROW_TABLES", {})
-        counts = {
-            "user": self.train_tensors.user_counts(),
-            "item": self.train_tensors.item_counts(),
-        }
-        index = {"user": self.train_tensors.user_idx, "item": self.train_tensors.item_idx}
         decays = {}
-        for name, (side, role) in tables.items():
+        for name, (side, role) in self._tables().items():
             strength, exponent = config.decay_for(side, role)
-            norm = decay_norm(counts[side], index[side], exponent)
-            weight = counts[side].clamp(min=1).double() ** (exponent - 1.0) / norm
-            decays[name] = (strength * weight).float()
+            decays[name] = (strength * self._frequency_weights(side, exponent - 1.0)).float()
         return decays
 
+    def _side_rates(self, config: TrainConfig) -> dict[str, Tensor]:
+        """Per-row rate multipliers ``(1 + c_row) ** -rate_exponent`` of the user and
+        item sides, ``c_row`` being the row's expected occurrences in one batch (none at
+        exponent 0)."""
+        if config.rate_exponent == 0.0:
+            return {}
+        data = self.train_tensors
+        share = min(config.batch_size, len(data)) / len(data)
+        return {
+            side: ((1.0 + counts.double() * share) ** -config.rate_exponent).float()
+            for side, counts in (("user", data.user_counts()), ("item", data.item_counts()))
+        }
+
+    def _tables(self) -> dict[str, tuple[str, str]]:
+        tables: dict[str, tuple[str, str]] = getattr(self.model, "ROW_TABLES", {})
+        return tables
+
+    def _frequency_weights(self, side: str, power: float) -> Tensor:
+        """``n_row ** power`` per row of ``side``, normalised to a mean of 1 per rating."""
+        data = self.train_tensors
+        counts = data.user_counts() if side == "user" else data.item_counts()
+        return counts.clamp(min=1).double() ** power / frequency_norm(counts, power)
+
     def _optimizer(self, config: TrainConfig, *, dense_only: bool = False) -> RowOptimizer:
-        tables = getattr(self.model, "ROW_TABLES", {})
+        tables = self._tables()
+        rates = self._side_rates(config)
         params = [
             (name, param)
             for name, param in self.model.named_parameters()
@@ -165,6 +181,11 @@ class Learner:
             kind=config.optimizer,
             lr=config.lr,
             row_decay=self._row_decay(config),
+            row_rate={
+                name: rate
+                for name, (side, _) in self._tables().items()
+                if (rate := rates.get(side)) is not None
+            },
             dense_decay=config.weight_decay if config.optimizer != "sgd" else 0.0,
             momentum=config.momentum,
             betas=config.betas,
@@ -251,6 +272,7 @@ class Learner:
                 self.model,  # type: ignore[arg-type]
                 self.train_tensors,
                 self._row_decay(config),
+                self._side_rates(config),
                 self._optimizer(config, dense_only=True),
             )
             return lambda rates, advance: runner.epoch(
@@ -390,11 +412,11 @@ class Learner:
         return pd.DataFrame([vars(r) for r in self.history])
 
 
-def decay_norm(counts: Tensor, index: Tensor, exponent: float) -> float:
-    """Mean of ``n_row ** (exponent - 1)`` over training ratings (``index`` gives each
-    rating's row): dividing by it makes the frequency weights average 1 per rating."""
-    per_rating = counts.clamp(min=1).double()[index.long()]
-    return float((per_rating ** (exponent - 1.0)).mean())
+def frequency_norm(counts: Tensor, power: float) -> float:
+    """Mean of ``n_row ** power`` over training ratings (``counts``: ratings per row):
+    dividing by it makes frequency weights average 1 per rating, whatever the data size."""
+    counts = counts.double()
+    return float((counts * counts.clamp(min=1) ** power).sum() / counts.sum())
 
 
 def _suggest(lrs: np.ndarray, losses: np.ndarray) -> LRFinderResult:

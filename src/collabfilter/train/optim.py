@@ -25,6 +25,7 @@ class _Slot:
     name: str
     param: nn.Parameter
     decay: Tensor | float  # per-row coefficients (sparse tables) or one value (dense)
+    rate: Tensor | None = None  # per-row rate multipliers (sparse tables)
     first: Tensor | None = None  # momentum / Adam first moment
     second: Tensor | None = None  # Adam second moment
 
@@ -37,6 +38,7 @@ class RowOptimizer:
         kind: ``"sgd"``, ``"adam"`` (L2 in the gradient) or ``"adamw"`` (decoupled).
         lr: peak step size; :meth:`step` multiplies it by the schedule's factor.
         row_decay: per-row decay coefficients for table parameters, by name.
+        row_rate: per-row multipliers of the step size for table parameters, by name.
         dense_decay: decay of dense matrices (1-D dense parameters are not decayed).
         momentum: sgd momentum (0: none).
         betas: Adam moment decay rates.
@@ -52,6 +54,7 @@ class RowOptimizer:
         kind: OptimizerName = "sgd",
         lr: float,
         row_decay: dict[str, Tensor] | None = None,
+        row_rate: dict[str, Tensor] | None = None,
         dense_decay: float = 0.0,
         momentum: float = 0.0,
         betas: tuple[float, float] = (0.9, 0.99),
@@ -59,7 +62,7 @@ class RowOptimizer:
         dense_lr: float | None = None,
         grad_clip: float | None = None,
     ) -> None:
-        row_decay = row_decay or {}
+        row_decay, row_rate = row_decay or {}, row_rate or {}
         self.kind = kind
         self.lr = lr
         self.dense_lr = lr if dense_lr is None or kind != "sgd" else dense_lr
@@ -73,7 +76,7 @@ class RowOptimizer:
             if not param.requires_grad:
                 continue
             decay: Tensor | float = row_decay.get(name, dense_decay if param.dim() > 1 else 0.0)
-            self.slots.append(_Slot(name, param, decay))
+            self.slots.append(_Slot(name, param, decay, row_rate.get(name)))
 
     def zero_grad(self) -> None:
         """Drop the gradients of the last step."""
@@ -112,7 +115,7 @@ class RowOptimizer:
                 update.add_(values, alpha=-lr)
             else:
                 update = values.mul_(-lr)
-            param.index_add_(0, rows, update)
+            param.index_add_(0, rows, _scaled(update, slot.rate, rows))
             return
         if isinstance(decay, Tensor) and self.kind != "adamw":
             # L2 per touching rating: d/dp (decay/2 * |p|^2) = decay * p
@@ -120,16 +123,16 @@ class RowOptimizer:
             values = values + rows_decay * param.index_select(0, rows)
         if isinstance(decay, Tensor) and self.kind == "adamw":
             shrink = _expand(decay.index_select(0, rows), values) * param.index_select(0, rows)
-            param.index_add_(0, rows, shrink.mul_(-lr))
+            param.index_add_(0, rows, _scaled(shrink.mul_(-lr), slot.rate, rows))
         unique, summed = _coalesce(rows, values)
         if self.kind == "sgd":
             slot.first = slot.first if slot.first is not None else torch.zeros_like(param)
             velocity = slot.first.index_select(0, unique).mul_(self.momentum).add_(summed)
             slot.first.index_copy_(0, unique, velocity)
-            param.index_add_(0, unique, velocity.mul(-lr))
+            param.index_add_(0, unique, _scaled(velocity.mul(-lr), slot.rate, unique))
             return
         update = self._adam_direction(slot, param, unique, summed)
-        param.index_add_(0, unique, update.mul_(-lr))
+        param.index_add_(0, unique, _scaled(update.mul_(-lr), slot.rate, unique))
 
     def _adam_direction(self, slot: _Slot, param: Tensor, rows: Tensor, grad: Tensor) -> Tensor:
         beta1, beta2 = self.betas
@@ -167,6 +170,11 @@ class RowOptimizer:
 
 def _expand(per_row: Tensor, values: Tensor) -> Tensor:
     return per_row.reshape(-1, *([1] * (values.dim() - 1)))
+
+
+def _scaled(update: Tensor, rate: Tensor | None, rows: Tensor) -> Tensor:
+    """``update`` with each row multiplied by its rate (in place), if rates are set."""
+    return update if rate is None else update.mul_(_expand(rate.index_select(0, rows), update))
 
 
 def _clip_rows(values: Tensor, max_norm: float) -> Tensor:
