@@ -32,8 +32,29 @@ def machine_header(title: str) -> str:
         f"python {platform.python_version()}, numpy {numpy.__version__}, pandas "
         f"{pandas.__version__}, pyarrow {pyarrow.__version__}, torch {torch.__version__}, "
         f"collabfilter {collabfilter.__version__}",
+        f"speed probe: {speed_probe():.0f} ms (a fixed gather/scatter workload: a virtual "
+        "machine's speed drifts by 2x and more, so compare timings taken at different "
+        "times through it)",
     ]
     return "\n".join(lines)
+
+
+def speed_probe() -> float:
+    """Milliseconds for a fixed gather/scatter workload shaped like one ml-100k fit's
+    steps (best of three), so that timings taken at different hours can be compared."""
+    import torch
+
+    generator = torch.Generator().manual_seed(0)
+    table = torch.randn(1682, 64, generator=generator)
+    rows = torch.randint(0, 1682, (8192,), generator=generator)
+    best = float("inf")
+    for _ in range(3):
+        start = time.perf_counter()
+        for _ in range(100):
+            gathered = table.index_select(0, rows)
+            table.index_add_(0, rows, gathered.mul_(-1e-6))
+        best = min(best, time.perf_counter() - start)
+    return best * 1e3
 
 
 def _child(fn: Callable[..., Any], args: tuple[Any, ...], queue: Any) -> None:

@@ -216,8 +216,8 @@ RECIPES: dict[str, tuple[ModelConfig, TrainConfig]] = {
         TrainConfig(
             epochs=8,
             batch_size=32_768,
-            lr=0.12,
-            rate_exponent=0.7,
+            lr=0.2,
+            rate_exponent=1.0,
             weight_decay=0.06,
             item_weight_decay=0.08,
         ),
