@@ -41,17 +41,23 @@ class RatingTensors:
         self.rating = torch.from_numpy(ratings.rating).to(self.device, torch.float32)
         self.n_users = ratings.n_users
         self.n_items = ratings.n_items
+        self._user_counts: Tensor | None = None
+        self._item_counts: Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.rating.shape[0])
 
     def user_counts(self) -> Tensor:
-        """Ratings per user index in these tensors."""
-        return torch.bincount(self.user_idx.long(), minlength=self.n_users)
+        """Ratings per user index in these tensors (counted once: set-up asks often)."""
+        if self._user_counts is None:
+            self._user_counts = torch.bincount(self.user_idx.long(), minlength=self.n_users)
+        return self._user_counts
 
     def item_counts(self) -> Tensor:
-        """Ratings per item index in these tensors."""
-        return torch.bincount(self.item_idx.long(), minlength=self.n_items)
+        """Ratings per item index in these tensors (counted once)."""
+        if self._item_counts is None:
+            self._item_counts = torch.bincount(self.item_idx.long(), minlength=self.n_items)
+        return self._item_counts
 
     def batches(
         self, batch_size: int, *, generator: torch.Generator | None = None
