@@ -32,16 +32,15 @@ def machine_header(title: str) -> str:
         f"python {platform.python_version()}, numpy {numpy.__version__}, pandas "
         f"{pandas.__version__}, pyarrow {pyarrow.__version__}, torch {torch.__version__}, "
         f"collabfilter {collabfilter.__version__}",
-        f"speed probe: {speed_probe():.0f} ms (a fixed gather/scatter workload: a virtual "
-        "machine's speed drifts by 2x and more, so compare timings taken at different "
-        "times through it)",
+        f"speed probe: {speed_probe():.0f} ms (a fixed gather/scatter workload; a virtual "
+        "machine's speed drifts by 2x and more within an hour)",
     ]
     return "\n".join(lines)
 
 
 def speed_probe() -> float:
     """Milliseconds for a fixed gather/scatter workload shaped like one ml-100k fit's
-    steps (best of three), so that timings taken at different hours can be compared."""
+    steps (best of three): how fast the machine ran when the benchmark started."""
     import torch
 
     generator = torch.Generator().manual_seed(0)
