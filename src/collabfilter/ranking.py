@@ -57,10 +57,10 @@ def evaluate_ranking(
 
     ``split`` is a hold-out whose training part the learner was trained on; a per-user
     hold-out (``split_by_user``) gives every user held-out items to find, the usual
-    protocol (``benchmarks/bench_ranking.py``). Ranking by predicted rating alone favours excellent
-    but rarely seen items, which held-out data rarely contains; each weight ``w`` in
-    ``popularity_weights`` adds a row ranking by ``predicted + w * log(1 + n_i)``
-    (see :func:`collabfilter.recommend.recommend`).
+    protocol (``benchmarks/bench_ranking.py``). Ranking by predicted rating alone
+    favours excellent but rarely seen items, which held-out data rarely contains; each
+    weight ``w`` in ``popularity_weights`` adds a row ranking by
+    ``predicted + w * log(1 + n_i)`` (see :func:`collabfilter.recommend.recommend`).
     """
     relevant = relevance_matrix(split.valid, relevance)
     counts = split.train.item_counts().astype(np.float32)

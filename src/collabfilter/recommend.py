@@ -24,7 +24,7 @@ from collabfilter.interpret import find_item, find_items, item_labels
 from collabfilter.models import DotProduct, DotProductBias
 from collabfilter.models.ops import sigmoid_range
 from collabfilter.train import Learner
-from collabfilter.train.learner import frequency_norm
+from collabfilter.train.learner import frequency_weight
 
 USER_BLOCK = 1024
 
@@ -247,7 +247,8 @@ def _new_user_decay(learner: Learner, n: int) -> tuple[float, float]:
 
     def coefficient(role: str) -> float:
         strength, exponent = learner.config.decay_for("user", role)
-        return float(strength * n ** (exponent - 1) / frequency_norm(counts, exponent - 1))
+        n_ratings = torch.tensor(float(n), dtype=torch.float64)
+        return float(strength * frequency_weight(n_ratings, counts, exponent - 1))
 
     return coefficient("factors"), coefficient("bias")
 

@@ -96,11 +96,12 @@ class SyntheticTruth:
         it tells how much of a gap to the floor is the price of learning from this many
         ratings.
         """
-        users = self._estimate_rows(train, "user")
-        items = self._estimate_rows(train, "item")
+        user_bias, user_factors = self._estimate_rows(train, "user")
+        item_bias, item_factors = self._estimate_rows(train, "item")
         learned = SyntheticTruth(
-            self.global_mean, users[0], items[0], users[1], items[1], self.noise_std, self.scale
-        )
+            self.global_mean, user_bias, item_bias, user_factors, item_factors,
+            self.noise_std, self.scale,
+        )  # fmt: skip
         expected = learned.expected(valid.user_idx, valid.item_idx)
         return float(np.sqrt(np.mean((expected - valid.rating) ** 2)))
 

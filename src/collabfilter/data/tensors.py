@@ -59,6 +59,10 @@ class RatingTensors:
             self._item_counts = torch.bincount(self.item_idx.long(), minlength=self.n_items)
         return self._item_counts
 
+    def counts(self, side: str) -> Tensor:
+        """Ratings per row of the ``"user"`` or ``"item"`` side."""
+        return self.user_counts() if side == "user" else self.item_counts()
+
     def batches(
         self, batch_size: int, *, generator: torch.Generator | None = None
     ) -> Iterator[Batch]:

@@ -154,8 +154,8 @@ class Learner:
         data = self.train_tensors
         share = min(config.batch_size, len(data)) / len(data)
         return {
-            side: ((1.0 + counts.double() * share) ** -config.rate_exponent).float()
-            for side, counts in (("user", data.user_counts()), ("item", data.item_counts()))
+            side: ((1.0 + data.counts(side).double() * share) ** -config.rate_exponent).float()
+            for side in ("user", "item")
         }
 
     def _tables(self) -> dict[str, tuple[str, str]]:
@@ -164,26 +164,27 @@ class Learner:
 
     def _frequency_weights(self, side: str, power: float) -> Tensor:
         """``n_row ** power`` per row of ``side``, normalised to a mean of 1 per rating."""
-        data = self.train_tensors
-        counts = data.user_counts() if side == "user" else data.item_counts()
-        return counts.clamp(min=1).double() ** power / frequency_norm(counts, power)
+        counts = self.train_tensors.counts(side)
+        return frequency_weight(counts.clamp(min=1).double(), counts, power)
 
     def _optimizer(self, config: TrainConfig, *, dense_only: bool = False) -> RowOptimizer:
+        """The optimizer of every parameter, or only of the dense ones (the fused path
+        updates the tables itself, so it needs no per-row decays or rates here)."""
         tables = self._tables()
-        rates = self._side_rates(config)
         params = [
             (name, param)
             for name, param in self.model.named_parameters()
             if not (dense_only and name in tables)
         ]
+        rates = {} if dense_only else self._side_rates(config)
         return RowOptimizer(
             params,
             kind=config.optimizer,
             lr=config.lr,
-            row_decay=self._row_decay(config),
+            row_decay={} if dense_only else self._row_decay(config),
             row_rate={
                 name: rate
-                for name, (side, _) in self._tables().items()
+                for name, (side, _) in tables.items()
                 if (rate := rates.get(side)) is not None
             },
             dense_decay=config.weight_decay if config.optimizer != "sgd" else 0.0,
@@ -412,11 +413,14 @@ class Learner:
         return pd.DataFrame([vars(r) for r in self.history])
 
 
-def frequency_norm(counts: Tensor, power: float) -> float:
-    """Mean of ``n_row ** power`` over training ratings (``counts``: ratings per row):
-    dividing by it makes frequency weights average 1 per rating, whatever the data size."""
+def frequency_weight(n: Tensor, counts: Tensor, power: float) -> Tensor:
+    """``n ** power`` divided by its mean over the training ratings (``counts``: ratings
+    per row), so that the weights average 1 per rating whatever the data size. ``n``
+    holds rows' numbers of ratings: training's rows, or a new user's count at fold-in;
+    both share this one rule."""
     counts = counts.double()
-    return float((counts * counts.clamp(min=1) ** power).sum() / counts.sum())
+    norm = float((counts * counts.clamp(min=1) ** power).sum() / counts.sum())
+    return n**power / norm
 
 
 def _suggest(lrs: np.ndarray, losses: np.ndarray) -> LRFinderResult:
