@@ -10,7 +10,7 @@ from collabfilter import generate_ratings, split_random
 from collabfilter.config import RECIPES, RunOptions, TrainConfig
 from collabfilter.errors import TrainingDivergedError, UnknownIdError
 from collabfilter.models import DotProduct, DotProductBias
-from collabfilter.train import Learner, collab_learner
+from collabfilter.train import Learner, collab_learner, sparse
 
 QUIET = RunOptions(progress=False, seed=3)
 
@@ -57,6 +57,48 @@ def test_fused_path_matches_autograd_path(planted, rate_exponent):
         models.append(model)
     for name, value in models[0].state_dict().items():
         assert torch.allclose(value, models[1].state_dict()[name], atol=1e-5), name
+
+
+SPARSE_CASES = {
+    "dot, no range": lambda n, m: DotProduct(n, m, 8, init_std=0.1),
+    "dot in a range": lambda n, m: DotProduct(n, m, 8, y_range=(0.5, 5.5), init_std=0.1),
+    "biases, no prior": lambda n, m: DotProductBias(n, m, 8, activity_prior=False),
+    "biases and prior": lambda n, m: DotProductBias(n, m, 8),
+}
+
+
+@pytest.mark.parametrize("rate_exponent", [0.0, 0.5])
+@pytest.mark.parametrize("case", sorted(SPARSE_CASES))
+def test_sparse_products_match_the_gather_scatter_step(planted, monkeypatch, case, rate_exponent):
+    """The small-table path (sparse matrix products) and the gather/index_add path
+    draw the same batches and must leave the same weights."""
+    _, (train, valid) = planted
+    lr = 0.04 if case.startswith("biases") else 0.005  # no sigmoid: smaller steps
+    config = replace(
+        RECIPES["dot_bias"][1], epochs=2, lr=lr, rate_exponent=rate_exponent, batch_size=2048
+    )
+    models = []
+    for small_tables in (True, False):
+        monkeypatch.setattr(sparse, "suits", lambda data, batch_size, use=small_tables: use)
+        torch.manual_seed(0)
+        model = SPARSE_CASES[case](train.n_users, train.n_items)
+        with torch.no_grad():  # biases away from zero so that their decay matters
+            for name, param in model.named_parameters():
+                if name.endswith("bias"):
+                    param.normal_(0, 0.3)
+        learner = Learner(model, train, valid, config=config, options=QUIET)
+        history = learner.fit_recipe()
+        assert history[-1].train_loss < history[0].train_loss
+        models.append(model)
+    for name, value in models[0].state_dict().items():
+        assert torch.allclose(value, models[1].state_dict()[name], atol=2e-5), name
+
+
+def test_sparse_products_are_for_small_tables_on_the_cpu(planted):
+    _, (train, _) = planted
+    tensors = Learner(DotProduct(train.n_users, train.n_items, 4), train).train_tensors
+    rows = train.n_users + train.n_items
+    assert sparse.suits(tensors, rows) and not sparse.suits(tensors, rows - 1)
 
 
 def test_row_rates_fall_with_crowding_in_a_batch(planted):

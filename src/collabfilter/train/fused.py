@@ -4,11 +4,12 @@ For ``DotProduct`` and ``DotProductBias`` trained with plain ``sgd`` (the defaul
 recipe), every step is a handful of whole-batch tensor operations: gather the factor
 rows, form the predictions, write the gradients of the squared error and of the
 per-rating weight decay directly (no autograd graph), and add them into the tables
-with ``index_add_``. Per-rating constants (decay weights, activity values) are
-gathered once per epoch, not once per step. This is what makes a 25-epoch ml-100k fit
-take well under a second on two cores; the generic autograd path does exactly the
-same arithmetic about twice as slowly, and the tests check that one step of each
-leaves the same weights.
+with ``index_add_``. Per-rating constants (decay weights, activity values) sit in one
+matrix, gathered once per batch. This path serves large tables (millions of rows) and
+devices other than the CPU; small tables on the CPU take the same arithmetic as sparse
+matrix products (:mod:`collabfilter.train.sparse`). The generic autograd path does the
+same arithmetic about twice as slowly; the tests check that all three leave the same
+weights.
 """
 
 from __future__ import annotations
@@ -150,16 +151,8 @@ class FusedDotSGD:
                 beta_user, beta_item = model.activity_weight.tolist()
                 x.add_(batch["user_activity"], alpha=beta_user)
                 x.add_(batch["item_activity"], alpha=beta_item)
-        # step = -lr * d(0.5 * (prediction - rating)^2)/dx, through the sigmoid range
-        if model.y_range is None:
-            error = x.add_(batch["minus_rating"])
-            step = error.mul(-lr)
-        else:
-            low, high = model.y_range
-            squashed = torch.sigmoid(x)
-            error = torch.add(batch["low_minus_rating"], squashed, alpha=high - low)
-            slope = torch.addcmul(squashed, squashed, squashed, value=-1.0)  # s(1 - s)
-            step = slope.mul_(error).mul_(-lr * (high - low))
+        target = batch["minus_rating" if model.y_range is None else "low_minus_rating"]
+        error, step = error_and_step(x, target, model.y_range, lr)
         user_step = step.mul(batch["user_rate"]) if "user_rate" in batch else step
         item_step = step.mul(batch["item_rate"]) if "item_rate" in batch else step
         # the item update reads the user rows before they turn into the user update
@@ -181,3 +174,21 @@ class FusedDotSGD:
                 model.activity_weight.grad = (step @ batch["activity"]).div_(-lr)
                 self.dense.step(multiplier)
         return torch.dot(error, error) * 0.5
+
+
+def error_and_step(
+    x: Tensor, target: Tensor, y_range: tuple[float, float] | None, lr: float
+) -> tuple[Tensor, Tensor]:
+    """Each rating's error (prediction - rating) and step ``-lr * d(err^2 / 2)/dx``.
+
+    ``x`` is the model's output before the sigmoid range (overwritten when there is
+    none); ``target`` is ``low - rating`` under a range, else ``-rating``.
+    """
+    if y_range is None:
+        error = x.add_(target)
+        return error, error.mul(-lr)
+    low, high = y_range
+    squashed = torch.sigmoid(x)
+    error = torch.add(target, squashed, alpha=high - low)
+    slope = torch.addcmul(squashed, squashed, squashed, value=-1.0)  # s(1 - s)
+    return error, slope.mul_(error).mul_(-lr * (high - low))

@@ -26,7 +26,7 @@ from collabfilter.data import Ratings, Vocabulary
 from collabfilter.data.tensors import Batch, RatingTensors
 from collabfilter.errors import DataError, TrainingDivergedError
 from collabfilter.models import build_model
-from collabfilter.train import fused
+from collabfilter.train import fused, sparse
 from collabfilter.train.optim import RowOptimizer
 from collabfilter.train.progress import EpochReporter
 from collabfilter.train.schedule import exponential_sweep, get_schedule
@@ -265,11 +265,13 @@ class Learner:
     ) -> Callable[[list[float], Callable[[int], None]], Tensor]:
         """A function running one epoch at given rate multipliers; returns half the SSE.
 
-        Dot models under plain sgd take the fused closed-form path; everything else
+        Dot models under plain sgd take a closed-form path (sparse matrix products for
+        small tables on the CPU, gather and ``index_add_`` otherwise); everything else
         goes through autograd with sparse row gradients.
         """
         if fused.supports(self.model, config):
-            runner = fused.FusedDotSGD(
+            small = sparse.suits(self.train_tensors, config.batch_size)
+            runner = (sparse.SparseDotSGD if small else fused.FusedDotSGD)(
                 self.model,  # type: ignore[arg-type]
                 self.train_tensors,
                 self._row_decay(config),

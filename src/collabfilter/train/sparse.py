@@ -1,0 +1,247 @@
+"""Per-rating SGD for the dot models as sparse matrix products, for small tables.
+
+When the factor tables have no more rows than a batch has ratings (ml-100k: 2,625
+rows, batches of 8,192), gathering a user row and an item row per rating and adding
+the updates back with ``index_add_`` (:mod:`collabfilter.train.fused`) streams
+(batch x factors) temporaries through memory a dozen times a step. The same step,
+written with the batch as a sparse users x items matrix ``A`` of its ratings:
+
+- predictions are ``U @ I.T`` sampled at ``A``'s entries (``sampled_addmm``);
+- the factor gradients are ``A_step @ I`` and ``A_step.T @ U``, ``A_step`` holding each
+  rating's step (sparse-dense products that read the small tables in place);
+- a row's per-rating weight decay, summed over the batch, is its decay times its
+  number of ratings in the batch: one multiply of each table.
+
+Epochs draw the same permutation and cut the same batches as the other paths; each
+batch is sorted by user, and by item for the transposed product, which is all CSR
+needs. The arithmetic is the tensor path's in another summation order (the tests
+check both leave the same weights); on ml-100k's default fit it is about 2x faster.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import torch
+from torch import Tensor
+
+from collabfilter.data.tensors import RatingTensors
+from collabfilter.models import DotProduct, DotProductBias
+from collabfilter.train.fused import error_and_step
+from collabfilter.train.optim import RowOptimizer
+
+
+def suits(data: RatingTensors, batch_size: int) -> bool:
+    """Whether the sparse form pays: data on the CPU and tables of at most one batch
+    of rows (every step rewrites whole tables, which must cost less than the batch)."""
+    return data.device.type == "cpu" and data.n_users + data.n_items <= batch_size
+
+
+class SparseDotSGD:
+    """Per-rating SGD epochs for a dot-product model with small tables.
+
+    Takes the same arguments as :class:`~collabfilter.train.fused.FusedDotSGD`:
+    per-row decay coefficients by parameter name, per-row rate multipliers by side
+    (empty for one rate everywhere) and the optimizer of the dense parameters.
+    """
+
+    def __init__(
+        self,
+        model: DotProduct | DotProductBias,
+        data: RatingTensors,
+        row_decay: dict[str, Tensor],
+        side_rate: dict[str, Tensor],
+        dense: RowOptimizer,
+    ) -> None:
+        self.model = model
+        self.data = data
+        self.dense = dense
+        self.rate = side_rate
+        sizes = {"user": data.n_users, "item": data.n_items}
+        # decay times the row's rate: both scale the same step
+        self.shrink: dict[str, Tensor] = {}
+        for name, (side, _) in type(model).ROW_TABLES.items():
+            decay = row_decay.get(name, torch.zeros(sizes[side]))
+            rate = side_rate.get(side)
+            self.shrink[name] = decay if rate is None else decay * rate
+        low = 0.0 if model.y_range is None else model.y_range[0]
+        self.target = low - data.rating  # error = prediction - rating = (s * span) + this
+        self.batch_ids = torch.empty(0, dtype=torch.int32)
+        self.zeros = torch.zeros(0)
+        _quiet_first_csr()
+
+    @torch.no_grad()
+    def epoch(
+        self,
+        generator: torch.Generator,
+        batch_size: int,
+        peak_lr: float,
+        multipliers: list[float],
+        advance: Callable[[int], None],
+    ) -> Tensor:
+        """One pass at ``peak_lr * multipliers[k]`` for batch ``k``; returns half the SSE."""
+        if self.batch_ids.shape[0] != len(self.data) or self.zeros.shape[0] != batch_size:
+            self.batch_ids = torch.arange(len(self.data), dtype=torch.int32) // batch_size
+            self.zeros = torch.zeros(batch_size)
+        plan = _EpochPlan.draw(self, generator, batch_size)
+        total = torch.zeros((), dtype=torch.float64)
+        for k in range(plan.n_batches):
+            total += self._step(plan, k, peak_lr * multipliers[k], multipliers[k])
+            advance(1)
+        return total
+
+    def _step(self, plan: _EpochPlan, k: int, lr: float, multiplier: float) -> Tensor:
+        model, data = self.model, self.data
+        shape = (data.n_users, data.n_items)
+        batch = plan.batch(k)
+        users, items, items32 = batch.users, batch.items, batch.items32
+        pattern = torch.sparse_csr_tensor(
+            batch.user_crow, items32, self.zeros[: users.shape[0]], size=shape,
+            check_invariants=False,
+        )  # fmt: skip
+        user_factors, item_factors = model.user_factors, model.item_factors
+        x = torch.sparse.sampled_addmm(pattern, user_factors, item_factors.t()).values()
+        if isinstance(model, DotProductBias):
+            user_effect, item_effect = _effects(model)
+            x.add_(user_effect.index_select(0, users)).add_(item_effect.index_select(0, items))
+            x.add_(model.offset)
+        error, step = error_and_step(x, batch.target, model.y_range, lr)
+        by_user = torch.sparse_csr_tensor(
+            batch.user_crow, items32, step, size=shape, check_invariants=False
+        )
+        by_item = torch.sparse_csr_tensor(
+            batch.item_crow, batch.users_by_item, step.index_select(0, batch.to_item_order),
+            size=shape[::-1], check_invariants=False,
+        )  # fmt: skip
+        # both products read the tables as they were before this step
+        user_grad, item_grad = by_user @ item_factors, by_item @ user_factors
+        counts = {"user": plan.user_counts[k], "item": plan.item_counts[k]}
+        self._shrink_and_add(user_factors, "user_factors", counts["user"], user_grad, lr)
+        self._shrink_and_add(item_factors, "item_factors", counts["item"], item_grad, lr)
+        if isinstance(model, DotProductBias):
+            user_sum = torch.zeros(data.n_users).index_add_(0, users, step)
+            item_sum = torch.zeros(data.n_items).index_add_(0, items, step)
+            self._shrink_and_add(model.user_bias, "user_bias", counts["user"], user_sum, lr)
+            self._shrink_and_add(model.item_bias, "item_bias", counts["item"], item_sum, lr)
+            if model.activity_prior:
+                # d loss / d beta = sum(dL/dx * activity) = -sum(step * activity) / lr
+                grad = torch.stack([user_sum @ model.user_activity, item_sum @ model.item_activity])
+                model.activity_weight.grad = grad.div_(-lr)
+                self.dense.step(multiplier)
+        return torch.dot(error, error) * 0.5
+
+    def _shrink_and_add(
+        self, table: Tensor, name: str, counts: Tensor, summed_steps: Tensor, lr: float
+    ) -> None:
+        """``row * (1 - lr * shrink * count) + rate * summed steps``, every row at once
+        (a row without ratings in the batch keeps its value: its count is 0)."""
+        side = type(self.model).ROW_TABLES[name][0]
+        factor = self.shrink[name].mul(counts).mul_(-lr).add_(1.0)
+        rate = self.rate.get(side)
+        if table.dim() == 2:
+            factor = factor.unsqueeze(1)
+            rate = None if rate is None else rate.unsqueeze(1)
+        table.mul_(factor)
+        if rate is None:
+            table.add_(summed_steps)
+        else:
+            table.addcmul_(rate, summed_steps)
+
+
+@dataclass(frozen=True)
+class _EpochPlan:
+    """One epoch's ratings, batch by batch, each batch sorted by user: the arrays the
+    CSR matrices of the batches are views of."""
+
+    batch_size: int
+    n_batches: int
+    users: Tensor  # int64, the batch order
+    items: Tensor  # int64
+    items32: Tensor  # int32 (CSR column indices of the by-user matrices)
+    target: Tensor
+    user_crow: Tensor  # (batches, users + 1) int32
+    item_crow: Tensor  # (batches, items + 1) int32
+    user_counts: Tensor  # (batches, users) float: ratings per row in each batch
+    item_counts: Tensor
+    users_by_item: Tensor  # int32, each batch sorted by item
+    to_item_order: Tensor  # int64 positions within the batch, in item order
+
+    @classmethod
+    def draw(cls, runner: SparseDotSGD, generator: torch.Generator, batch_size: int) -> _EpochPlan:
+        data, batch_ids = runner.data, runner.batch_ids
+        order = data.shuffled_order(generator)  # the same stream as the other paths
+        n_batches = int(batch_ids[-1]) + 1
+        by_user = torch.sort(batch_ids * data.n_users + data.user_idx[order], stable=True)
+        rows = order.index_select(0, by_user.indices)
+        users32, items32 = data.user_idx.index_select(0, rows), data.item_idx.index_select(0, rows)
+        by_item = torch.sort(batch_ids * data.n_items + items32, stable=True)
+        user_crow, user_counts = _crow(by_user.values, n_batches, data.n_users)
+        item_crow, item_counts = _crow(by_item.values, n_batches, data.n_items)
+        return cls(
+            batch_size=batch_size,
+            n_batches=n_batches,
+            users=users32.long(),
+            items=items32.long(),
+            items32=items32,
+            target=runner.target.index_select(0, rows),
+            user_crow=user_crow,
+            item_crow=item_crow,
+            user_counts=user_counts,
+            item_counts=item_counts,
+            users_by_item=users32.index_select(0, by_item.indices),
+            to_item_order=by_item.indices - batch_ids.long() * batch_size,
+        )
+
+    def batch(self, k: int) -> _Batch:
+        """Views of batch ``k``'s parts."""
+        part = slice(k * self.batch_size, (k + 1) * self.batch_size)
+        return _Batch(
+            self.users[part], self.items[part], self.items32[part], self.target[part],
+            self.user_crow[k], self.item_crow[k], self.users_by_item[part],
+            self.to_item_order[part],
+        )  # fmt: skip
+
+
+class _Batch(NamedTuple):
+    users: Tensor
+    items: Tensor
+    items32: Tensor
+    target: Tensor
+    user_crow: Tensor
+    item_crow: Tensor
+    users_by_item: Tensor
+    to_item_order: Tensor
+
+
+def _crow(sorted_keys: Tensor, n_batches: int, n_rows: int) -> tuple[Tensor, Tensor]:
+    """CSR row pointers (int32) and float counts per (batch, row) from ``batch * n_rows
+    + row`` keys in sorted order."""
+    counts = torch.bincount(sorted_keys, minlength=n_batches * n_rows).view(n_batches, n_rows)
+    crow = torch.zeros(n_batches, n_rows + 1, dtype=torch.int32)
+    torch.cumsum(counts, 1, dtype=torch.int32, out=crow[:, 1:])
+    return crow, counts.float()
+
+
+def _effects(model: DotProductBias) -> tuple[Tensor, Tensor]:
+    """Each user's and item's bias plus its activity term, ``b + beta * a``."""
+    if not model.activity_prior:
+        return model.user_bias, model.item_bias
+    beta_user, beta_item = model.activity_weight.tolist()
+    return (
+        torch.add(model.user_bias, model.user_activity, alpha=beta_user),
+        torch.add(model.item_bias, model.item_activity, alpha=beta_item),
+    )
+
+
+def _quiet_first_csr() -> None:
+    """torch prints a one-time 'sparse CSR support is in beta' notice on the first
+    CSR tensor of a process; the operations used here are stable and tested."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        torch.sparse_csr_tensor(
+            torch.zeros(2, dtype=torch.int32), torch.zeros(0, dtype=torch.int32),
+            torch.zeros(0), size=(1, 1), check_invariants=False,
+        )  # fmt: skip
