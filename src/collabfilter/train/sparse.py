@@ -97,9 +97,9 @@ class SparseDotSGD:
         model, data = self.model, self.data
         shape = (data.n_users, data.n_items)
         batch = plan.batch(k)
-        users, items, items32 = batch.users, batch.items, batch.items32
+        users, items = batch.users, batch.items
         pattern = torch.sparse_csr_tensor(
-            batch.user_crow, items32, self.zeros[: users.shape[0]], size=shape,
+            batch.user_crow, items, self.zeros[: users.shape[0]], size=shape,
             check_invariants=False,
         )  # fmt: skip
         user_factors, item_factors = model.user_factors, model.item_factors
@@ -110,7 +110,7 @@ class SparseDotSGD:
             x.add_(model.offset)
         error, step = error_and_step(x, batch.target, model.y_range, lr)
         by_user = torch.sparse_csr_tensor(
-            batch.user_crow, items32, step, size=shape, check_invariants=False
+            batch.user_crow, items, step, size=shape, check_invariants=False
         )
         by_item = torch.sparse_csr_tensor(
             batch.item_crow, batch.users_by_item, step.index_select(0, batch.to_item_order),
@@ -158,57 +158,55 @@ class _EpochPlan:
 
     batch_size: int
     n_batches: int
-    users: Tensor  # int64, the batch order
-    items: Tensor  # int64
-    items32: Tensor  # int32 (CSR column indices of the by-user matrices)
+    users: Tensor  # int32, in batch order; the items are the by-user CSR columns
+    items: Tensor
     target: Tensor
     user_crow: Tensor  # (batches, users + 1) int32
     item_crow: Tensor  # (batches, items + 1) int32
     user_counts: Tensor  # (batches, users) float: ratings per row in each batch
     item_counts: Tensor
     users_by_item: Tensor  # int32, each batch sorted by item
-    to_item_order: Tensor  # int64 positions within the batch, in item order
+    item_order: Tensor  # int64 positions in the epoch of each batch's ratings by item
 
     @classmethod
     def draw(cls, runner: SparseDotSGD, generator: torch.Generator, batch_size: int) -> _EpochPlan:
         data, batch_ids = runner.data, runner.batch_ids
         order = data.shuffled_order(generator)  # the same stream as the other paths
         n_batches = int(batch_ids[-1]) + 1
-        by_user = torch.sort(batch_ids * data.n_users + data.user_idx[order], stable=True)
+        user_keys = batch_ids * data.n_users + data.user_idx.index_select(0, order)
+        by_user = torch.sort(user_keys, stable=True)
         rows = order.index_select(0, by_user.indices)
-        users32, items32 = data.user_idx.index_select(0, rows), data.item_idx.index_select(0, rows)
-        by_item = torch.sort(batch_ids * data.n_items + items32, stable=True)
+        users, items = data.user_idx.index_select(0, rows), data.item_idx.index_select(0, rows)
+        by_item = torch.sort(batch_ids * data.n_items + items, stable=True)
         user_crow, user_counts = _crow(by_user.values, n_batches, data.n_users)
         item_crow, item_counts = _crow(by_item.values, n_batches, data.n_items)
         return cls(
             batch_size=batch_size,
             n_batches=n_batches,
-            users=users32.long(),
-            items=items32.long(),
-            items32=items32,
+            users=users,
+            items=items,
             target=runner.target.index_select(0, rows),
             user_crow=user_crow,
             item_crow=item_crow,
             user_counts=user_counts,
             item_counts=item_counts,
-            users_by_item=users32.index_select(0, by_item.indices),
-            to_item_order=by_item.indices - batch_ids.long() * batch_size,
+            users_by_item=users.index_select(0, by_item.indices),
+            item_order=by_item.indices,
         )
 
     def batch(self, k: int) -> _Batch:
         """Views of batch ``k``'s parts."""
         part = slice(k * self.batch_size, (k + 1) * self.batch_size)
         return _Batch(
-            self.users[part], self.items[part], self.items32[part], self.target[part],
-            self.user_crow[k], self.item_crow[k], self.users_by_item[part],
-            self.to_item_order[part],
+            self.users[part], self.items[part], self.target[part], self.user_crow[k],
+            self.item_crow[k], self.users_by_item[part],
+            self.item_order[part] - k * self.batch_size,
         )  # fmt: skip
 
 
 class _Batch(NamedTuple):
     users: Tensor
     items: Tensor
-    items32: Tensor
     target: Tensor
     user_crow: Tensor
     item_crow: Tensor
