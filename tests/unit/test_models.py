@@ -4,6 +4,7 @@ import torch
 from collabfilter.config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from collabfilter.errors import ConfigError
 from collabfilter.models import DotProduct, DotProductBias, EmbeddingNN, build_model, embedding_size
+from collabfilter.models.nn import Dropout
 from collabfilter.models.ops import gather_rows, row_dot
 
 
@@ -101,3 +102,20 @@ def test_configs_round_trip_through_dicts():
         assert config_from_dict(type(config), config_to_dict(config)) == config
     with pytest.raises(ConfigError, match="unknown TrainConfig field"):
         config_from_dict(TrainConfig, {"epoch": 3})
+
+
+def test_dropout_keeps_the_expected_share_scaled_and_is_seeded():
+    layer = Dropout(0.3)
+    x = torch.ones(200, 500)
+    torch.manual_seed(0)
+    out = layer(x)
+    kept = out != 0
+    assert abs(kept.float().mean().item() - 0.7) < 0.01
+    assert torch.allclose(out[kept], torch.full_like(out[kept], 1 / 0.7))
+    torch.manual_seed(0)
+    assert torch.equal(layer(x), out)
+    assert torch.equal(layer.eval()(x), x)
+    assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
+    grad = torch.ones(3, 4, requires_grad=True)
+    Dropout(0.5)(grad).sum().backward()
+    assert set(grad.grad.unique().tolist()) <= {0.0, 2.0}

@@ -27,6 +27,21 @@ def embedding_size(n_categories: int, *, max_size: int = 600) -> int:
     return int(min(max_size, round(1.6 * n_categories**0.56)))
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` with its mask drawn as ``rand >= p``, as torch's own compiler
+    draws it on the CPU (pytorch/pytorch#97002): eager ``bernoulli_`` is a serial
+    loop there (pytorch/pytorch#138199), twice as slow as ``rand`` and a quarter of the
+    nn recipe's fit time. Same distribution, same torch generator."""
+
+    def forward(self, input: Tensor) -> Tensor:
+        if not self.training or self.p == 0.0:
+            return input
+        if self.p == 1.0:
+            return input * 0.0
+        keep = (torch.rand_like(input) >= self.p).to(input.dtype)
+        return input * keep.mul_(1.0 / (1.0 - self.p))
+
+
 class EmbeddingNN(BiasTerms, nn.Module):
     """``r(u, i) = low + (high - low) * sigmoid(MLP([e_u, e_i]) + bias terms)``.
 
@@ -93,7 +108,7 @@ class EmbeddingNN(BiasTerms, nn.Module):
         item_size = item_size or embedding_size(n_items)
         self.user_embedding = nn.Parameter(torch.randn(n_users, user_size) * init_std)
         self.item_embedding = nn.Parameter(torch.randn(n_items, item_size) * init_std)
-        self.embedding_dropout = nn.Dropout(embedding_dropout)
+        self.embedding_dropout = Dropout(embedding_dropout)
         blocks: list[nn.Module] = []
         width = user_size + item_size
         for out_width, p in zip(widths, drops, strict=True):
@@ -101,7 +116,7 @@ class EmbeddingNN(BiasTerms, nn.Module):
             if batch_norm:
                 blocks.append(nn.BatchNorm1d(out_width))
             if p > 0:
-                blocks.append(nn.Dropout(p))
+                blocks.append(Dropout(p))
             width = out_width
         blocks.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*blocks)

@@ -7,9 +7,8 @@ with a single ``index_add_``: per step the cost follows the batch, not the table
 
 ``row_dot`` fuses the lookup of both factor rows with their dot product, and writes
 its gradient in closed form (``d(p.q)/dp = q``), because a generic autograd graph of
-gather -> multiply -> sum costs three times as long on CPU (measured in
-``benchmarks/bench_engine.py``). Both functions are checked against autograd's own
-gradients in the tests.
+gather -> multiply -> sum costs about three times as long on CPU. Both functions are
+checked against autograd's own gradients in the tests.
 """
 
 from __future__ import annotations
