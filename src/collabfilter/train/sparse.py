@@ -118,37 +118,36 @@ class SparseDotSGD:
         )  # fmt: skip
         # both products read the tables as they were before this step
         user_grad, item_grad = by_user @ item_factors, by_item @ user_factors
-        counts = {"user": plan.user_counts[k], "item": plan.item_counts[k]}
-        self._shrink_and_add(user_factors, "user_factors", counts["user"], user_grad, lr)
-        self._shrink_and_add(item_factors, "item_factors", counts["item"], item_grad, lr)
+        decay = plan.decay_counts
+        self._shrink_and_add(user_factors, "user", decay["user_factors"][k], user_grad, lr)
+        self._shrink_and_add(item_factors, "item", decay["item_factors"][k], item_grad, lr)
         if isinstance(model, DotProductBias):
             user_sum = torch.zeros(data.n_users).index_add_(0, users, step)
             item_sum = torch.zeros(data.n_items).index_add_(0, items, step)
-            self._shrink_and_add(model.user_bias, "user_bias", counts["user"], user_sum, lr)
-            self._shrink_and_add(model.item_bias, "item_bias", counts["item"], item_sum, lr)
             if model.activity_prior:
                 # d loss / d beta = sum(dL/dx * activity) = -sum(step * activity) / lr
                 grad = torch.stack([user_sum @ model.user_activity, item_sum @ model.item_activity])
                 model.activity_weight.grad = grad.div_(-lr)
+            self._shrink_and_add(model.user_bias, "user", decay["user_bias"][k], user_sum, lr)
+            self._shrink_and_add(model.item_bias, "item", decay["item_bias"][k], item_sum, lr)
+            if model.activity_prior:
                 self.dense.step(multiplier)
         return torch.dot(error, error) * 0.5
 
     def _shrink_and_add(
-        self, table: Tensor, name: str, counts: Tensor, summed_steps: Tensor, lr: float
+        self, table: Tensor, side: str, decay_counts: Tensor, summed_steps: Tensor, lr: float
     ) -> None:
         """``row * (1 - lr * shrink * count) + rate * summed steps``, every row at once
-        (a row without ratings in the batch keeps its value: its count is 0)."""
-        side = type(self.model).ROW_TABLES[name][0]
-        factor = self.shrink[name].mul(counts).mul_(-lr).add_(1.0)
+        (a row without ratings in the batch keeps its value: its count is 0).
+        Overwrites ``summed_steps``."""
+        factor = torch.rsub(decay_counts, 1.0, alpha=lr)
         rate = self.rate.get(side)
         if table.dim() == 2:
             factor = factor.unsqueeze(1)
             rate = None if rate is None else rate.unsqueeze(1)
-        table.mul_(factor)
-        if rate is None:
-            table.add_(summed_steps)
-        else:
-            table.addcmul_(rate, summed_steps)
+        if rate is not None:
+            summed_steps.mul_(rate)
+        torch.addcmul(summed_steps, table, factor, out=table)
 
 
 @dataclass(frozen=True)
@@ -163,10 +162,9 @@ class _EpochPlan:
     target: Tensor
     user_crow: Tensor  # (batches, users + 1) int32
     item_crow: Tensor  # (batches, items + 1) int32
-    user_counts: Tensor  # (batches, users) float: ratings per row in each batch
-    item_counts: Tensor
     users_by_item: Tensor  # int32, each batch sorted by item
     item_order: Tensor  # int64 positions in the epoch of each batch's ratings by item
+    decay_counts: dict[str, Tensor]  # per table, (batches, rows): shrink x ratings in batch
 
     @classmethod
     def draw(cls, runner: SparseDotSGD, generator: torch.Generator, batch_size: int) -> _EpochPlan:
@@ -180,6 +178,8 @@ class _EpochPlan:
         by_item = torch.sort(batch_ids * data.n_items + items, stable=True)
         user_crow, user_counts = _crow(by_user.values, n_batches, data.n_users)
         item_crow, item_counts = _crow(by_item.values, n_batches, data.n_items)
+        counts = {"user": user_counts, "item": item_counts}
+        tables = type(runner.model).ROW_TABLES
         return cls(
             batch_size=batch_size,
             n_batches=n_batches,
@@ -188,10 +188,11 @@ class _EpochPlan:
             target=runner.target.index_select(0, rows),
             user_crow=user_crow,
             item_crow=item_crow,
-            user_counts=user_counts,
-            item_counts=item_counts,
             users_by_item=users.index_select(0, by_item.indices),
             item_order=by_item.indices,
+            decay_counts={
+                name: counts[side] * runner.shrink[name] for name, (side, _) in tables.items()
+            },
         )
 
     def batch(self, k: int) -> _Batch:
