@@ -15,7 +15,8 @@ written with the batch as a sparse users x items matrix ``A`` of its ratings:
 Epochs draw the same permutation and cut the same batches as the other paths; each
 batch is sorted by user, and by item for the transposed product, which is all CSR
 needs. The arithmetic is the tensor path's in another summation order (the tests
-check both leave the same weights); on ml-100k's default fit it is about 2x faster.
+check both leave the same weights). ml-100k's default fit runs 1.5-1.9x faster this way
+(measured side by side; most of the rest is the per-epoch shuffle and two sorts).
 """
 
 from __future__ import annotations
