@@ -6,7 +6,8 @@ Splits: the fixed 90/10 split (../shared/datasets/splits/ml-100k-r90, identical 
 ``split_random(ml100k, 0.1, seed=42, keep_known=False)``, checked below) and the
 canonical u1.base/u1.test. RMSE is on the held-out part; models are trained without
 seeing it (no best-epoch picking on it). Fit time excludes import and loading and is
-the median of three fits.
+the median of three fits. A second table times the default fit with each form of the
+dot models' SGD step (sparse products for small tables, gather/index_add for large).
 
 The last table runs fastai's recipe (DotProductBias, 50 factors, y_range (0, 5.5),
 AdamW one-cycle 5 epochs at 5e-3, wd 0.1, batch size 64) twice: in the plain
@@ -28,7 +29,7 @@ from torch.utils.data import DataLoader, Dataset
 from collabfilter import Split, load_movielens, load_movielens_fold, split_random
 from collabfilter.config import RECIPES, RunOptions, TrainConfig
 from collabfilter.models import DotProductBias
-from collabfilter.train import Learner, collab_learner
+from collabfilter.train import Learner, collab_learner, sparse
 from common import SHARED, machine_header
 
 QUIET = RunOptions(progress=False, seed=42)
@@ -60,6 +61,28 @@ def our_recipe(split: Split, model: str, repeats: int = 3) -> tuple[float, float
         learner.fit_recipe()
         times.append(time.perf_counter() - start)
     return rmse(learner.predict_ratings(split.valid), split.valid.rating), float(np.median(times))
+
+
+def step_forms(split: Split, repeats: int = 3) -> dict[str, tuple[float, float]]:
+    """The default fit with each form of the dot models' SGD step, interleaved so that
+    both see the same machine speed: sparse matrix products (what small tables get)
+    and gather/index_add (what large tables get). RMSE and median fit time."""
+    forms: dict[str, list[float]] = {"sparse products": [], "gather/index_add": []}
+    scores = {}
+    chooser = sparse.suits
+    try:
+        for _ in range(repeats):
+            for form, times in forms.items():
+                small = form == "sparse products"
+                sparse.suits = lambda data, batch_size, small=small: small
+                learner = collab_learner(split.train, None, options=QUIET)
+                start = time.perf_counter()
+                learner.fit_recipe()
+                times.append(time.perf_counter() - start)
+                scores[form] = rmse(learner.predict_ratings(split.valid), split.valid.rating)
+    finally:
+        sparse.suits = chooser
+    return {form: (scores[form], float(np.median(times))) for form, times in forms.items()}
 
 
 # ----------------------------------------------------------------------------- tutorial
@@ -164,6 +187,12 @@ def main() -> None:
         f"  dot_bias recipe: {dot_model.n_factors} factors, {dot_train.epochs} epochs, "
         f"batch {dot_train.batch_size}, {dot_train.optimizer} lr {dot_train.lr}, one-cycle"
     )
+    print("\nthe default fit, 90/10, by form of the SGD step (interleaved, median of 3):")
+    forms = step_forms(parts["90/10"])
+    for form, (score, seconds) in forms.items():
+        print(f"{form:40s} RMSE {score:.4f}  fit {seconds:7.2f} s")
+    ratio = forms["gather/index_add"][1] / forms["sparse products"][1]
+    print(f"speed ratio: {ratio:.1f}x")
     if args.skip_tutorial:
         return
     print("\nfastai's recipe (50 factors, AdamW one-cycle 5 epochs 5e-3, wd 0.1, batch 64), 90/10:")

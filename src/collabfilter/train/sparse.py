@@ -16,7 +16,8 @@ Epochs draw the same permutation and cut the same batches as the other paths; ea
 batch is sorted by user, and by item for the transposed product, which is all CSR
 needs. The arithmetic is the tensor path's in another summation order (the tests
 check both leave the same weights). ml-100k's default fit runs 1.5-1.9x faster this way
-(measured side by side; most of the rest is the per-epoch shuffle and two sorts).
+(``benchmarks/bench_accuracy.py`` times both side by side); a third of what remains is
+the per-epoch shuffle and the two sorts.
 """
 
 from __future__ import annotations
