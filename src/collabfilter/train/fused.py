@@ -14,7 +14,8 @@ weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from typing import Generic, NamedTuple, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -23,6 +24,8 @@ from collabfilter.config import TrainConfig
 from collabfilter.data.tensors import RatingTensors
 from collabfilter.models import DotProduct, DotProductBias
 from collabfilter.train.optim import RowOptimizer
+
+BatchT = TypeVar("BatchT")
 
 
 def supports(model: nn.Module, config: TrainConfig) -> bool:
@@ -35,14 +38,15 @@ def supports(model: nn.Module, config: TrainConfig) -> bool:
     )
 
 
-class FusedDotSGD:
-    """Per-rating SGD epochs for a dot-product model.
+class DotSGD(Generic[BatchT]):
+    """Closed-form per-rating SGD epochs for a dot-product model: what both forms of the
+    step share. A subclass cuts an epoch into batches and takes one step per batch.
 
     Args:
         model: a ``DotProduct`` or ``DotProductBias``.
         data: the training tensors.
         row_decay: per-row decay coefficients by parameter name (as for
-            :class:`RowOptimizer`).
+            :class:`RowOptimizer`); a table without one is not decayed.
         side_rate: per-row rate multipliers of the ``"user"`` and ``"item"`` tables
             (factors and bias alike); empty for one rate everywhere.
         dense: the optimizer of the model's dense parameters (the activity prior).
@@ -59,13 +63,50 @@ class FusedDotSGD:
         self.model = model
         self.data = data
         self.dense = dense
-        zeros_u = torch.zeros(data.n_users, device=data.device)
-        zeros_i = torch.zeros(data.n_items, device=data.device)
-        self.decay = {
-            name: row_decay.get(name, zeros_u if name.startswith("user") else zeros_i)
-            for name in type(model).ROW_TABLES
-        }
         self.side_rate = side_rate
+        sizes = {"user": data.n_users, "item": data.n_items}
+        self.decay = {
+            name: row_decay.get(name, torch.zeros(sizes[side], device=data.device))
+            for name, (side, _) in type(model).ROW_TABLES.items()
+        }
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Set up what the subclass's steps need (called once, at construction)."""
+
+    @torch.no_grad()
+    def epoch(
+        self,
+        generator: torch.Generator,
+        batch_size: int,
+        peak_lr: float,
+        multipliers: list[float],
+        advance: Callable[[int], None],
+    ) -> Tensor:
+        """One pass at ``peak_lr * multipliers[k]`` for batch ``k``; returns half the SSE."""
+        total = torch.zeros((), dtype=torch.float64, device=self.data.device)
+        for k, batch in enumerate(self._batches(generator, batch_size)):
+            total += self._step(batch, peak_lr * multipliers[k], multipliers[k])
+            advance(1)
+        return total
+
+    def _batches(self, generator: torch.Generator, batch_size: int) -> Iterator[BatchT]:
+        raise NotImplementedError
+
+    def _step(self, batch: BatchT, lr: float, multiplier: float) -> Tensor:
+        raise NotImplementedError
+
+
+class _Gathered(NamedTuple):
+    users: Tensor  # int64
+    items: Tensor
+    columns: dict[str, Tensor]  # the per-rating constants by name
+
+
+class FusedDotSGD(DotSGD[_Gathered]):
+    """The step as gathers, whole-batch tensor operations and ``index_add_``."""
+
+    def _prepare(self) -> None:
         self.names, self.constants = self._constants()
         self.buffers: list[Tensor] = []
         # the two activity columns sit side by side: one (batch x 2) view per step
@@ -76,8 +117,8 @@ class FusedDotSGD:
         )
 
     def _constants(self) -> tuple[list[str], Tensor]:
-        """Per-rating constants in storage order, as one (ratings x c) matrix so that
-        an epoch's shuffle gathers them all with a single ``index_select``."""
+        """Per-rating constants in storage order, as one (ratings x c) matrix: a
+        batch's constants are then a single ``index_select``."""
         data, model = self.data, self.model
         names, columns = [], []
         index = {"user": data.user_idx, "item": data.item_idx}
@@ -103,40 +144,26 @@ class FusedDotSGD:
             columns.append(-data.rating)
         return names, torch.stack(columns, dim=1)
 
-    @torch.no_grad()
-    def epoch(
-        self,
-        generator: torch.Generator,
-        batch_size: int,
-        peak_lr: float,
-        multipliers: list[float],
-        advance: Callable[[int], None],
-    ) -> Tensor:
-        """One pass at ``peak_lr * multipliers[k]`` for batch ``k``; returns half the SSE."""
+    def _batches(self, generator: torch.Generator, batch_size: int) -> Iterator[_Gathered]:
         data = self.data
         if not self.buffers or self.buffers[0].shape[0] < batch_size:
             factors = self.model.user_factors
             self.buffers = [factors.new_empty(batch_size, factors.shape[1]) for _ in range(3)]
         order = data.shuffled_order(generator)
-        total = torch.zeros((), dtype=torch.float64, device=data.device)
-        for step, start in enumerate(range(0, len(data), batch_size)):
+        for start in range(0, len(data), batch_size):
             # gathered per batch: the extra memory is one batch, whatever the data size
             rows = order[start : start + batch_size]
             block = self.constants.index_select(0, rows)
-            batch = dict(zip(self.names, block.unbind(1), strict=True))
+            columns = dict(zip(self.names, block.unbind(1), strict=True))
             if self.activity is not None:
-                batch["activity"] = block[:, self.activity]
+                columns["activity"] = block[:, self.activity]
             # int64: a 2-D index_add_ with int32 indices is 4-5x slower in torch 2.13
             users = data.user_idx.index_select(0, rows).long()
             items = data.item_idx.index_select(0, rows).long()
-            total += self._step(users, items, batch, peak_lr * multipliers[step], multipliers[step])
-            advance(1)
-        return total
+            yield _Gathered(users, items, columns)
 
-    def _step(
-        self, users: Tensor, items: Tensor, batch: dict[str, Tensor], lr: float, multiplier: float
-    ) -> Tensor:
-        model = self.model
+    def _step(self, gathered: _Gathered, lr: float, multiplier: float) -> Tensor:
+        model, (users, items, batch) = self.model, gathered
         # Written into buffers reused across steps: fresh (batch x factors) tensors
         # cost page faults that make a gather three times slower on CPU.
         size = users.shape[0]

@@ -23,7 +23,7 @@ the per-epoch shuffle and the two sorts.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -31,9 +31,8 @@ import torch
 from torch import Tensor
 
 from collabfilter.data.tensors import RatingTensors
-from collabfilter.models import DotProduct, DotProductBias
-from collabfilter.train.fused import error_and_step
-from collabfilter.train.optim import RowOptimizer
+from collabfilter.models import DotProductBias
+from collabfilter.train.fused import DotSGD, error_and_step
 
 
 def suits(data: RatingTensors, batch_size: int) -> bool:
@@ -42,63 +41,34 @@ def suits(data: RatingTensors, batch_size: int) -> bool:
     return data.device.type == "cpu" and data.n_users + data.n_items <= batch_size
 
 
-class SparseDotSGD:
-    """Per-rating SGD epochs for a dot-product model with small tables.
+class SparseDotSGD(DotSGD["_Batch"]):
+    """The step as sparse matrix products, for tables of at most a batch's rows."""
 
-    Takes the same arguments as :class:`~collabfilter.train.fused.FusedDotSGD`:
-    per-row decay coefficients by parameter name, per-row rate multipliers by side
-    (empty for one rate everywhere) and the optimizer of the dense parameters.
-    """
-
-    def __init__(
-        self,
-        model: DotProduct | DotProductBias,
-        data: RatingTensors,
-        row_decay: dict[str, Tensor],
-        side_rate: dict[str, Tensor],
-        dense: RowOptimizer,
-    ) -> None:
-        self.model = model
-        self.data = data
-        self.dense = dense
-        self.rate = side_rate
-        sizes = {"user": data.n_users, "item": data.n_items}
+    def _prepare(self) -> None:
+        model = self.model
         # decay times the row's rate: both scale the same step
-        self.shrink: dict[str, Tensor] = {}
-        for name, (side, _) in type(model).ROW_TABLES.items():
-            decay = row_decay.get(name, torch.zeros(sizes[side]))
-            rate = side_rate.get(side)
-            self.shrink[name] = decay if rate is None else decay * rate
+        self.shrink = {
+            name: decay if (rate := self.side_rate.get(side)) is None else decay * rate
+            for (name, decay), (side, _) in zip(
+                self.decay.items(), type(model).ROW_TABLES.values(), strict=True
+            )
+        }
         low = 0.0 if model.y_range is None else model.y_range[0]
-        self.target = low - data.rating  # error = prediction - rating = (s * span) + this
+        self.target = low - self.data.rating  # error = prediction - rating = (s * span) + this
         self.batch_ids = torch.empty(0, dtype=torch.int32)
         self.zeros = torch.zeros(0)
         _quiet_first_csr()
 
-    @torch.no_grad()
-    def epoch(
-        self,
-        generator: torch.Generator,
-        batch_size: int,
-        peak_lr: float,
-        multipliers: list[float],
-        advance: Callable[[int], None],
-    ) -> Tensor:
-        """One pass at ``peak_lr * multipliers[k]`` for batch ``k``; returns half the SSE."""
+    def _batches(self, generator: torch.Generator, batch_size: int) -> Iterator[_Batch]:
         if self.batch_ids.shape[0] != len(self.data) or self.zeros.shape[0] != batch_size:
             self.batch_ids = torch.arange(len(self.data), dtype=torch.int32) // batch_size
             self.zeros = torch.zeros(batch_size)
         plan = _EpochPlan.draw(self, generator, batch_size)
-        total = torch.zeros((), dtype=torch.float64)
-        for k in range(plan.n_batches):
-            total += self._step(plan, k, peak_lr * multipliers[k], multipliers[k])
-            advance(1)
-        return total
+        return (plan.batch(k) for k in range(plan.n_batches))
 
-    def _step(self, plan: _EpochPlan, k: int, lr: float, multiplier: float) -> Tensor:
+    def _step(self, batch: _Batch, lr: float, multiplier: float) -> Tensor:
         model, data = self.model, self.data
         shape = (data.n_users, data.n_items)
-        batch = plan.batch(k)
         users, items = batch.users, batch.items
         pattern = torch.sparse_csr_tensor(
             batch.user_crow, items, self.zeros[: users.shape[0]], size=shape,
@@ -120,9 +90,9 @@ class SparseDotSGD:
         )  # fmt: skip
         # both products read the tables as they were before this step
         user_grad, item_grad = by_user @ item_factors, by_item @ user_factors
-        decay = plan.decay_counts
-        self._shrink_and_add(user_factors, "user", decay["user_factors"][k], user_grad, lr)
-        self._shrink_and_add(item_factors, "item", decay["item_factors"][k], item_grad, lr)
+        decay = batch.decay_counts
+        self._shrink_and_add(user_factors, "user", decay["user_factors"], user_grad, lr)
+        self._shrink_and_add(item_factors, "item", decay["item_factors"], item_grad, lr)
         if isinstance(model, DotProductBias):
             user_sum = torch.zeros(data.n_users).index_add_(0, users, step)
             item_sum = torch.zeros(data.n_items).index_add_(0, items, step)
@@ -130,8 +100,8 @@ class SparseDotSGD:
                 # d loss / d beta = sum(dL/dx * activity) = -sum(step * activity) / lr
                 grad = torch.stack([user_sum @ model.user_activity, item_sum @ model.item_activity])
                 model.activity_weight.grad = grad.div_(-lr)
-            self._shrink_and_add(model.user_bias, "user", decay["user_bias"][k], user_sum, lr)
-            self._shrink_and_add(model.item_bias, "item", decay["item_bias"][k], item_sum, lr)
+            self._shrink_and_add(model.user_bias, "user", decay["user_bias"], user_sum, lr)
+            self._shrink_and_add(model.item_bias, "item", decay["item_bias"], item_sum, lr)
             if model.activity_prior:
                 self.dense.step(multiplier)
         return torch.dot(error, error) * 0.5
@@ -143,7 +113,7 @@ class SparseDotSGD:
         (a row without ratings in the batch keeps its value: its count is 0).
         Overwrites ``summed_steps``."""
         factor = torch.rsub(decay_counts, 1.0, alpha=lr)
-        rate = self.rate.get(side)
+        rate = self.side_rate.get(side)
         if table.dim() == 2:
             factor = factor.unsqueeze(1)
             rate = None if rate is None else rate.unsqueeze(1)
@@ -204,6 +174,7 @@ class _EpochPlan:
             self.users[part], self.items[part], self.target[part], self.user_crow[k],
             self.item_crow[k], self.users_by_item[part],
             self.item_order[part] - k * self.batch_size,
+            {name: counts[k] for name, counts in self.decay_counts.items()},
         )  # fmt: skip
 
 
@@ -215,6 +186,7 @@ class _Batch(NamedTuple):
     item_crow: Tensor
     users_by_item: Tensor
     to_item_order: Tensor
+    decay_counts: dict[str, Tensor]  # per table: shrink x the row's ratings in the batch
 
 
 def _crow(sorted_keys: Tensor, n_batches: int, n_rows: int) -> tuple[Tensor, Tensor]:
