@@ -65,10 +65,13 @@ class DotSGD(Generic[BatchT]):
         self.dense = dense
         self.side_rate = side_rate
         sizes = {"user": data.n_users, "item": data.n_items}
-        self.decay = {
-            name: row_decay.get(name, torch.zeros(sizes[side], device=data.device))
-            for name, (side, _) in type(model).ROW_TABLES.items()
-        }
+        # each table's per-rating decay coefficient times the row's rate (both scale the
+        # same step); zero for a table without decay
+        self.shrink = {}
+        for name, (side, _) in type(model).ROW_TABLES.items():
+            decay = row_decay.get(name, torch.zeros(sizes[side], device=data.device))
+            rate = side_rate.get(side)
+            self.shrink[name] = decay if rate is None else decay * rate
         self._prepare()
 
     def _prepare(self) -> None:
@@ -116,11 +119,9 @@ class FusedDotSGD(DotSGD[_Gathered]):
         data, model = self.data, self.model
         names, columns = [], []
         index = {"user": data.user_idx, "item": data.item_idx}
-        for name, decay in self.decay.items():
-            side = "user" if name.startswith("user") else "item"
-            rate = self.side_rate.get(side)
-            names.append(name)  # decay, times the row's rate: both scale the same step
-            columns.append((decay if rate is None else decay * rate).index_select(0, index[side]))
+        for name, (side, _) in type(model).ROW_TABLES.items():
+            names.append(name)
+            columns.append(self.shrink[name].index_select(0, index[side]))
         for side, rate in self.side_rate.items():
             names.append(f"{side}_rate")
             columns.append(rate.index_select(0, index[side]))

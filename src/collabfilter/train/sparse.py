@@ -25,6 +25,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cache
 from typing import NamedTuple
 
 import torch
@@ -46,13 +47,6 @@ class SparseDotSGD(DotSGD["_Batch"]):
 
     def _prepare(self) -> None:
         model = self.model
-        # decay times the row's rate: both scale the same step
-        self.shrink = {
-            name: decay if (rate := self.side_rate.get(side)) is None else decay * rate
-            for (name, decay), (side, _) in zip(
-                self.decay.items(), type(model).ROW_TABLES.values(), strict=True
-            )
-        }
         low = 0.0 if model.y_range is None else model.y_range[0]
         self.target = low - self.data.rating  # error = prediction - rating = (s * span) + this
         self.batch_ids = torch.empty(0, dtype=torch.int32)
@@ -209,6 +203,7 @@ def _effects(model: DotProductBias) -> tuple[Tensor, Tensor]:
     )
 
 
+@cache
 def _quiet_first_csr() -> None:
     """torch prints a one-time 'sparse CSR support is in beta' notice on the first
     CSR tensor of a process; the operations used here are stable and tested."""
