@@ -5,7 +5,9 @@ recipe), every step is a handful of whole-batch tensor operations: gather the fa
 rows, form the predictions, write the gradients of the squared error and of the
 per-rating weight decay directly (no autograd graph), and add them into the tables
 with ``index_add_``. Per-rating constants (decay weights, activity values) sit in one
-matrix, gathered once per batch. This path serves large tables (millions of rows) and
+matrix, gathered once per batch; at millions of ratings, epochs visit them in permuted
+blocks (:mod:`collabfilter.train.shuffle`), so that gathering them reads runs of
+memory instead of a cache miss per rating. This path serves large tables and
 devices other than the CPU; small tables on the CPU take the same arithmetic as sparse
 matrix products (:mod:`collabfilter.train.sparse`). The generic autograd path does the
 same arithmetic about twice as slowly; the tests check that all three leave the same
@@ -24,6 +26,7 @@ from collabfilter.config import TrainConfig
 from collabfilter.data.tensors import RatingTensors
 from collabfilter.models import DotProduct, DotProductBias
 from collabfilter.train.optim import RowOptimizer
+from collabfilter.train.shuffle import EpochOrder
 
 BatchT = TypeVar("BatchT")
 
@@ -50,6 +53,8 @@ class DotSGD(Generic[BatchT]):
         side_rate: per-row rate multipliers of the ``"user"`` and ``"item"`` tables
             (factors and bias alike); empty for one rate everywhere.
         dense: the optimizer of the model's dense parameters (the activity prior).
+        batch_size: ratings per step.
+        generator: draws the epochs' orders (:class:`EpochOrder`).
     """
 
     def __init__(
@@ -59,11 +64,19 @@ class DotSGD(Generic[BatchT]):
         row_decay: dict[str, Tensor],
         side_rate: dict[str, Tensor],
         dense: RowOptimizer,
+        batch_size: int,
+        generator: torch.Generator,
     ) -> None:
         self.model = model
         self.data = data
         self.dense = dense
         self.side_rate = side_rate
+        self.batch_size = batch_size
+        self.generator = generator
+        self.order = EpochOrder(len(data), batch_size, generator)
+        # the per-rating columns in the order's storage order
+        self.users, self.items = self.order.store(data.user_idx), self.order.store(data.item_idx)
+        self.rating = self.order.store(data.rating)
         sizes = {"user": data.n_users, "item": data.n_items}
         # each table's per-rating decay coefficient times the row's rate (both scale the
         # same step); zero for a table without decay
@@ -79,21 +92,18 @@ class DotSGD(Generic[BatchT]):
 
     @torch.no_grad()
     def epoch(
-        self,
-        generator: torch.Generator,
-        batch_size: int,
-        peak_lr: float,
-        multipliers: list[float],
-        advance: Callable[[int], None],
+        self, peak_lr: float, multipliers: list[float], advance: Callable[[int], None]
     ) -> Tensor:
         """One pass at ``peak_lr * multipliers[k]`` for batch ``k``; returns half the SSE."""
         total = torch.zeros((), dtype=torch.float64, device=self.data.device)
-        for k, batch in enumerate(self._batches(generator, batch_size)):
+        order = self.order.draw(self.generator).to(self.data.device)
+        for k, batch in enumerate(self._batches(order)):
             total += self._step(batch, peak_lr * multipliers[k], multipliers[k])
             advance(1)
         return total
 
-    def _batches(self, generator: torch.Generator, batch_size: int) -> Iterator[BatchT]:
+    def _batches(self, order: Tensor) -> Iterator[BatchT]:
+        """The epoch's batches, from its stored positions in visiting order."""
         raise NotImplementedError
 
     def _step(self, batch: BatchT, lr: float, multiplier: float) -> Tensor:
@@ -111,14 +121,15 @@ class FusedDotSGD(DotSGD[_Gathered]):
 
     def _prepare(self) -> None:
         self.names, self.constants = self._constants()
-        self.buffers: list[Tensor] = []
+        factors = self.model.user_factors
+        self.buffers = [factors.new_empty(self.batch_size, factors.shape[1]) for _ in range(3)]
 
     def _constants(self) -> tuple[list[str], Tensor]:
         """Per-rating constants in storage order, as one (ratings x c) matrix: a
         batch's constants are then a single ``index_select``."""
-        data, model = self.data, self.model
+        model = self.model
         names, columns = [], []
-        index = {"user": data.user_idx, "item": data.item_idx}
+        index = {"user": self.users, "item": self.items}
         for name, (side, _) in type(model).ROW_TABLES.items():
             names.append(name)
             columns.append(self.shrink[name].index_select(0, index[side]))
@@ -128,31 +139,27 @@ class FusedDotSGD(DotSGD[_Gathered]):
         if isinstance(model, DotProductBias) and model.activity_prior:
             names += ["user_activity", "item_activity"]
             columns += [
-                model.user_activity.index_select(0, data.user_idx),
-                model.item_activity.index_select(0, data.item_idx),
+                model.user_activity.index_select(0, self.users),
+                model.item_activity.index_select(0, self.items),
             ]
         if model.y_range is not None:
             names.append("low_minus_rating")  # the error is then sigmoid * span + this
-            columns.append(model.y_range[0] - data.rating)
+            columns.append(model.y_range[0] - self.rating)
         else:
             names.append("minus_rating")
-            columns.append(-data.rating)
+            columns.append(-self.rating)
         return names, torch.stack(columns, dim=1)
 
-    def _batches(self, generator: torch.Generator, batch_size: int) -> Iterator[_Gathered]:
-        data = self.data
-        if not self.buffers or self.buffers[0].shape[0] < batch_size:
-            factors = self.model.user_factors
-            self.buffers = [factors.new_empty(batch_size, factors.shape[1]) for _ in range(3)]
-        order = data.shuffled_order(generator)
-        for start in range(0, len(data), batch_size):
+    def _batches(self, order: Tensor) -> Iterator[_Gathered]:
+        batch_size = self.batch_size
+        for start in range(0, len(order), batch_size):
             # gathered per batch: the extra memory is one batch, whatever the data size
             rows = order[start : start + batch_size]
             block = self.constants.index_select(0, rows)
             columns = dict(zip(self.names, block.unbind(1), strict=True))
             # int64: a 2-D index_add_ with int32 indices is 4-5x slower in torch 2.13
-            users = data.user_idx.index_select(0, rows).long()
-            items = data.item_idx.index_select(0, rows).long()
+            users = self.users.index_select(0, rows).long()
+            items = self.items.index_select(0, rows).long()
             yield _Gathered(users, items, columns)
 
     def _step(self, gathered: _Gathered, lr: float, multiplier: float) -> Tensor:

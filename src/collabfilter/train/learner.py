@@ -277,10 +277,10 @@ class Learner:
                 self._row_decay(config),
                 self._side_rates(config),
                 self._optimizer(config, dense_only=True),
+                config.batch_size,
+                generator,
             )
-            return lambda rates, advance: runner.epoch(
-                generator, config.batch_size, config.lr, rates, advance
-            )
+            return lambda rates, advance: runner.epoch(config.lr, rates, advance)
         optimizer = self._optimizer(config)
 
         def autograd_epoch(rates: list[float], advance: Callable[[int], None]) -> Tensor:

@@ -48,16 +48,13 @@ class SparseDotSGD(DotSGD["_Batch"]):
     def _prepare(self) -> None:
         model = self.model
         low = 0.0 if model.y_range is None else model.y_range[0]
-        self.target = low - self.data.rating  # error = prediction - rating = (s * span) + this
-        self.batch_ids = torch.empty(0, dtype=torch.int32)
-        self.zeros = torch.zeros(0)
+        self.target = low - self.rating  # error = prediction - rating = (s * span) + this
+        self.batch_ids = torch.arange(len(self.data), dtype=torch.int32) // self.batch_size
+        self.zeros = torch.zeros(self.batch_size)
         _quiet_first_csr()
 
-    def _batches(self, generator: torch.Generator, batch_size: int) -> Iterator[_Batch]:
-        if self.batch_ids.shape[0] != len(self.data) or self.zeros.shape[0] != batch_size:
-            self.batch_ids = torch.arange(len(self.data), dtype=torch.int32) // batch_size
-            self.zeros = torch.zeros(batch_size)
-        plan = _EpochPlan.draw(self, generator, batch_size)
+    def _batches(self, order: Tensor) -> Iterator[_Batch]:
+        plan = _EpochPlan.draw(self, order)
         return (plan.batch(k) for k in range(plan.n_batches))
 
     def _step(self, batch: _Batch, lr: float, multiplier: float) -> Tensor:
@@ -133,21 +130,21 @@ class _EpochPlan:
     decay_counts: dict[str, Tensor]  # per table, (batches, rows): shrink x ratings in batch
 
     @classmethod
-    def draw(cls, runner: SparseDotSGD, generator: torch.Generator, batch_size: int) -> _EpochPlan:
+    def draw(cls, runner: SparseDotSGD, order: Tensor) -> _EpochPlan:
+        """The plan of an epoch visiting the runner's stored ratings in ``order``."""
         data, batch_ids = runner.data, runner.batch_ids
-        order = data.shuffled_order(generator)  # the same stream as the other paths
         n_batches = int(batch_ids[-1]) + 1
-        user_keys = batch_ids * data.n_users + data.user_idx.index_select(0, order)
+        user_keys = batch_ids * data.n_users + runner.users.index_select(0, order)
         by_user = torch.sort(user_keys, stable=True)
         rows = order.index_select(0, by_user.indices)
-        users, items = data.user_idx.index_select(0, rows), data.item_idx.index_select(0, rows)
+        users, items = runner.users.index_select(0, rows), runner.items.index_select(0, rows)
         by_item = torch.sort(batch_ids * data.n_items + items, stable=True)
         user_crow, user_counts = _crow(by_user.values, n_batches, data.n_users)
         item_crow, item_counts = _crow(by_item.values, n_batches, data.n_items)
         counts = {"user": user_counts, "item": item_counts}
         tables = type(runner.model).ROW_TABLES
         return cls(
-            batch_size=batch_size,
+            batch_size=runner.batch_size,
             n_batches=n_batches,
             users=users,
             items=items,
