@@ -104,18 +104,33 @@ def test_configs_round_trip_through_dicts():
         config_from_dict(TrainConfig, {"epoch": 3})
 
 
-def test_dropout_keeps_the_expected_share_scaled_and_is_seeded():
-    layer = Dropout(0.3)
-    x = torch.ones(200, 500)
+@pytest.mark.parametrize("p", [0.05, 0.3, 0.5, 0.9])
+def test_dropout_keeps_the_expected_share_scaled_and_is_seeded(p):
+    layer = Dropout(p)
+    x = torch.ones(400, 1_001)  # not a multiple of the three elements a draw decides
     torch.manual_seed(0)
     out = layer(x)
     kept = out != 0
-    assert abs(kept.float().mean().item() - 0.7) < 0.01
-    assert torch.allclose(out[kept], torch.full_like(out[kept], 1 / 0.7))
+    share = kept.float().mean().item()
+    assert abs(share - (1 - p)) < 4 * (p * (1 - p) / x.numel()) ** 0.5  # 4 standard errors
+    # the mean is kept: values are scaled by the inverse of the exact keep probability
+    assert abs(out[kept][0].item() * (1 - p) - 1) < 1e-4
+    assert torch.equal(out[kept], torch.full_like(out[kept], out[kept][0].item()))
+    # the elements one random draw decides are independent of each other
+    pairs = kept.view(-1)[: 3 * (x.numel() // 3)].view(-1, 3).float()
+    both = (pairs[:, 0] * pairs[:, 1]).mean().item()
+    assert abs(both - (1 - p) ** 2) < 0.01
     torch.manual_seed(0)
     assert torch.equal(layer(x), out)
+    assert not torch.equal(layer(x), out)
     assert torch.equal(layer.eval()(x), x)
+
+
+def test_dropout_edge_cases_and_gradient():
+    x = torch.ones(5, 7)
     assert torch.equal(Dropout(1.0)(x), torch.zeros_like(x))
+    assert torch.equal(Dropout(0.0)(x), x)
+    assert Dropout(0.999_999)(torch.ones(100_000)).count_nonzero() < 10
     grad = torch.ones(3, 4, requires_grad=True)
     Dropout(0.5)(grad).sum().backward()
     assert set(grad.grad.unique().tolist()) <= {0.0, 2.0}
