@@ -1,5 +1,5 @@
 """``python -m collabfilter`` runs the command-line interface."""
 
-from collabfilter.cli import main
+from collabfilter.cli import run
 
-raise SystemExit(main())
+run()

@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 from collabfilter.cli import EXIT_DATA, EXIT_UNAVAILABLE, main
@@ -62,3 +66,24 @@ def test_train_prints_the_epoch_table_and_beats_the_mean(tmp_path, capsys, recip
         if line.startswith(f"{name} ")
     }
     assert rmse[recipe] < 0.95 * rmse["global mean"]
+
+
+def test_the_executable_exits_with_the_commands_code_and_all_its_output(tmp_path):
+    """``collabfilter`` ends its process right after the command (skipping torch's
+    slow teardown): the exit code and every line written must still come through."""
+    good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
+    good.write_text("user,item,rating\n1,10,4\n2,10,5\n2,11,3\n")
+    bad.write_text("user,item,rating\n1,10,x\n")
+    # text still in Python's buffers when the command returns is flushed, not lost
+    script = f"import sys; from collabfilter import cli; sys.argv[1:] = ['summary', {str(good)!r}]"
+    script += "; main = cli.main; cli.main = lambda: (main(), print('buffered', end=''))[0]"
+    script += "; cli.run()"
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=buffered
+    )
+    assert done.returncode == 0 and done.stdout.endswith("buffered"), done.stderr
+    assert "Ratings(3 ratings" in done.stdout and "Crosstab" in done.stdout
+    command = [sys.executable, "-m", "collabfilter", "summary", str(bad)]
+    failed = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert failed.returncode == EXIT_DATA and "line 2" in failed.stderr
