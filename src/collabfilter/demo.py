@@ -6,7 +6,12 @@ as a worked example of the API.
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import sys
 import time
+import traceback
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -17,6 +22,7 @@ from collabfilter import __version__, interpret, plots, recommend
 from collabfilter.baselines import standard_baselines
 from collabfilter.config import RECIPES, RunOptions
 from collabfilter.data import Ratings, Split, load_movielens, split_random
+from collabfilter.errors import CollabFilterError
 from collabfilter.evaluate import error_metrics
 from collabfilter.ranking import evaluate_ranking
 from collabfilter.render import frame_table, print_summary
@@ -91,7 +97,7 @@ def _report_interpretation(console: Console, learner: Learner) -> None:
     )
     pca = interpret.item_pca(learner, 3, among=1000)
     for component in range(3):
-        ends = interpret.pca_extremes(learner, pca, component, n=8)
+        ends = interpret.pca_extremes(pca, component, n=8)
         share = pca.explained[component]
         _print_frame(
             console, ends, f"Principal component {component + 1} of item factors ({share:.0%})"
@@ -127,16 +133,50 @@ def _report_ranking(console: Console, learner: Learner, split: Split) -> None:
     )  # fmt: skip
 
 
-def _write_plots(learner: Learner, split: Split, out: Path) -> list[Path]:
-    predictions, truth = learner.predict_ratings(split.valid), split.valid.rating
-    pca = interpret.item_pca(learner, 2, among=1000)
+def _start_plots(learner: Learner, valid: Ratings, out: Path) -> Callable[[], list[Path]]:
+    """Start drawing the plots; returns a function that waits for them and gives their
+    paths. Importing matplotlib and rendering take longer than the text report after
+    training, which keeps one core busy: where processes fork cheaply (Linux), a child
+    draws the plots on the other core meanwhile. Elsewhere they are drawn when waited
+    for."""
+    history, pca = learner.history_frame(), interpret.item_pca(learner, 2, among=1000)
+    predictions, truth = learner.predict_ratings(valid), valid.rating
     # The learning-rate finder and rating distribution plots exist too; the demo
     # draws the three that tell most, to stay within its time budget.
-    return [
-        plots.plot_losses(learner.history_frame(), out / "loss_curves.png"),
-        plots.plot_predicted_vs_actual(predictions, truth, out / "predicted_vs_actual.png"),
-        plots.plot_item_map(learner, pca, out / "item_map.png"),
-    ]
+    paths = [out / "loss_curves.png", out / "predicted_vs_actual.png", out / "item_map.png"]
+
+    def draw() -> list[Path]:
+        return [
+            plots.plot_losses(history, paths[0]),
+            plots.plot_predicted_vs_actual(predictions, truth, paths[1]),
+            plots.plot_item_map(pca, paths[2]),
+        ]
+
+    if sys.platform != "linux":
+        return draw
+    child = multiprocessing.get_context("fork").Process(target=_draw_in_child, args=(draw,))
+    child.start()
+
+    def wait() -> list[Path]:
+        child.join()
+        if child.exitcode != 0:
+            raise CollabFilterError(
+                f"drawing the demo's plots into {out} failed (exit code {child.exitcode}; "
+                "the error is printed above)"
+            )
+        return paths
+
+    return wait
+
+
+def _draw_in_child(draw: Callable[[], list[Path]]) -> None:
+    try:
+        draw()
+    except BaseException:
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)
+    os._exit(0)  # skips the interpreter's teardown, as the parent's own exit does
 
 
 def run_demo(
@@ -156,6 +196,7 @@ def run_demo(
         f"lr {recipe.lr})"
     )
     learner, seconds = train_with_table(console, split)
+    plots_drawn = _start_plots(learner, split.valid, out)
     table = metrics_table(learner, split, "DotProductBias", seconds)
     _print_frame(console, table, "Validation error beside the baselines", digits=4)
     best = table.iloc[0]
@@ -169,7 +210,7 @@ def run_demo(
     _report_interpretation(console, learner)
     _report_recommendations(console, learner)
     _report_ranking(console, learner, split)
-    written = _write_plots(learner, split, out)
+    written = plots_drawn()
     console.print(f"\nplots written to {out.resolve()}/: " + ", ".join(p.name for p in written))
     console.print(f"\ndemo finished in {time.perf_counter() - start:.1f} s", style="dim")
     return 0

@@ -151,12 +151,15 @@ class ItemPCA:
     """Principal components of item factors.
 
     Attributes:
-        item_idx: the items analysed (the most rated), shape ``(n,)``.
+        item_idx: the items analysed (the most rated first), shape ``(n,)``.
+        labels: their titles (or ids as text), ``(n,)``: the result reads on its own,
+            for tables, plots, or another process.
         coordinates: their coordinates on the components, ``(n, k)``.
         explained: share of variance each component explains, ``(k,)``.
     """
 
     item_idx: np.ndarray
+    labels: np.ndarray
     coordinates: np.ndarray
     explained: np.ndarray
 
@@ -176,16 +179,14 @@ def item_pca(learner: Learner, n_components: int = 3, *, among: int | None = 100
     coordinates = u[:, :n_components] * s[:n_components]
     flip = np.sign(coordinates[np.abs(coordinates).argmax(axis=0), range(n_components)])
     explained = s**2 / np.sum(s**2)
-    return ItemPCA(chosen, coordinates * flip, explained[:n_components])
+    labels = item_labels(learner, chosen)
+    return ItemPCA(chosen, labels, coordinates * flip, explained[:n_components])
 
 
-def pca_extremes(learner: Learner, pca: ItemPCA, component: int = 0, n: int = 10) -> pd.DataFrame:
+def pca_extremes(pca: ItemPCA, component: int = 0, n: int = 10) -> pd.DataFrame:
     """The ``n`` items at each end of a component: columns ``low`` and ``high`` titles."""
-    values = pca.coordinates[:, component]
-    order = np.argsort(values, kind="stable")
-    low = item_labels(learner, pca.item_idx[order[:n]])
-    high = item_labels(learner, pca.item_idx[order[::-1][:n]])
-    return pd.DataFrame({"low end": low, "high end": high})
+    order = np.argsort(pca.coordinates[:, component], kind="stable")
+    return pd.DataFrame({"low end": pca.labels[order[:n]], "high end": pca.labels[order[::-1][:n]]})
 
 
 def similar_items(

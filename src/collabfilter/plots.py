@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from collabfilter.errors import CollabFilterError
-from collabfilter.interpret import ItemPCA, item_labels
-from collabfilter.train import Learner, LRFinderResult
+from collabfilter.interpret import ItemPCA
+from collabfilter.train import LRFinderResult
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -111,7 +111,6 @@ def plot_rating_distribution(
 
 
 def plot_item_map(
-    learner: Learner,
     pca: ItemPCA,
     path: str | Path,
     *,
@@ -128,8 +127,8 @@ def plot_item_map(
     figure, axes = plt.subplots(figsize=(11, 9))
     axes.scatter(x, y, s=8, alpha=0.3, color="tab:blue")
     shown = np.arange(min(n_labels, len(x)))  # pca.item_idx is ordered by popularity
-    for k, label in zip(shown, item_labels(learner, pca.item_idx[shown]), strict=True):
-        axes.annotate(str(label), (x[k], y[k]), fontsize=7, alpha=0.9)
+    for k in shown:
+        axes.annotate(str(pca.labels[k]), (x[k], y[k]), fontsize=7, alpha=0.9)
     explained = pca.explained
     axes.set(
         xlabel=f"component {first + 1} ({explained[first]:.0%} of variance)",

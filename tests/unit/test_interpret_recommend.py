@@ -12,6 +12,7 @@ from collabfilter.errors import AmbiguousTitleError, CollabFilterError, DataErro
 from collabfilter.interpret import (
     find_item,
     item_biases,
+    item_labels,
     item_pca,
     pca_extremes,
     similar_items,
@@ -79,7 +80,8 @@ def test_pca_and_extremes(learner):
     assert pca.coordinates.shape == (200, 3) and pca.explained.sum() <= 1.0
     assert np.all(np.diff(pca.explained) <= 1e-12)
     assert np.isclose(pca.coordinates.mean(axis=0), 0, atol=1e-4).all()
-    ends = pca_extremes(learner, pca, component=1, n=5)
+    assert list(pca.labels[:3]) == list(item_labels(learner, pca.item_idx[:3]))
+    ends = pca_extremes(pca, component=1, n=5)
     assert ends.shape == (5, 2) and not set(ends["low end"]) & set(ends["high end"])
 
 

@@ -5,8 +5,9 @@ import struct
 import numpy as np
 import pytest
 
-from collabfilter import generate_ratings, plots
+from collabfilter import demo, generate_ratings, plots
 from collabfilter.config import RunOptions
+from collabfilter.errors import CollabFilterError
 from collabfilter.interpret import item_pca
 from collabfilter.train import collab_learner
 
@@ -39,6 +40,29 @@ def test_result_plots(learner, tmp_path):
     png(plots.plot_predicted_vs_actual(predicted, valid.rating, tmp_path / "pva.png"), 480, 400)
     png(plots.plot_rating_distribution(valid.rating, tmp_path / "dist.png", predicted), 560, 360)
     pca = item_pca(learner, 2, among=100)
-    png(plots.plot_item_map(learner, pca, tmp_path / "map.png", n_labels=20), 880, 720)
-    svg = plots.plot_item_map(learner, pca, tmp_path / "map.svg", n_labels=20)
+    png(plots.plot_item_map(pca, tmp_path / "map.png", n_labels=20), 880, 720)
+    svg = plots.plot_item_map(pca, tmp_path / "map.svg", n_labels=20)
     assert svg.read_text().lstrip().startswith("<?xml") and "Map of the 100" in svg.read_text()
+
+
+def test_demo_draws_its_plots_beside_the_report(learner, tmp_path):
+    wait = demo._start_plots(learner, learner.valid_ratings, tmp_path)
+    written = wait()
+    assert [p.name for p in written] == [
+        "loss_curves.png",
+        "predicted_vs_actual.png",
+        "item_map.png",
+    ]
+    png(written[0], 560, 360)
+    png(written[2], 880, 720)
+
+
+def test_a_plot_failing_in_the_child_is_reported(learner, tmp_path, monkeypatch, capfd):
+    def broken(*args, **kwargs):
+        raise RuntimeError("no ink")
+
+    monkeypatch.setattr(plots, "plot_item_map", broken)
+    wait = demo._start_plots(learner, learner.valid_ratings, tmp_path)
+    with pytest.raises(CollabFilterError, match="plots into .* failed"):
+        wait()
+    assert "RuntimeError: no ink" in capfd.readouterr().err
