@@ -4,6 +4,7 @@ import torch
 from collabfilter.config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
 from collabfilter.errors import ConfigError
 from collabfilter.models import DotProduct, DotProductBias, EmbeddingNN, build_model, embedding_size
+from collabfilter.models import nn as nn_module
 from collabfilter.models.nn import Dropout
 from collabfilter.models.ops import gather_rows, row_dot
 
@@ -124,6 +125,15 @@ def test_dropout_keeps_the_expected_share_scaled_and_is_seeded(p):
     assert torch.equal(layer(x), out)
     assert not torch.equal(layer(x), out)
     assert torch.equal(layer.eval()(x), x)
+
+
+def test_dropout_off_the_cpu_is_torchs_own(monkeypatch):
+    def cpu_only(*args):
+        raise AssertionError("the CPU mask was drawn for another device")
+
+    monkeypatch.setattr(nn_module, "_pieces_at_least", cpu_only)
+    out = Dropout(0.3)(torch.ones(4, 5, device="meta"))
+    assert out.device.type == "meta" and out.shape == (4, 5)
 
 
 def test_dropout_edge_cases_and_gradient():

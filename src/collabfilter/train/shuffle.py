@@ -8,7 +8,9 @@ So large data is stored once in a random order, and an epoch permutes *blocks* o
 as short runs of memory. Each stored block is a random set of ratings and every epoch
 still visits each rating once, in a fresh random order of blocks; the only difference
 from an exact permutation is that the few ratings of one block always share a batch.
-Batches keep at least 256 blocks, so a block is under 0.4% of any batch.
+A full batch holds at least 256 blocks, so a block is at most 0.4% of it. At 10M ratings
+this makes an epoch a fifth faster, at the same validation RMSE
+(``benchmarks/bench_scale.py``).
 """
 
 from __future__ import annotations
