@@ -74,9 +74,9 @@ class DotSGD(Generic[BatchT]):
         self.batch_size = batch_size
         self.generator = generator
         self.order = EpochOrder(len(data), batch_size, generator)
-        # the per-rating columns in the order's storage order
+        # the per-rating indices in the order's storage order (the ratings are only
+        # needed to set up the steps: see _prepare)
         self.users, self.items = self.order.store(data.user_idx), self.order.store(data.item_idx)
-        self.rating = self.order.store(data.rating)
         sizes = {"user": data.n_users, "item": data.n_items}
         # each table's per-rating decay coefficient times the row's rate (both scale the
         # same step); zero for a table without decay
@@ -85,10 +85,11 @@ class DotSGD(Generic[BatchT]):
             decay = row_decay.get(name, torch.zeros(sizes[side], device=data.device))
             rate = side_rate.get(side)
             self.shrink[name] = decay if rate is None else decay * rate
-        self._prepare()
+        self._prepare(self.order.store(data.rating))
 
-    def _prepare(self) -> None:
-        """Set up what the subclass's steps need (called once, at construction)."""
+    def _prepare(self, rating: Tensor) -> None:
+        """Set up what the subclass's steps need, from the ratings in storage order
+        (called once, at construction)."""
 
     @torch.no_grad()
     def epoch(
@@ -119,12 +120,12 @@ class _Gathered(NamedTuple):
 class FusedDotSGD(DotSGD[_Gathered]):
     """The step as gathers, whole-batch tensor operations and ``index_add_``."""
 
-    def _prepare(self) -> None:
-        self.names, self.constants = self._constants()
+    def _prepare(self, rating: Tensor) -> None:
+        self.names, self.constants = self._constants(rating)
         factors = self.model.user_factors
         self.buffers = [factors.new_empty(self.batch_size, factors.shape[1]) for _ in range(3)]
 
-    def _constants(self) -> tuple[list[str], Tensor]:
+    def _constants(self, rating: Tensor) -> tuple[list[str], Tensor]:
         """Per-rating constants in storage order, as one (ratings x c) matrix: a
         batch's constants are then a single ``index_select``."""
         model = self.model
@@ -144,10 +145,10 @@ class FusedDotSGD(DotSGD[_Gathered]):
             ]
         if model.y_range is not None:
             names.append("low_minus_rating")  # the error is then sigmoid * span + this
-            columns.append(model.y_range[0] - self.rating)
+            columns.append(model.y_range[0] - rating)
         else:
             names.append("minus_rating")
-            columns.append(-self.rating)
+            columns.append(-rating)
         return names, torch.stack(columns, dim=1)
 
     def _batches(self, order: Tensor) -> Iterator[_Gathered]:

@@ -53,7 +53,6 @@ class EpochOrder:
         self, n_ratings: int, batch_size: int, generator: torch.Generator, block: int | None = None
     ) -> None:
         self.n_ratings = n_ratings
-        self.batch_size = batch_size
         self.block = block_size(n_ratings, batch_size) if block is None else block
         if self.block < 1 or batch_size % self.block:
             raise ValueError(f"block must divide the batch size {batch_size}, got {self.block}")
@@ -70,7 +69,7 @@ class EpochOrder:
 
     def draw(self, generator: torch.Generator) -> Tensor:
         """One epoch: stored positions (int64) in visiting order; batch ``k`` is the
-        slice ``[k * batch_size, (k + 1) * batch_size)``."""
+        slice ``[k * batch_size, (k + 1) * batch_size)`` (a whole number of blocks)."""
         if self.block == 1:
             return torch.randperm(self.n_ratings, generator=generator)
         n_blocks = self.n_ratings // self.block
