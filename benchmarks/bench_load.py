@@ -45,7 +45,7 @@ def prepare(n_ratings: int) -> tuple[Path, Path, float]:
 def load_csv(path: Path) -> dict[str, object]:
     ratings = Ratings.from_csv(
         path, user="userId", item="movieId", rating="rating", timestamp="timestamp",
-        scale=(0.5, 5.0),
+        scale=(0.5, 5.0), ids="int",  # MovieLens' format fixes integer ids
     )  # fmt: skip
     return describe(ratings)
 

@@ -17,6 +17,29 @@ from collabfilter.errors import ConfigError
 ModelKind = Literal["dot", "dot_bias", "nn"]
 OptimizerName = Literal["sgd", "adam", "adamw"]
 ScheduleName = Literal["one_cycle", "cosine", "constant"]
+StepForm = Literal["auto", "sparse", "gather", "autograd"]
+
+
+class _NotGiven:
+    """The type of :data:`NOT_GIVEN`."""
+
+    _instance: _NotGiven | None = None
+
+    def __new__(cls) -> _NotGiven:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "NOT_GIVEN"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+NOT_GIVEN: Any = _NotGiven()
+"""Default of optional keyword arguments whose ``None`` is a meaningful value: "not
+given" leaves a config field as it is, an explicit ``None`` sets it to ``None``."""
 
 
 def _require(condition: bool, message: str) -> None:
@@ -141,8 +164,10 @@ class TrainConfig:
     """Clip each step's gradient to this norm per table row (None: no clipping)."""
     early_stopping: int | None = None
     """Stop after this many epochs without a better validation loss (None: never)."""
-    keep_best: bool = True
-    """Restore the weights of the epoch with the lowest validation loss at the end."""
+    keep_best: bool = False
+    """Restore the weights of the epoch with the lowest validation loss at the end
+    (fastai's ``SaveModelCallback``). The epoch is then chosen on the validation
+    ratings, so their RMSE is no longer an honest estimate; the epoch table says so."""
 
     def decay_for(self, side: str, role: str) -> tuple[float, float]:
         """``(strength, exponent)`` of the decay of a ``"user"``/``"item"`` table of
@@ -197,10 +222,26 @@ class RunOptions:
     """Seeds initialisation, shuffling and dropout."""
     progress: bool | None = None
     """Progress bar and epoch table: None shows them when stderr is a terminal."""
+    step: StepForm = "auto"
+    """How a dot model's sgd step is computed: ``"sparse"`` (the batch as a sparse
+    users x items matrix; pays when the tables have no more rows than a batch has
+    ratings), ``"gather"`` (gathers and ``index_add_``), ``"autograd"`` (the generic
+    path every model and optimizer takes). ``"auto"``: sparse for small tables on the
+    CPU, gather for other dot models under plain sgd, autograd otherwise. The forms do
+    the same arithmetic in another order (the tests check they agree)."""
+    shuffle_block: int | None = None
+    """Ratings per block of an epoch's order: 1 visits the ratings in an exact random
+    permutation; larger blocks are faster on millions of ratings (see
+    :mod:`collabfilter.train.shuffle`). None: 1 below 2^20 ratings, else up to 64."""
 
     def __post_init__(self) -> None:
         _require(
             self.threads is None or self.threads >= 1, f"threads must be >= 1, got {self.threads}"
+        )
+        _choice(self.step, StepForm, "step")
+        _require(
+            self.shuffle_block is None or self.shuffle_block >= 1,
+            f"shuffle_block must be >= 1 or None, got {self.shuffle_block}",
         )
 
 
@@ -251,11 +292,20 @@ def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
 
 
 def with_changes(config: C, **changes: Any) -> C:
-    """A copy of ``config`` with some fields changed (validated again)."""
-    return dataclasses.replace(config, **{k: v for k, v in changes.items() if v is not None})
+    """A copy of ``config`` with some fields changed (validated again).
+
+    A change whose value is :data:`NOT_GIVEN` is skipped; ``None`` is a value like any
+    other (``early_stopping=None`` turns early stopping off).
+    """
+    known = {f.name for f in fields(config)}
+    unknown = sorted(set(changes) - known)
+    _require(not unknown, f"unknown {type(config).__name__} field(s) {unknown}")
+    given = {k: v for k, v in changes.items() if v is not NOT_GIVEN}
+    return dataclasses.replace(config, **given)
 
 
 __all__ = [
+    "NOT_GIVEN",
     "RECIPES",
     "ModelConfig",
     "RunOptions",

@@ -8,8 +8,6 @@ error that lists the closest matches.
 
 from __future__ import annotations
 
-import difflib
-import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -17,95 +15,108 @@ import numpy as np
 import pandas as pd
 import torch
 
+from collabfilter.data.titles import TitleIndex
 from collabfilter.errors import AmbiguousTitleError, CollabFilterError, UnknownIdError
+from collabfilter.fitted import FittedModel
 from collabfilter.models.bias import BiasTerms
-from collabfilter.train import Learner
 
-_ARTICLES = ("the", "a", "an", "les", "la", "le", "il", "das", "der", "die", "el")
-_YEAR = re.compile(r"\s*\(\d{4}\)\s*$")
+_LISTED = 10
 
 
-def _normalise(title: str) -> str:
-    """Lower case, no year, leading article restored, punctuation folded."""
-    text = _YEAR.sub("", str(title)).strip().lower()
-    match = re.match(r"^(.*),\s*(" + "|".join(_ARTICLES) + r")$", text)
-    if match:
-        text = f"{match.group(2)} {match.group(1)}"
-    return re.sub(r"[^a-z0-9]+", " ", text).strip()
-
-
-def _bare(title: str) -> str:
-    """:func:`_normalise` without a leading article ("the godfather" -> "godfather")."""
-    words = _normalise(title).split(" ")
-    return " ".join(words[1:] if len(words) > 1 and words[0] in _ARTICLES else words)
-
-
-def item_labels(learner: Learner, item_idx: Any) -> np.ndarray:
+def item_labels(model: FittedModel, item_idx: Any) -> np.ndarray:
     """Titles (or raw ids as text) of item indices."""
-    return learner.items.labels(np.asarray(item_idx))
+    return model.items.labels(np.asarray(item_idx))
 
 
-def find_item(learner: Learner, query: Any) -> int:
+def title_index(model: FittedModel) -> TitleIndex:
+    """The model's title index, built on first use and kept (searches are frequent)."""
+    index = model.cache.get("titles")
+    if index is None:
+        titles = model.items.titles
+        if titles is None:
+            titles = np.full(len(model.items), None, dtype=object)
+        index = model.cache["titles"] = TitleIndex(titles, model.interactions.item_counts())
+    assert isinstance(index, TitleIndex)
+    return index
+
+
+def find_item(model: FittedModel, query: Any, *, most_rated: bool = False) -> int:
     """The index of an item given by raw id, exact title, or a forgiving title.
 
+    Titles match forgivingly (case, year, punctuation, articles, then every word typed,
+    then a substring; see :mod:`collabfilter.data.titles`): "star wars" finds "Star Wars
+    (1977)", and in the CSV releases "Star Wars: Episode IV - A New Hope (1977)" among
+    the other episodes.
+
+    Args:
+        model: a trained or loaded model.
+        query: a raw item id or a title.
+        most_rated: when several titles match equally well, take the most rated one
+            instead of raising.
+
     Raises:
-        AmbiguousTitleError: when several items match equally well (lists them).
+        AmbiguousTitleError: when several items match equally well (lists them, most
+            rated first).
         UnknownIdError: when nothing matches (lists the closest titles).
     """
-    items = learner.items
+    items = model.items
     if items.contains([query])[0]:
         return items.index_of(query)
-    titles = items.titles
-    if titles is None:
+    if items.titles is None:
         raise UnknownIdError(f"unknown item id {query!r} (the data has no titles to search)")
-    text = str(query)
-    for matcher in (
-        lambda t: t == text,
-        lambda t: t.lower() == text.lower(),
-        lambda t: _normalise(t) == _normalise(text),
-        lambda t: _bare(t) == _bare(text),
-    ):
-        hits = [i for i, t in enumerate(titles) if t is not None and matcher(t)]
-        if len(hits) == 1:
-            return hits[0]
-        if len(hits) > 1:
-            listed = "; ".join(f"{items.ids[i]}: {titles[i]}" for i in hits[:10])
-            raise AmbiguousTitleError(
-                f"title {query!r} matches several items ({listed}); use an id"
-            )
-    close = difflib.get_close_matches(text, [t for t in titles if t is not None], n=5, cutoff=0.5)
-    hint = f"; closest titles: {close}" if close else ""
+    found = title_index(model).match(str(query))
+    if found.unique or (most_rated and len(found.item_idx) and found.how != "close"):
+        return int(found.item_idx[0])
+    listed = "; ".join(f"{items.ids[i]}: {items.titles[i]}" for i in found.item_idx[:_LISTED])
+    if found.how in ("exact", "words", "substring"):
+        more = len(found.item_idx) - _LISTED
+        tail = f" and {more} more" if more > 0 else ""
+        raise AmbiguousTitleError(
+            f"title {query!r} matches {len(found.item_idx)} items, most rated first "
+            f"({listed}{tail}); use an id or a fuller title"
+        )
+    hint = f"; closest titles: {listed}" if listed else ""
     raise UnknownIdError(f"no item with id or title {query!r}{hint}")
 
 
-def find_items(learner: Learner, queries: list[Any]) -> np.ndarray:
-    """:func:`find_item` for several queries (int64 indices)."""
-    return np.array([find_item(learner, q) for q in queries], dtype=np.int64)
-
-
-def _bias_model(learner: Learner) -> BiasTerms:
-    if not isinstance(learner.model, BiasTerms) or not hasattr(learner.model, "user_bias"):
-        raise CollabFilterError(f"{type(learner.model).__name__} has no biases to show")
-    return learner.model
-
-
-def _counts_and_means(
-    codes: np.ndarray, ratings: np.ndarray, size: int
-) -> tuple[np.ndarray, np.ndarray]:
-    """Training ratings per index and their mean (NaN where there are none)."""
-    counts = np.bincount(codes, minlength=size)
-    sums = np.bincount(codes, weights=ratings, minlength=size)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return counts, sums / counts
-
-
-def item_statistics(learner: Learner) -> pd.DataFrame:
-    """Per item index: title, number of training ratings and mean training rating."""
-    train = learner.train_ratings
-    counts, means = _counts_and_means(train.item_idx, train.rating, train.n_items)
+def search_items(model: FittedModel, query: str, *, k: int = 10) -> pd.DataFrame:
+    """Up to ``k`` items matching ``query`` (id, title or part of a title), best match
+    first and most rated first within a match: the search box of the service."""
+    rows: list[int] = []
+    items = model.items
+    if items.contains([query])[0]:
+        rows.append(items.index_of(query))
+    if items.titles is not None and str(query).strip():
+        found = title_index(model).match(str(query))
+        rows += [int(i) for i in found.item_idx if int(i) not in rows]
+    picked = np.asarray(rows[:k], dtype=np.int64)
+    counts = model.interactions.item_counts()
     return pd.DataFrame(
-        {"item": learner.items.ids, "title": learner.items.labels(), "ratings": counts,
-         "mean rating": means}
+        {"item": items.id_of(picked), "title": item_labels(model, picked),
+         "ratings": counts[picked]}
+    )  # fmt: skip
+
+
+def find_items(model: FittedModel, queries: list[Any]) -> np.ndarray:
+    """:func:`find_item` for several queries (int64 indices)."""
+    return np.array([find_item(model, q) for q in queries], dtype=np.int64)
+
+
+def _bias_model(model: FittedModel) -> Any:
+    module = model.model
+    if isinstance(module, BiasTerms) and hasattr(module, "user_bias"):
+        return module
+    if hasattr(module, "user_effect") and hasattr(module, "item_effect"):
+        return module
+    raise CollabFilterError(f"{type(module).__name__} has no biases to show")
+
+
+def item_statistics(model: FittedModel) -> pd.DataFrame:
+    """Per item index: title, number of training ratings and mean training rating."""
+    data = model.interactions
+    return pd.DataFrame(
+        {"item": model.items.ids, "title": model.items.labels(), "ratings": data.item_counts(),
+         "mean rating": data.item_means()}
     )  # fmt: skip
 
 
@@ -115,34 +126,41 @@ def _sorted_by_bias(table: pd.DataFrame, among: int | None) -> pd.DataFrame:
     return table.sort_values("bias", kind="stable").reset_index(drop=True)
 
 
-def item_biases(learner: Learner, *, among: int | None = 1000) -> pd.DataFrame:
+def item_biases(model: FittedModel, *, among: int | None = 1000) -> pd.DataFrame:
     """Every item's learned bias (``b_i`` plus its activity prior) beside its mean
     rating and count, sorted by bias, among the ``among`` most rated items."""
     with torch.no_grad():
-        bias = _bias_model(learner).item_effect().cpu().numpy()
-    return _sorted_by_bias(item_statistics(learner).assign(bias=bias), among)
+        bias = _bias_model(model).item_effect().detach().cpu().numpy()
+    return _sorted_by_bias(item_statistics(model).assign(bias=bias), among)
 
 
-def user_biases(learner: Learner, *, among: int | None = None) -> pd.DataFrame:
+def user_biases(model: FittedModel, *, among: int | None = None) -> pd.DataFrame:
     """Every user's learned bias beside their mean rating and count, sorted by bias."""
-    train = learner.train_ratings
-    counts, means = _counts_and_means(train.user_idx, train.rating, train.n_users)
+    data = model.interactions
     with torch.no_grad():
-        bias = _bias_model(learner).user_effect().cpu().numpy()
+        bias = _bias_model(model).user_effect().detach().cpu().numpy()
     table = pd.DataFrame(
-        {"user": learner.users.ids, "ratings": counts, "mean rating": means, "bias": bias}
-    )
+        {"user": model.users.ids, "ratings": data.user_counts(), "mean rating": data.user_means(),
+         "bias": bias}
+    )  # fmt: skip
     return _sorted_by_bias(table, among)
 
 
-def item_factors(learner: Learner) -> np.ndarray:
-    """The item factor (or embedding) matrix, ``(items, factors)`` float32."""
-    model = learner.model
-    table = getattr(model, "item_factors", None)
+def item_factors(model: FittedModel) -> np.ndarray:
+    """The item factor (or embedding) matrix, ``(items, factors)`` float32, on the CPU.
+
+    Models without plain factor tables offer ``item_vectors()`` (posterior means of a
+    Bayesian model, a ranking model's item embedding)."""
+    module = model.model
+    vectors = getattr(module, "item_vectors", None)
+    if vectors is not None:
+        with torch.no_grad():
+            return np.asarray(vectors().detach().cpu().numpy(), dtype=np.float32)
+    table = getattr(module, "item_factors", None)
     if table is None:
-        table = getattr(model, "item_embedding", None)
+        table = getattr(module, "item_embedding", None)
     if table is None:
-        raise CollabFilterError(f"{type(model).__name__} has no item factors")
+        raise CollabFilterError(f"{type(module).__name__} has no item factors")
     return np.asarray(table.detach().cpu().numpy(), dtype=np.float32)
 
 
@@ -164,13 +182,13 @@ class ItemPCA:
     explained: np.ndarray
 
 
-def item_pca(learner: Learner, n_components: int = 3, *, among: int | None = 1000) -> ItemPCA:
+def item_pca(model: FittedModel, n_components: int = 3, *, among: int | None = 1000) -> ItemPCA:
     """PCA of the item factors of the ``among`` most rated items (one SVD, centred).
 
     Signs are fixed so that each component's largest coordinate is positive.
     """
-    factors = item_factors(learner)
-    counts = learner.train_ratings.item_counts()
+    factors = item_factors(model)
+    counts = model.interactions.item_counts()
     order = np.argsort(-counts, kind="stable")
     chosen = order[: among or len(order)]
     centred = factors[chosen] - factors[chosen].mean(axis=0)
@@ -179,7 +197,7 @@ def item_pca(learner: Learner, n_components: int = 3, *, among: int | None = 100
     coordinates = u[:, :n_components] * s[:n_components]
     flip = np.sign(coordinates[np.abs(coordinates).argmax(axis=0), range(n_components)])
     explained = s**2 / np.sum(s**2)
-    labels = item_labels(learner, chosen)
+    labels = item_labels(model, chosen)
     return ItemPCA(chosen, labels, coordinates * flip, explained[:n_components])
 
 
@@ -190,7 +208,7 @@ def pca_extremes(pca: ItemPCA, component: int = 0, n: int = 10) -> pd.DataFrame:
 
 
 def similar_items(
-    learner: Learner,
+    model: FittedModel,
     item: Any,
     *,
     k: int = 10,
@@ -204,29 +222,39 @@ def similar_items(
         metric: cosine similarity of factors, or their dot product.
         min_ratings: only items with at least this many training ratings.
     """
-    target = find_item(learner, item)
-    factors = torch.from_numpy(item_factors(learner))
+    target = find_item(model, item, most_rated=True)
+    similar_to = getattr(model.model, "similar_items", None)
+    if similar_to is not None:  # a ranking model's own item-item weights
+        scores = similar_to(target).detach().float().cpu().clone()
+        return _top_similar(model, target, scores, k, min_ratings)
+    factors = torch.from_numpy(item_factors(model))
     scores = factors @ factors[target]
     if metric == "cosine":
         norms = factors.norm(dim=1).clamp(min=1e-12)
         scores = scores / (norms * norms[target])
     elif metric != "dot":
         raise ValueError(f"metric must be 'cosine' or 'dot', got {metric!r}")
+    return _top_similar(model, target, scores, k, min_ratings)
+
+
+def _top_similar(
+    model: FittedModel, target: int, scores: torch.Tensor, k: int, min_ratings: int | None
+) -> pd.DataFrame:
     scores[target] = -torch.inf
+    counts = model.interactions.item_counts()
     if min_ratings is not None:
-        rare = torch.from_numpy(learner.train_ratings.item_counts() < min_ratings)
-        scores[rare] = -torch.inf
+        scores[torch.from_numpy(counts < min_ratings)] = -torch.inf
     top = torch.topk(scores, min(k, len(scores) - 1))
-    picked = top.indices.numpy()
-    stats = item_statistics(learner).iloc[picked]
+    kept = torch.isfinite(top.values)
+    picked = top.indices[kept].numpy()
     return pd.DataFrame(
-        {"item": learner.items.id_of(picked), "title": item_labels(learner, picked),
-         "similarity": top.values.numpy(), "ratings": stats["ratings"].to_numpy()}
+        {"item": model.items.id_of(picked), "title": item_labels(model, picked),
+         "similarity": top.values[kept].numpy(), "ratings": counts[picked]}
     )  # fmt: skip
 
 
-def top_items_by_bias(learner: Learner, k: int = 10, *, min_ratings: int = 1) -> pd.DataFrame:
+def top_items_by_bias(model: FittedModel, k: int = 10, *, min_ratings: int = 1) -> pd.DataFrame:
     """The ``k`` items with the highest learned bias, among items with enough ratings."""
-    table = item_biases(learner, among=None)
+    table = item_biases(model, among=None)
     table = table[table.ratings >= min_ratings]
     return table.tail(k)[::-1].reset_index(drop=True)

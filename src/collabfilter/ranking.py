@@ -17,8 +17,8 @@ from torch import Tensor
 
 from collabfilter.data import Ratings, Split
 from collabfilter.evaluate import ranking_metrics
-from collabfilter.recommend import USER_BLOCK, SeenItems, score_users
-from collabfilter.train import Learner
+from collabfilter.fitted import FittedModel
+from collabfilter.recommend import USER_BLOCK, mask_seen
 
 POPULARITY_WEIGHT = 1.5
 """The popularity prior ``w`` of the blended ranking, chosen on a per-user hold-out
@@ -33,20 +33,21 @@ def relevance_matrix(test: Ratings, relevance: float | None) -> np.ndarray:
     return matrix
 
 
-def _top_lists(scores_for: Callable[[np.ndarray], Tensor], train: Ratings, k: int) -> np.ndarray:
-    seen = SeenItems(train)
-    users = np.arange(train.n_users)
+def _top_lists(
+    scores_for: Callable[[np.ndarray], Tensor], model: FittedModel, k: int
+) -> np.ndarray:
+    users = np.arange(len(model.users))
     tops = []
     for start in range(0, len(users), USER_BLOCK):
         block = users[start : start + USER_BLOCK]
         scores = scores_for(block)
-        seen.mask(scores, block)
+        mask_seen(model, scores, block)
         tops.append(torch.topk(scores, k, dim=1).indices.numpy())
     return np.concatenate(tops)
 
 
 def evaluate_ranking(
-    learner: Learner,
+    learner: FittedModel,
     split: Split,
     *,
     ks: Sequence[int] = (10, 20),
@@ -68,7 +69,7 @@ def evaluate_ranking(
     log_popularity = torch.log1p(popularity)
 
     def blended(weight: float) -> Callable[[np.ndarray], Tensor]:
-        return lambda block: score_users(learner, block) + weight * log_popularity
+        return lambda block: learner.score_users(block) + weight * log_popularity
 
     scorers = {
         ("model" if w == 0 else f"model + {w:g} log popularity"): blended(w)
@@ -77,7 +78,7 @@ def evaluate_ranking(
     scorers["most popular"] = lambda block: popularity.expand(len(block), -1).clone()
     rows = []
     for name, scorer in scorers.items():
-        top = _top_lists(scorer, split.train, max(ks))
+        top = _top_lists(scorer, learner, max(ks))
         for k in ks:
             rows.append({"scorer": name, "k": k, **ranking_metrics(top, relevant, k)})
     return pd.DataFrame(rows)

@@ -18,76 +18,75 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from collabfilter.data import Ratings
 from collabfilter.errors import CollabFilterError, DataError
+from collabfilter.fitted import FittedModel, require_known_users
 from collabfilter.interpret import find_item, find_items, item_labels
 from collabfilter.models import DotProduct, DotProductBias
 from collabfilter.models.ops import sigmoid_range
-from collabfilter.train import Learner
-from collabfilter.train.learner import frequency_weight
+from collabfilter.train.regularization import new_user_decay
 
 USER_BLOCK = 1024
 
 
 @dataclass(frozen=True)
 class Recommendations:
-    """``k`` items per user, best first.
+    """Up to ``k`` items per user, best first; a user with fewer items left to
+    recommend gets fewer (never an item they rated, never a placeholder score).
 
     Attributes:
         users: raw user ids, shape ``(n,)``.
-        item_idx: item indices, shape ``(n, k)``.
-        scores: predicted ratings, shape ``(n, k)``, float32.
+        offsets: user ``j``'s items are ``item_idx[offsets[j]:offsets[j + 1]]``, shape
+            ``(n + 1,)``.
+        item_idx: item indices, all users' lists end to end.
+        scores: their scores (predicted ratings for rating models), float32, finite.
     """
 
     users: np.ndarray
+    offsets: np.ndarray
     item_idx: np.ndarray
     scores: np.ndarray
 
-    def to_frame(self, learner: Learner) -> pd.DataFrame:
-        """One row per (user, rank): user, rank, item id, title, predicted rating."""
-        n, k = self.item_idx.shape
-        flat = self.item_idx.reshape(-1)
+    def __len__(self) -> int:
+        return len(self.users)
+
+    def of(self, position: int) -> tuple[np.ndarray, np.ndarray]:
+        """The item indices and scores of the ``position``-th user asked for."""
+        part = slice(int(self.offsets[position]), int(self.offsets[position + 1]))
+        return self.item_idx[part], self.scores[part]
+
+    def to_frame(self, model: FittedModel) -> pd.DataFrame:
+        """One row per (user, rank): user, rank, item id, title, score (``predicted``
+        for rating models)."""
+        lengths = np.diff(self.offsets)
+        ranks = np.arange(len(self.item_idx)) - np.repeat(self.offsets[:-1], lengths) + 1
         return pd.DataFrame(
             {
-                "user": np.repeat(self.users, k),
-                "rank": np.tile(np.arange(1, k + 1), n),
-                "item": learner.items.id_of(flat),
-                "title": item_labels(learner, flat),
-                "predicted": self.scores.reshape(-1),
+                "user": np.repeat(self.users, lengths),
+                "rank": ranks,
+                "item": model.items.id_of(self.item_idx),
+                "title": item_labels(model, self.item_idx),
+                ("predicted" if model.predicts_ratings else "score"): self.scores,
             }
         )
 
 
-class SeenItems:
-    """Which items each user rated in training, for masking (built once, CSR-like)."""
-
-    def __init__(self, ratings: Ratings) -> None:
-        order = np.argsort(ratings.user_idx, kind="stable")
-        self.items = torch.from_numpy(ratings.item_idx[order].astype(np.int64))
-        counts = np.bincount(ratings.user_idx, minlength=ratings.n_users)
-        self.starts = np.concatenate([[0], np.cumsum(counts)])
-
-    def mask(self, scores: Tensor, user_idx: np.ndarray) -> None:
-        """Set the seen items of each row's user to ``-inf`` in place."""
-        lengths = self.starts[user_idx + 1] - self.starts[user_idx]
-        rows = torch.from_numpy(np.repeat(np.arange(len(user_idx)), lengths))
-        # positions of each user's items in the sorted list, without a per-user loop
-        offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        picks = np.repeat(self.starts[user_idx], lengths) + offsets
-        scores[rows, self.items[torch.from_numpy(picks.astype(np.int64))]] = -torch.inf
+def mask_seen(model: FittedModel, scores: Tensor, user_idx: np.ndarray) -> None:
+    """Set the items each row's user rated in training to ``-inf``, in place."""
+    rows, items, _ = model.interactions.rows(user_idx)
+    scores[torch.from_numpy(rows), torch.from_numpy(items.astype(np.int64))] = -torch.inf
 
 
-@torch.no_grad()  # not inference_mode: callers mask the result in place
-def score_users(learner: Learner, user_idx: np.ndarray) -> Tensor:
-    """Predicted ratings of every item for the given user indices, ``(n, items)``."""
-    learner.model.eval()
-    index = torch.from_numpy(np.asarray(user_idx, dtype=np.int64)).to(learner.device)
-    scores: Tensor = learner.model.score_items(index)  # type: ignore[operator]
-    return scores.float().cpu()
+def require_finite(scores: Tensor, what: str = "scores") -> None:
+    """Raise if a model produced a score that is not a number (damaged weights)."""
+    if torch.isnan(scores).any() or torch.isinf(scores).any():
+        raise CollabFilterError(
+            f"the model produced {what} that are not finite: its weights are damaged "
+            "(retrain, or reload the model file)"
+        )
 
 
 def recommend(
-    learner: Learner,
+    model: FittedModel,
     users: Any,
     *,
     k: int = 10,
@@ -95,114 +94,142 @@ def recommend(
     min_ratings: int | None = None,
     popularity_weight: float = 0.0,
 ) -> Recommendations:
-    """The ``k`` unseen items with the highest predicted rating for each user.
+    """The ``k`` best items for each user by the model's scores.
+
+    A rating model ranks by predicted rating, which answers "what would this user rate
+    highest" and favours excellent films few people watch; a ranking model (recipe
+    ``"topn"``) is trained for top-N lists and ranks far better on held-out data.
 
     Args:
-        learner: a trained learner (its training ratings define what was seen).
+        model: a trained learner or a loaded model.
         users: raw user ids (one or many).
-        k: items per user.
+        k: items per user (fewer when fewer remain).
         exclude_seen: skip items the user rated in training.
         min_ratings: only items with at least this many training ratings (obscure
-            items with one 5-star rating otherwise crowd the top).
-        popularity_weight: rank by ``predicted + w * log(1 + n_i)`` instead: a rating
+            items with one 5-star rating otherwise crowd a rating model's top).
+        popularity_weight: rank by ``score + w * log(1 + n_i)`` instead: a rating
             model does not know what people tend to watch at all, and on held-out
             data that popularity prior lifts NDCG/recall above the most-popular
-            baseline (``scores`` stay the predicted ratings).
+            baseline (``scores`` stay the model's scores).
 
     Raises:
         UnknownIdError: for users the model does not know (see :func:`recommend_new_user`).
     """
-    user_ids = np.atleast_1d(np.asarray(users, dtype=object))
-    user_idx = learner.users.index(user_ids).astype(np.int64)
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    seen = SeenItems(learner.train_ratings) if exclude_seen else None
-    log_counts = torch.log1p(
-        torch.from_numpy(learner.train_ratings.item_counts().astype(np.float32))
-    )
-    blocked = _rare_items(learner, min_ratings)
-    k = min(k, learner.items.__len__())
-    best_items, best_scores = [], []
+    user_idx = require_known_users(model, users)
+    counts = torch.from_numpy(model.interactions.item_counts().astype(np.float32))
+    blocked = _rare_items(model, min_ratings)
+    k = min(k, len(model.items))
+    items, scores, lengths = [], [], []
     for start in range(0, len(user_idx), USER_BLOCK):
         block = user_idx[start : start + USER_BLOCK]
-        scores = score_users(learner, block)
-        ranking = scores + popularity_weight * log_counts if popularity_weight else scores
-        if seen is not None:
-            seen.mask(ranking, block)
+        predicted = model.score_users(block)
+        require_finite(predicted)
+        ranking = predicted + popularity_weight * torch.log1p(counts)
+        if exclude_seen:
+            mask_seen(model, ranking, block)
         if blocked is not None:
             ranking[:, blocked] = -torch.inf
         top = torch.topk(ranking, k, dim=1)
-        best_items.append(top.indices.numpy())
-        best_scores.append(torch.gather(scores, 1, top.indices).numpy())
+        kept = torch.isfinite(top.values)
+        items.append(top.indices[kept].numpy())
+        scores.append(torch.gather(predicted, 1, top.indices)[kept].numpy())
+        lengths.append(kept.sum(1).numpy())
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
     return Recommendations(
-        learner.users.id_of(user_idx), np.concatenate(best_items), np.concatenate(best_scores)
+        model.users.id_of(user_idx), offsets, np.concatenate(items), np.concatenate(scores)
     )
 
 
-def _rare_items(learner: Learner, min_ratings: int | None) -> Tensor | None:
+def _rare_items(model: FittedModel, min_ratings: int | None) -> Tensor | None:
     if min_ratings is None:
         return None
-    counts = learner.train_ratings.item_counts()
-    return torch.from_numpy(counts < min_ratings)
+    return torch.from_numpy(model.interactions.item_counts() < min_ratings)
 
 
 # ----------------------------------------------------------------------------- fold-in
 @dataclass(frozen=True)
 class FoldedUser:
-    """A user solved for with the items fixed: factors, bias and activity."""
+    """A user solved for with the items fixed: factors, bias and activity (dot models),
+    or a model family's own state (``state``), always on the CPU."""
 
     factors: Tensor
     bias: float
     activity: float
+    state: Any = None
 
 
-def _dot_model(learner: Learner) -> DotProduct | DotProductBias:
-    if not isinstance(learner.model, DotProduct | DotProductBias):
+def _dot_model(model: FittedModel) -> DotProduct | DotProductBias:
+    if not isinstance(model.model, DotProduct | DotProductBias):
         raise CollabFilterError(
-            f"fold-in needs a dot-product model, not {type(learner.model).__name__}; "
-            "train a dot_bias model for new-user recommendations"
+            f"fold-in needs a model that can place a new user, not "
+            f"{type(model.model).__name__}; use dot_bias, bayes or topn for new users"
         )
-    return learner.model
+    return model.model
 
 
-def fold_in(learner: Learner, rated: Mapping[Any, float], *, iterations: int = 30) -> FoldedUser:
-    """Solve a new user's factors and bias from ``{item id or title: rating}``.
+def rated_items(model: FittedModel, rated: Mapping[Any, float]) -> tuple[np.ndarray, Tensor]:
+    """Item indices (int64) and ratings (float64) of ``{item id or title: rating}``.
 
-    Minimises the training objective restricted to this user, with the item side
-    fixed: half the squared error of the predicted ratings plus the per-rating weight
-    decay a user with this many ratings had in training. The problem has only
+    Raises:
+        DataError: with no ratings, ratings outside the data's scale, or an item twice.
+        UnknownIdError / AmbiguousTitleError: for items that cannot be resolved.
+    """
+    if not rated:
+        raise DataError("a new user needs at least one (item, rating) pair")
+    item_idx = find_items(model, list(rated))
+    values = torch.tensor([float(v) for v in rated.values()], dtype=torch.float64)
+    scale = model.scale
+    if not torch.isfinite(values).all() or ((values < scale.low) | (values > scale.high)).any():
+        raise DataError(f"ratings must lie in the data's scale {scale}, got {values.tolist()}")
+    if len(np.unique(item_idx)) < len(item_idx):
+        raise DataError("each item may be rated once; the ratings name an item twice")
+    return item_idx, values
+
+
+def fold_in(model: FittedModel, rated: Mapping[Any, float], *, iterations: int = 30) -> FoldedUser:
+    """Place a new user from ``{item id or title: rating}`` without retraining.
+
+    Dot models minimise the training objective restricted to this user, with the item
+    side fixed: half the squared error of the predicted ratings plus the per-rating
+    weight decay a user with this many ratings had in training. The problem has only
     ``factors + 1`` unknowns, so damped Gauss-Newton steps (one small linear solve
-    each) converge in a few iterations.
+    each) converge in a few iterations. Other families place the user their own way
+    (the module's ``fold_in``). Computed on the CPU, whatever device the model is on.
 
     Raises:
         DataError: with no ratings, or ratings outside the data's scale.
         UnknownIdError / AmbiguousTitleError: for items that cannot be resolved.
     """
-    model = _dot_model(learner)
-    if not rated:
-        raise DataError("a new user needs at least one (item, rating) pair")
-    item_idx = torch.from_numpy(find_items(learner, list(rated)).astype(np.int64))
-    values = torch.tensor([float(v) for v in rated.values()], dtype=torch.float64)
-    scale = learner.train_ratings.scale
-    if ((values < scale.low) | (values > scale.high)).any():
-        raise DataError(f"ratings must lie in the data's scale {scale}, got {values.tolist()}")
+    item_idx, values = rated_items(model, rated)
+    module = model.model
+    own = getattr(module, "fold_in", None)
+    if own is not None:
+        return FoldedUser(torch.zeros(0), 0.0, 0.0, own(torch.from_numpy(item_idx), values))
+    dot = _dot_model(model)
+    config = model.training_config()
+    if config is None:
+        raise CollabFilterError("fold-in of a dot model needs its sgd training config")
+    counts = torch.from_numpy(model.interactions.user_counts())
     n = len(values)
-    factor_decay, bias_decay = _new_user_decay(learner, n)
+    factor_decay, bias_decay = new_user_decay(config, counts, n)
+    index = torch.from_numpy(item_idx)
     with torch.no_grad():
-        design = model.item_factors[item_idx].double()
+        design = dot.item_factors.detach().cpu()[index].double()
         fixed = torch.zeros(n, dtype=torch.float64)
         activity = 0.0
-        has_bias = isinstance(model, DotProductBias)
-        if isinstance(model, DotProductBias):
-            activity = float(model.activity_of(torch.tensor([n]), kind="user")[0])
-            fixed = (model.item_effect()[item_idx] + model.offset).double()
-            if model.activity_prior:
-                fixed = fixed + float(model.activity_weight[0]) * activity
+        has_bias = isinstance(dot, DotProductBias)
+        if isinstance(dot, DotProductBias):
+            activity = float(dot.activity_of(torch.tensor([n]), kind="user")[0].cpu())
+            fixed = (dot.item_effect().cpu()[index] + dot.offset.cpu()).double()
+            if dot.activity_prior:
+                fixed = fixed + float(dot.activity_weight[0].cpu()) * activity
             design = torch.cat([design, torch.ones(n, 1, dtype=torch.float64)], dim=1)
         decay = torch.full((design.shape[1],), n * factor_decay, dtype=torch.float64)
         if has_bias:
             decay[-1] = n * bias_decay
-        theta = _gauss_newton(design, fixed, values, decay, model.y_range, iterations)
+        theta = _gauss_newton(design, fixed, values, decay, dot.y_range, iterations)
     factors = theta[:-1] if has_bias else theta
     bias = float(theta[-1]) if has_bias else 0.0
     return FoldedUser(factors.float(), bias, activity)
@@ -241,52 +268,52 @@ def _gauss_newton(
     return theta
 
 
-def _new_user_decay(learner: Learner, n: int) -> tuple[float, float]:
-    """Per-rating decay a user with ``n`` ratings had in training (see TrainConfig)."""
-    counts = learner.train_tensors.user_counts()
-
-    def coefficient(role: str) -> float:
-        strength, exponent = learner.config.decay_for("user", role)
-        n_ratings = torch.tensor(float(n), dtype=torch.float64)
-        return float(strength * frequency_weight(n_ratings, counts, exponent - 1))
-
-    return coefficient("factors"), coefficient("bias")
-
-
 @torch.no_grad()
-def score_folded(learner: Learner, user: FoldedUser) -> Tensor:
-    """Predicted ratings of every item for a folded-in user, shape ``(items,)``."""
-    model = _dot_model(learner)
-    x = model.item_factors @ user.factors
-    if isinstance(model, DotProductBias):
-        x = x + user.bias + model.item_effect() + model.offset
-        if model.activity_prior:
-            x = x + model.activity_weight[0] * user.activity
-    return x if model.y_range is None else sigmoid_range(x, *model.y_range)
+def score_folded(model: FittedModel, user: FoldedUser) -> Tensor:
+    """Scores of every item for a folded-in user, shape ``(items,)``, on the CPU."""
+    own = getattr(model.model, "score_folded", None)
+    if own is not None:
+        scores: Tensor = own(user.state)
+        return scores.float().cpu()
+    dot = _dot_model(model)
+    x = dot.item_factors.detach().cpu() @ user.factors
+    if isinstance(dot, DotProductBias):
+        x = x + user.bias + dot.item_effect().cpu() + dot.offset.cpu()
+        if dot.activity_prior:
+            x = x + dot.activity_weight[0].cpu() * user.activity
+    return x if dot.y_range is None else sigmoid_range(x, *dot.y_range)
 
 
 def recommend_new_user(
-    learner: Learner, rated: Mapping[Any, float], *, k: int = 10, min_ratings: int | None = None
+    model: FittedModel,
+    rated: Mapping[Any, float],
+    *,
+    k: int = 10,
+    min_ratings: int | None = None,
 ) -> pd.DataFrame:
     """Recommendations for someone not in the data, from a few ratings (fold-in).
 
-    Returns a frame of rank, item id, title and predicted rating; the rated items
-    themselves are excluded.
+    Returns a frame of rank, item id, title and score (``predicted`` for rating
+    models); the rated items themselves are excluded.
     """
-    user = fold_in(learner, rated)
-    scores = score_folded(learner, user).clone()
-    scores[torch.from_numpy(find_items(learner, list(rated)).astype(np.int64))] = -torch.inf
-    blocked = _rare_items(learner, min_ratings)
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    user = fold_in(model, rated)
+    scores = score_folded(model, user).clone()
+    require_finite(scores)
+    scores[torch.from_numpy(find_items(model, list(rated)))] = -torch.inf
+    blocked = _rare_items(model, min_ratings)
     if blocked is not None:
         scores[blocked] = -torch.inf
     top = torch.topk(scores, min(k, len(scores)))
-    picked = top.indices.numpy()
+    kept = torch.isfinite(top.values)
+    picked = top.indices[kept].numpy()
     return pd.DataFrame(
         {
             "rank": np.arange(1, len(picked) + 1),
-            "item": learner.items.id_of(picked),
-            "title": item_labels(learner, picked),
-            "predicted": top.values.numpy(),
+            "item": model.items.id_of(picked),
+            "title": item_labels(model, picked),
+            ("predicted" if model.predicts_ratings else "score"): top.values[kept].numpy(),
         }
     )
 
@@ -295,8 +322,9 @@ def recommend_new_user(
 class Explanation:
     """A prediction taken apart.
 
-    ``terms`` holds the parts of the logit (global offset, user bias, item bias, factor
-    term) whose sum the sigmoid maps to ``prediction``; ``similar_rated`` lists the
+    ``terms`` holds the parts of the score (for dot models: the global offset, user
+    bias, item bias and factor term of the logit the sigmoid maps to ``prediction``;
+    for ranking models: each rated item's contribution); ``similar_rated`` lists the
     user's training items closest to this one, with the user's ratings.
     """
 
@@ -309,31 +337,29 @@ class Explanation:
 
 
 @torch.no_grad()
-def explain(learner: Learner, user: Any, item: Any, *, n_similar: int = 3) -> Explanation:
+def explain(model: FittedModel, user: Any, item: Any, *, n_similar: int = 3) -> Explanation:
     """Why ``user`` gets ``item``: the prediction's parts and related rated items."""
-    model = learner.model
-    if not isinstance(model, DotProductBias):
-        raise CollabFilterError("explain needs a DotProductBias model")
-    u = learner.users.index_of(user)
-    i = find_item(learner, item)
-    factor = float(model.user_factors[u] @ model.item_factors[i])
+    dot = model.model
+    if not isinstance(dot, DotProductBias):
+        raise CollabFilterError(f"explain needs a DotProductBias model, not {type(dot).__name__}")
+    u = model.users.index_of(user)
+    i = find_item(model, item)
+    user_factors = dot.user_factors.detach().cpu()
+    item_factors = dot.item_factors.detach().cpu()
     terms = {
-        "global": float(model.offset),
-        "user bias": float(model.user_effect()[u]),
-        "item bias": float(model.item_effect()[i]),
-        "factors": factor,
+        "global": float(dot.offset.cpu()),
+        "user bias": float(dot.user_effect().cpu()[u]),
+        "item bias": float(dot.item_effect().cpu()[i]),
+        "factors": float(user_factors[u] @ item_factors[i]),
     }
-    prediction = float(sigmoid_range(torch.tensor(sum(terms.values())), *model.y_range))
-    train = learner.train_ratings
-    mine = train.user_idx == u
-    rated, ratings = train.item_idx[mine], train.rating[mine]
-    factors = model.item_factors.detach()
-    candidates = factors[torch.from_numpy(rated.astype(np.int64))]
-    similarity = torch.nn.functional.cosine_similarity(candidates, factors[i].unsqueeze(0))
+    prediction = float(sigmoid_range(torch.tensor(sum(terms.values())), *dot.y_range))
+    rated, ratings = model.interactions.items_of(u)
+    candidates = item_factors[torch.from_numpy(rated.astype(np.int64))]
+    similarity = torch.nn.functional.cosine_similarity(candidates, item_factors[i].unsqueeze(0))
     order = torch.argsort(similarity, descending=True)[:n_similar].numpy()
     similar = pd.DataFrame(
-        {"item": learner.items.id_of(rated[order]), "title": item_labels(learner, rated[order]),
+        {"item": model.items.id_of(rated[order]), "title": item_labels(model, rated[order]),
          "similarity": similarity.numpy()[order], "their rating": ratings[order]}
     )  # fmt: skip
-    title = str(item_labels(learner, [i])[0])
-    return Explanation(user, learner.items.id_of([i])[0], title, prediction, terms, similar)
+    title = str(item_labels(model, [i])[0])
+    return Explanation(user, model.items.id_of([i])[0], title, prediction, terms, similar)

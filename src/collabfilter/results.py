@@ -12,13 +12,15 @@ import pandas as pd
 from collabfilter.config import RunOptions
 from collabfilter.data import Ratings, load_movielens_fold
 from collabfilter.evaluate import error_by_bucket, error_metrics
-from collabfilter.train import Learner, collab_learner
+from collabfilter.fitted import FittedModel
+from collabfilter.train import collab_learner
 
 
 def show_results(
-    learner: Learner, ratings: Ratings, n: int = 10, *, seed: int = 42
+    learner: FittedModel, ratings: Ratings, n: int = 10, *, seed: int = 42
 ) -> pd.DataFrame:
-    """``n`` random rows of ``ratings``: user, item title, rating, predicted rating."""
+    """``n`` random rows of ``ratings``: user, item title, rating, predicted rating
+    (matched to the model by raw id)."""
     rng = np.random.default_rng(seed)
     rows = np.sort(rng.choice(len(ratings), size=min(n, len(ratings)), replace=False))
     sample = ratings.subset(rows)
@@ -29,20 +31,22 @@ def show_results(
     return frame.reset_index(drop=True)
 
 
-def error_breakdown(learner: Learner, valid: Ratings) -> dict[str, pd.DataFrame]:
+def error_breakdown(learner: FittedModel, valid: Ratings) -> dict[str, pd.DataFrame]:
     """Validation RMSE/MAE by the user's and by the item's number of training ratings.
 
-    The ``0`` bucket holds cold users or items (never seen in training).
+    ``valid`` is matched to the model by raw id; the ``0`` bucket holds cold users or
+    items (in the vocabulary but never seen in training).
     """
+    pairs = learner.resolve_ratings(valid)
     predictions = learner.predict_ratings(valid)
-    train = learner.train_ratings
+    data = learner.interactions
     return {
         "by user activity": error_by_bucket(
-            predictions, valid.rating, train.user_counts()[valid.user_idx],
+            predictions, valid.rating, data.user_counts()[pairs.user_idx],
             edges=(0, 1, 21, 51, 101), label="user's train ratings",
         ),
         "by item popularity": error_by_bucket(
-            predictions, valid.rating, train.item_counts()[valid.item_idx],
+            predictions, valid.rating, data.item_counts()[pairs.item_idx],
             label="item's train ratings",
         ),
     }  # fmt: skip

@@ -8,9 +8,11 @@ import torch
 
 from collabfilter import generate_ratings, split_random
 from collabfilter.config import RECIPES, RunOptions, TrainConfig
-from collabfilter.errors import TrainingDivergedError, UnknownIdError
+from collabfilter.errors import ConfigError, DataWarning, TrainingDivergedError, UnknownIdError
 from collabfilter.models import DotProduct, DotProductBias
-from collabfilter.train import Learner, collab_learner, shuffle, sparse
+from collabfilter.train import Learner, collab_learner, shuffle
+from collabfilter.train.regularization import side_rates
+from collabfilter.train.steps import choose_form
 
 QUIET = RunOptions(progress=False, seed=3)
 
@@ -42,18 +44,15 @@ def test_default_recipe_learns_the_planted_structure(planted):
 
 
 @pytest.mark.parametrize("rate_exponent", [0.0, 0.5])
-def test_fused_path_matches_autograd_path(planted, rate_exponent):
+@pytest.mark.parametrize("form", ["sparse", "gather"])
+def test_closed_form_steps_match_the_autograd_step(planted, rate_exponent, form):
     _, (train, valid) = planted
-
-    class AutogradOnly(DotProductBias):  # a subclass is not taken by the fused path
-        pass
-
     config = replace(RECIPES["dot_bias"][1], epochs=2, rate_exponent=rate_exponent)
     models = []
-    for cls in (DotProductBias, AutogradOnly):
+    for step in (form, "autograd"):
         torch.manual_seed(0)
-        model = cls(train.n_users, train.n_items, 8)
-        Learner(model, train, config=config, options=QUIET).fit_recipe()
+        model = DotProductBias(train.n_users, train.n_items, 8)
+        Learner(model, train, config=config, options=replace(QUIET, step=step)).fit_recipe()
         models.append(model)
     for name, value in models[0].state_dict().items():
         assert torch.allclose(value, models[1].state_dict()[name], atol=1e-5), name
@@ -71,28 +70,25 @@ SPARSE_CASES = {
     ("rate_exponent", "block"), [(0.0, 1), (0.5, 1), (0.5, 8)], ids=["exact", "rates", "blocked"]
 )
 @pytest.mark.parametrize("case", sorted(SPARSE_CASES))
-def test_sparse_products_match_the_gather_scatter_step(
-    planted, monkeypatch, case, rate_exponent, block
-):
-    """The small-table path (sparse matrix products) and the gather/index_add path
-    draw the same batches and must leave the same weights, in exact and in blocked
-    epoch orders."""
+def test_sparse_products_match_the_gather_scatter_step(planted, case, rate_exponent, block):
+    """The small-table form (sparse matrix products) and the gather/index_add form draw
+    the same batches and must leave the same weights, in exact and in blocked epoch
+    orders."""
     _, (train, valid) = planted
-    monkeypatch.setattr(shuffle, "block_size", lambda n_ratings, batch_size: block)
     lr = 0.04 if case.startswith("biases") else 0.005  # no sigmoid: smaller steps
     config = replace(
         RECIPES["dot_bias"][1], epochs=2, lr=lr, rate_exponent=rate_exponent, batch_size=2048
     )
     models = []
-    for small_tables in (True, False):
-        monkeypatch.setattr(sparse, "suits", lambda data, batch_size, use=small_tables: use)
+    for step in ("sparse", "gather"):
         torch.manual_seed(0)
         model = SPARSE_CASES[case](train.n_users, train.n_items)
         with torch.no_grad():  # biases away from zero so that their decay matters
             for name, param in model.named_parameters():
                 if name.endswith("bias"):
                     param.normal_(0, 0.3)
-        learner = Learner(model, train, valid, config=config, options=QUIET)
+        options = replace(QUIET, step=step, shuffle_block=block)
+        learner = Learner(model, train, valid, config=config, options=options)
         history = learner.fit_recipe()
         assert history[-1].train_loss < history[0].train_loss
         models.append(model)
@@ -100,37 +96,49 @@ def test_sparse_products_match_the_gather_scatter_step(
         assert torch.allclose(value, models[1].state_dict()[name], atol=2e-5), name
 
 
-def test_blocked_epoch_orders_learn_as_well(planted, monkeypatch):
-    """Large data is visited in permuted blocks of ratings; here forced on small data,
-    the default recipe must reach the same accuracy as with exact permutations."""
+def test_blocked_epoch_orders_learn_as_well(planted):
+    """Large data is visited in permuted blocks of ratings; here asked for on small
+    data, the default recipe must reach the same accuracy as with exact permutations."""
     _, (train, valid) = planted
     achieved = {}
-    for blocked_from in (len(train) + 1, 0):
-        monkeypatch.setattr(shuffle, "BLOCKED_FROM", blocked_from)
-        learner = collab_learner(train, valid, options=QUIET)
+    for block in (1, 32):
+        learner = collab_learner(train, valid, options=replace(QUIET, shuffle_block=block))
         learner.fit_recipe()
-        achieved[blocked_from] = rmse(learner, valid)
-    assert shuffle.block_size(len(train), RECIPES["dot_bias"][1].batch_size) == 32
+        achieved[block] = rmse(learner, valid)
+    assert shuffle.block_size(2**20, RECIPES["dot_bias"][1].batch_size) == 32
     exact, blocked = achieved.values()
     assert blocked != exact and abs(blocked - exact) < 0.01
 
 
-def test_sparse_products_are_for_small_tables_on_the_cpu(planted):
+def test_the_step_form_is_an_explicit_choice(planted):
     _, (train, _) = planted
-    tensors = Learner(DotProduct(train.n_users, train.n_items, 4), train).train_tensors
+    learner = Learner(DotProduct(train.n_users, train.n_items, 4), train)
+    tensors, config = learner.train_tensors, TrainConfig()
     rows = train.n_users + train.n_items
-    assert sparse.suits(tensors, rows) and not sparse.suits(tensors, rows - 1)
+    assert choose_form(learner.model, replace(config, batch_size=rows), tensors, "auto") == "sparse"
+    assert choose_form(learner.model, replace(config, batch_size=rows - 1), tensors, "auto") == (
+        "gather"
+    )
+    adam = replace(config, optimizer="adam")
+    assert choose_form(learner.model, adam, tensors, "auto") == "autograd"
+    with pytest.raises(ConfigError, match="step='gather' trains DotProduct"):
+        choose_form(learner.model, adam, tensors, "gather")
+    with pytest.raises(ConfigError, match="step must be one of"):
+        RunOptions(step="fast")  # type: ignore[arg-type]
 
 
 def test_row_rates_fall_with_crowding_in_a_batch(planted):
     _, (train, _) = planted
     config = TrainConfig(rate_exponent=0.5, batch_size=len(train) // 4)
-    learner = collab_learner(train, config=config, options=QUIET)
-    rates = learner._side_rates(config)
-    for side, counts in (("user", train.user_counts()), ("item", train.item_counts())):
-        expected_in_batch = counts * (len(train) // 4) / len(train)
+    counts = {
+        "user": torch.from_numpy(train.user_counts()),
+        "item": torch.from_numpy(train.item_counts()),
+    }
+    rates = side_rates(config, counts)
+    for side, side_counts in counts.items():
+        expected_in_batch = side_counts.numpy() * (len(train) // 4) / len(train)
         assert np.allclose(rates[side].numpy() * np.sqrt(1 + expected_in_batch), 1.0)
-    assert learner._side_rates(TrainConfig()) == {}
+    assert side_rates(TrainConfig(), counts) == {}
 
 
 def test_same_seed_same_numbers(planted):
@@ -148,14 +156,20 @@ def test_best_epoch_is_kept_and_early_stopping_stops(planted):
     # no regularisation and a constant rate: validation loss turns up after ~9 epochs
     overfit = TrainConfig(epochs=15, lr=0.02, weight_decay=0.0, item_weight_decay=0.0,
                           bias_weight_decay=0.0, schedule="constant", batch_size=1024)  # fmt: skip
-    learner = collab_learner(
-        train, valid, config=overfit, n_factors=64, init_std=0.1, options=QUIET
-    )
-    history = learner.fit_recipe()
+    honest = collab_learner(train, valid, config=overfit, n_factors=64, init_std=0.1, options=QUIET)
+    history = honest.fit_recipe()
     losses = [r.valid_loss for r in history]
     best = int(np.argmin(losses))
     assert best < len(losses) - 1, "the run should overfit"
-    assert learner.best_epoch == history[best].epoch
+    # by default nothing is chosen on the validation ratings: the last epoch stays
+    assert not honest.kept_best
+    assert rmse(honest, valid) == pytest.approx(np.sqrt(losses[-1]), rel=1e-4)
+    learner = collab_learner(
+        train, valid, config=replace(overfit, keep_best=True), n_factors=64, init_std=0.1,
+        options=QUIET,
+    )  # fmt: skip
+    assert [r.valid_loss for r in learner.fit_recipe()] == losses
+    assert learner.best_epoch == history[best].epoch and learner.kept_best
     assert rmse(learner, valid) == pytest.approx(np.sqrt(losses[best]), rel=1e-4)
     stopping = collab_learner(
         train, valid, config=replace(overfit, early_stopping=2), n_factors=64, init_std=0.1,
@@ -225,5 +239,6 @@ def test_predict_by_ids_and_titles_with_an_unknown_policy(planted):
     assert np.allclose(learner.predict(5, ["First", "Second"]), by_id)
     with pytest.raises(UnknownIdError, match="unknown user"):
         learner.predict([99999], [1])
-    flagged = learner.predict([5, 99999], [1, 1], unknown="nan")
+    with pytest.warns(DataWarning, match="1 of 2 pairs have an unknown user"):
+        flagged = learner.predict([5, 99999], [1, 1], unknown="nan")
     assert np.isfinite(flagged[0]) and np.isnan(flagged[1])

@@ -248,14 +248,35 @@ class Vocabulary:
 
     def _positions(self, ids: Any) -> np.ndarray:
         """Positions of ``ids`` (-1 where unknown, internal only), matching key types
-        so that "1" finds the integer id 1 and 1 finds the string id "1"."""
+        so that "1" finds the integer id 1 and 1 finds the string id "1"; a text id
+        matches an integer id only in its canonical form ("007" never finds 7)."""
         array = _as_array(ids).reshape(-1)
         if self._ids.dtype.kind != "i":
             return np.asarray(self._index.get_indexer(_as_text(array)))
         if array.dtype.kind in "iu":
             return np.asarray(self._index.get_indexer(array.astype(np.int64)))
-        numeric = pd.to_numeric(pd.Series(array, dtype=object), errors="coerce").to_numpy(float)
+        return np.asarray(self._index.get_indexer(integer_keys(array)))
+
+
+_CANONICAL_INT = r"^-?(?:0|[1-9][0-9]{0,17})$"
+
+
+def integer_keys(values: np.ndarray) -> np.ndarray:
+    """int64 keys of mixed values for lookup in integer ids: whole numbers as they are,
+    text only in canonical decimal form ("7", not "007", "7.0" or " 7"); anything else
+    becomes a key no vocabulary holds (the minimum int64)."""
+    series = pd.Series(values.reshape(-1), dtype=object)
+    keys = np.full(len(series), np.iinfo(np.int64).min, dtype=np.int64)
+    is_text = series.map(type).isin([str, np.str_]).to_numpy()
+    if is_text.any():
+        text = series[is_text].astype(str)
+        canonical = text.str.fullmatch(_CANONICAL_INT).to_numpy(dtype=bool)
+        positions = np.flatnonzero(is_text)[canonical]
+        keys[positions] = text[canonical].astype(np.int64).to_numpy()
+    other = ~is_text
+    if other.any():
+        numeric = pd.to_numeric(series[other], errors="coerce").to_numpy(np.float64)
         whole = ~np.isnan(numeric) & (numeric == np.round(numeric))
-        positions = np.full(array.shape, -1, dtype=np.int64)
-        positions[whole] = self._index.get_indexer(numeric[whole].astype(np.int64))
-        return positions
+        positions = np.flatnonzero(other)[whole]
+        keys[positions] = numeric[whole].astype(np.int64)
+    return keys

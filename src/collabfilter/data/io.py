@@ -13,7 +13,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -22,6 +22,15 @@ from collabfilter.errors import DataError, RatingsFormatError
 
 SHOWN_LINES = 5
 """How many offending lines an error message quotes."""
+
+IdType = Literal["auto", "text", "int"]
+"""How ids read from text become raw ids. ``"auto"`` keeps their text, except that a
+column whose every id is an integer in canonical decimal form ("7", never "007" or
+"+7") becomes integers: nothing is lost either way, and "007" and "7" stay two ids.
+``"text"`` always keeps text; ``"int"`` requires integers (formats that fix them, such
+as MovieLens)."""
+
+_CANONICAL_INT = r"-?(?:0|[1-9][0-9]{0,17})"
 
 
 @dataclass(frozen=True)
@@ -34,6 +43,7 @@ class ColumnMap:
         rating: column of numeric ratings.
         timestamp: optional column of event times (unix seconds or datetimes).
         title: optional column of item titles (fastai's ``item_name``).
+        ids: how user and item ids become raw ids (see :data:`IdType`).
     """
 
     user: str = "user"
@@ -41,6 +51,11 @@ class ColumnMap:
     rating: str = "rating"
     timestamp: str | None = None
     title: str | None = None
+    ids: IdType = "auto"
+
+    def __post_init__(self) -> None:
+        if self.ids not in ("auto", "text", "int"):
+            raise DataError(f"ids must be 'auto', 'text' or 'int', got {self.ids!r}")
 
     def required(self) -> dict[str, str]:
         """Canonical field -> source column, for the fields the caller asked for."""
@@ -179,7 +194,7 @@ def read_csv_buffer(
             encoding=encoding,
             skip_blank_lines=False,  # keeps row position == line number - offset
             quotechar='"',
-            dtype=_text_dtype(columns.title, header or column_names is not None),
+            dtype=_text_dtype(columns, header or column_names is not None),
             index_col=False,
         )
     except UnicodeDecodeError as error:
@@ -198,9 +213,13 @@ def read_csv_buffer(
     return validate_frame(frame, columns=columns, source=source, first_line=first_line, scale=scale)
 
 
-def _text_dtype(title: str | None, named: bool) -> dict[str, str] | None:
-    """Keep titles as plain Python strings (a title like "1984" must not become a number)."""
-    return {title: "object"} if title is not None and named else None
+def _text_dtype(columns: ColumnMap, named: bool) -> dict[str | int, Any]:
+    """Columns read as text: titles (a title like "1984" must not become a number) and,
+    unless the format fixes them as integers, ids ("007" must not become 7)."""
+    text = [columns.title] if columns.title is not None else []
+    if columns.ids != "int":
+        text += [columns.user, columns.item]
+    return {(c if named else int(c)): str for c in text if named or c.isdigit()}
 
 
 def single_byte_separator(handle: IO[bytes], sep: str, encoding: str) -> tuple[IO[bytes], str, str]:
@@ -272,8 +291,8 @@ def validate_frame(
     if len(frame) == 0:
         raise DataError(f"{source}: no ratings found (expected rows of user, item, rating)")
     out = {
-        "user": _check_ids(frame["user"], "user", mapping["user"], where, positions),
-        "item": _check_ids(frame["item"], "item", mapping["item"], where, positions),
+        "user": _check_ids(frame["user"], "user", mapping["user"], where, positions, columns.ids),
+        "item": _check_ids(frame["item"], "item", mapping["item"], where, positions, columns.ids),
         "rating": _check_ratings(frame["rating"], mapping["rating"], where, positions, scale),
     }
     if "timestamp" in mapping:
@@ -290,7 +309,12 @@ def validate_frame(
 
 
 def _check_ids(
-    values: pd.Series, field: str, column: str, where: _Where, positions: np.ndarray
+    values: pd.Series,
+    field: str,
+    column: str,
+    where: _Where,
+    positions: np.ndarray,
+    ids: IdType = "auto",
 ) -> np.ndarray:
     missing = values.isna().to_numpy()
     if missing.any():
@@ -302,8 +326,32 @@ def _check_ids(
             where.fail(
                 column, positions[fractional], f"has non-integer {field} ids", array[fractional]
             )
-        return array.astype(np.int64)
-    return array
+        array = array.astype(np.int64)
+    if array.dtype.kind in "iu":
+        return array.astype(str).astype(object) if ids == "text" else array
+    if array.dtype.kind == "b":
+        where.fail(column, positions, f"has true/false values, not {field} ids", array)
+    return _text_ids(array, field, column, where, positions, ids)
+
+
+def _text_ids(
+    array: np.ndarray, field: str, column: str, where: _Where, positions: np.ndarray, ids: IdType
+) -> np.ndarray:
+    """Ids that arrived as text (or mixed objects): checked once per distinct value."""
+    codes, uniques = pd.factorize(array)
+    texts = pd.Series(uniques, dtype=object)
+    is_text = texts.map(type).isin([str, np.str_])
+    if not is_text.any() and ids != "text":
+        return array  # numbers held as objects: the vocabulary types them
+    if ids == "text" or (not is_text.all() and ids == "auto"):
+        return np.asarray(texts.astype(str).to_numpy(dtype=object)[codes])
+    canonical = texts.astype(str).str.fullmatch(_CANONICAL_INT).to_numpy(dtype=bool)
+    if ids == "auto" and not canonical.all():
+        return np.asarray(texts.astype(str).to_numpy(dtype=object)[codes])
+    if not canonical.all():
+        bad = np.isin(codes, np.flatnonzero(~canonical))
+        where.fail(column, positions[bad], f"has {field} ids that are not integers", array[bad])
+    return np.asarray(texts.astype(np.int64).to_numpy()[codes])
 
 
 def _check_ratings(

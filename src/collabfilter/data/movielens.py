@@ -204,7 +204,9 @@ def _read_ratings(
 ) -> Ratings:
     fmt = spec.ratings
     names = fmt.names if fmt.header else _RATING_NAMES
-    columns = ColumnMap(user=names[0], item=names[1], rating=names[2], timestamp="timestamp")
+    columns = ColumnMap(
+        user=names[0], item=names[1], rating=names[2], timestamp="timestamp", ids="int"
+    )
     with location.open(member) as handle:
         canonical, report = read_csv_buffer(
             handle,

@@ -20,6 +20,7 @@ import pandas as pd
 from collabfilter.data.encoding import INDEX_DTYPE, Vocabulary
 from collabfilter.data.io import (
     ColumnMap,
+    IdType,
     LoadReport,
     read_csv,
     read_parquet,
@@ -161,13 +162,15 @@ class Ratings:
         title: str | None = None,
         scale: tuple[float, float] | RatingScale | None = None,
         duplicates: DuplicatePolicy = "last",
+        ids: IdType = "auto",
     ) -> Ratings:
         """Ratings from a DataFrame whose columns are named by the keyword arguments.
 
-        ``title`` names a column of item titles (fastai's ``item_name``). Errors name
-        0-based row positions.
+        ``title`` names a column of item titles (fastai's ``item_name``). Id columns
+        keep their type (text ids stay text, see :data:`~collabfilter.data.io.IdType`).
+        Errors name 0-based row positions.
         """
-        columns = ColumnMap(user, item, rating, timestamp, title)
+        columns = ColumnMap(user, item, rating, timestamp, title, ids)
         canonical, report = validate_frame(frame, columns=columns, scale=_bounds(scale))
         return cls.from_canonical(canonical, report, scale=scale, duplicates=duplicates)
 
@@ -187,13 +190,16 @@ class Ratings:
         title: str | None = None,
         scale: tuple[float, float] | RatingScale | None = None,
         duplicates: DuplicatePolicy = "last",
+        ids: IdType = "auto",
     ) -> Ratings:
         """Ratings from a CSV/TSV file; errors name the file and 1-based line numbers.
 
         For a headerless file give ``names`` (then map fields to them) or refer to
-        columns by position: ``user="0", item="1", rating="2"``.
+        columns by position: ``user="0", item="1", rating="2"``. Ids keep their text
+        ("007" and "7" are two users) unless every id is a plain integer or
+        ``ids="int"`` asks for numbers (see :data:`~collabfilter.data.io.IdType`).
         """
-        columns = ColumnMap(user, item, rating, timestamp, title)
+        columns = ColumnMap(user, item, rating, timestamp, title, ids)
         canonical, report = read_csv(
             path,
             columns=columns,
@@ -217,9 +223,11 @@ class Ratings:
         title: str | None = None,
         scale: tuple[float, float] | RatingScale | None = None,
         duplicates: DuplicatePolicy = "last",
+        ids: IdType = "auto",
     ) -> Ratings:
-        """Ratings from a parquet file; errors name 0-based rows."""
-        columns = ColumnMap(user, item, rating, timestamp, title)
+        """Ratings from a parquet file (typed columns keep their type); errors name
+        0-based rows."""
+        columns = ColumnMap(user, item, rating, timestamp, title, ids)
         canonical, report = read_parquet(path, columns=columns, scale=_bounds(scale))
         return cls.from_canonical(canonical, report, scale=scale, duplicates=duplicates)
 

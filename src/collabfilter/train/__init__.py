@@ -1,7 +1,7 @@
-"""Training: the learner, its optimizer and schedules."""
+"""Training: the learner, its step forms, loop, optimizer and schedules."""
 
+from collabfilter.fitted import EpochRecord
 from collabfilter.train.learner import (
-    EpochRecord,
     Learner,
     LRFinderResult,
     collab_learner,

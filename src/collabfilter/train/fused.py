@@ -16,7 +16,7 @@ weights.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Generic, NamedTuple, TypeVar
 
 import torch
@@ -42,7 +42,7 @@ def supports(model: nn.Module, config: TrainConfig) -> bool:
 
 
 class DotSGD(Generic[BatchT]):
-    """Closed-form per-rating SGD epochs for a dot-product model: what both forms of the
+    """Closed-form per-rating SGD steps for a dot-product model: what both forms of the
     step share. A subclass cuts an epoch into batches and takes one step per batch.
 
     Args:
@@ -53,8 +53,10 @@ class DotSGD(Generic[BatchT]):
         side_rate: per-row rate multipliers of the ``"user"`` and ``"item"`` tables
             (factors and bias alike); empty for one rate everywhere.
         dense: the optimizer of the model's dense parameters (the activity prior).
+        lr: the peak rate; :meth:`step` takes a multiple of it.
         batch_size: ratings per step.
-        generator: draws the epochs' orders (:class:`EpochOrder`).
+        order: the epochs' order of the ratings.
+        generator: draws the epochs' orders.
     """
 
     def __init__(
@@ -64,16 +66,20 @@ class DotSGD(Generic[BatchT]):
         row_decay: dict[str, Tensor],
         side_rate: dict[str, Tensor],
         dense: RowOptimizer,
+        *,
+        lr: float,
         batch_size: int,
+        order: EpochOrder,
         generator: torch.Generator,
     ) -> None:
         self.model = model
         self.data = data
         self.dense = dense
         self.side_rate = side_rate
+        self.lr = lr
         self.batch_size = batch_size
         self.generator = generator
-        self.order = EpochOrder(len(data), batch_size, generator)
+        self.order = order
         # the per-rating indices in the order's storage order (the ratings are only
         # needed to set up the steps: see _prepare)
         self.users, self.items = self.order.store(data.user_idx), self.order.store(data.item_idx)
@@ -91,17 +97,18 @@ class DotSGD(Generic[BatchT]):
         """Set up what the subclass's steps need, from the ratings in storage order
         (called once, at construction)."""
 
+    def batches(self) -> Iterator[BatchT]:
+        """One epoch's batches, in a fresh random order."""
+        return self._batches(self.order.draw(self.generator).to(self.data.device))
+
     @torch.no_grad()
-    def epoch(
-        self, peak_lr: float, multipliers: list[float], advance: Callable[[int], None]
-    ) -> Tensor:
-        """One pass at ``peak_lr * multipliers[k]`` for batch ``k``; returns half the SSE."""
-        total = torch.zeros((), dtype=torch.float64, device=self.data.device)
-        order = self.order.draw(self.generator).to(self.data.device)
-        for k, batch in enumerate(self._batches(order)):
-            total += self._step(batch, peak_lr * multipliers[k], multipliers[k])
-            advance(1)
-        return total
+    def step(self, batch: BatchT, multiplier: float) -> Tensor:
+        """One step at ``multiplier`` times the peak rate; returns half the SSE."""
+        return self._step(batch, self.lr * multiplier, multiplier)
+
+    def size(self, batch: BatchT) -> int:
+        """Ratings in a batch."""
+        return int(batch.users.shape[0])  # type: ignore[attr-defined]
 
     def _batches(self, order: Tensor) -> Iterator[BatchT]:
         """The epoch's batches, from its stored positions in visiting order."""

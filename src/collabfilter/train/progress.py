@@ -22,7 +22,7 @@ from rich.progress import (
 from collabfilter.progress import progress_enabled
 
 if TYPE_CHECKING:
-    from collabfilter.train.learner import EpochRecord
+    from collabfilter.fitted import EpochRecord
 
 HEADER = f"{'epoch':>5}  {'train_loss':>10}  {'valid_loss':>10}  {'valid_rmse':>10}  {'time':>7}"
 
@@ -69,6 +69,11 @@ class EpochReporter:
         if self._progress is not None and self._task is not None:
             self._progress.console.print(format_record(record), highlight=False)
             self._progress.update(self._task, description=f"epoch {record.epoch + 1}")
+
+    def note(self, text: str) -> None:
+        """A line under the table (e.g. which epoch's weights were kept, and why)."""
+        if self._progress is not None:
+            self._progress.console.print(f"note: {text}", highlight=False)
 
     def __exit__(
         self,

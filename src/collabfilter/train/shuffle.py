@@ -20,6 +20,8 @@ import math
 import torch
 from torch import Tensor
 
+from collabfilter.errors import ConfigError
+
 BLOCKED_FROM = 1 << 20
 """Ratings from which epochs permute blocks (about 12 MB of indices and ratings, the
 size of a server's last-level cache); below, an exact permutation is cheap."""
@@ -55,7 +57,9 @@ class EpochOrder:
         self.n_ratings = n_ratings
         self.block = block_size(n_ratings, batch_size) if block is None else block
         if self.block < 1 or batch_size % self.block:
-            raise ValueError(f"block must divide the batch size {batch_size}, got {self.block}")
+            raise ConfigError(
+                f"shuffle_block must divide the batch size {batch_size}, got {self.block}"
+            )
         self.storage: Tensor | None = None
         """Data row of each stored position (int64); None when stored as given."""
         if self.block > 1:

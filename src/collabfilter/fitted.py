@@ -1,0 +1,311 @@
+"""A trained model with everything needed to use it, however it was obtained.
+
+A :class:`FittedModel` is what training produces and what a model file holds: the
+``nn.Module``, the vocabularies that map raw ids to its rows, the training ratings in
+compact form (:class:`~collabfilter.data.interactions.Interactions`), the configs and
+the epoch history. Prediction, recommendation and interpretation take one of these,
+so a learner fresh from training and a model loaded from disk answer the same calls.
+
+Every entry point that receives pairs maps them **by raw id** through the model's
+vocabularies, whatever table they come from: a ``Ratings`` with its own vocabulary, a
+DataFrame, or arrays of ids. Unknown users or items follow an explicit policy and are
+counted, never mapped to another row.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import Tensor, nn
+
+from collabfilter.config import ModelConfig, TrainConfig
+from collabfilter.data import Ratings, RatingScale, Vocabulary
+from collabfilter.data.interactions import Interactions
+from collabfilter.errors import CollabFilterError, DataError, DataWarning, UnknownIdError
+
+UnknownPolicy = Literal["error", "nan", "baseline"]
+"""What a prediction for a pair with an unknown user or item is: ``"error"`` raises
+:class:`~collabfilter.errors.UnknownIdError` naming them; ``"nan"`` gives NaN;
+``"baseline"`` gives the damped bias baseline of the training ratings (the global mean
+plus the known side's damped bias). ``"nan"`` and ``"baseline"`` announce how many
+pairs they covered with a :class:`~collabfilter.errors.DataWarning`."""
+
+EVAL_BATCH = 65_536
+FALLBACK_DAMPING = 10.0
+"""Pseudo-ratings at the global mean in the ``"baseline"`` fallback's biases (the
+damping of Koren's baseline estimates): a side seen once moves the prediction little."""
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    """One row of the training table (an epoch, a sampler sweep, or a closed-form fit)."""
+
+    epoch: int
+    train_loss: float
+    valid_loss: float | None
+    valid_rmse: float | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PairIndex:
+    """Pairs of raw ids resolved to rows: indices (0 where unknown) and known masks."""
+
+    user_idx: np.ndarray
+    item_idx: np.ndarray
+    user_known: np.ndarray
+    item_known: np.ndarray
+
+    @property
+    def known(self) -> np.ndarray:
+        """Pairs whose user and item are both known."""
+        return np.asarray(self.user_known & self.item_known)
+
+
+@dataclass
+class FittedModel:
+    """A trained model, its vocabularies and what it kept of its training data.
+
+    Attributes:
+        model: the ``nn.Module`` (indices in, scores out).
+        users: user vocabulary (raw ids of the model's user rows).
+        items: item vocabulary (raw ids and titles of its item rows).
+        interactions: the training ratings in CSR form.
+        model_config: what was built.
+        config: how it was trained.
+        history: the epoch table.
+        metrics: final figures recorded at training time (e.g. validation RMSE).
+    """
+
+    model: nn.Module
+    users: Vocabulary
+    items: Vocabulary
+    interactions: Interactions
+    model_config: ModelConfig | None = None
+    config: Any = None
+    history: list[EpochRecord] = field(default_factory=list)
+    metrics: dict[str, float] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Derived data built once and reused (e.g. the title index)."""
+
+    @property
+    def device(self) -> torch.device:
+        """Where the model's tensors live."""
+        for tensor in (*self.model.parameters(), *self.model.buffers()):
+            return tensor.device
+        return torch.device("cpu")
+
+    @property
+    def scale(self) -> RatingScale:
+        """The scale of the training ratings."""
+        return self.interactions.scale
+
+    @property
+    def predicts_ratings(self) -> bool:
+        """Whether the model's scores are ratings (ranking models only order items)."""
+        return bool(getattr(self.model, "PREDICTS_RATINGS", True))
+
+    def __repr__(self) -> str:
+        kind = self.model_config.kind if self.model_config is not None else "custom"
+        return (
+            f"{type(self).__name__}({type(self.model).__name__}, kind={kind!r}, "
+            f"{len(self.users):,} users, {len(self.items):,} items, "
+            f"{len(self.interactions):,} training ratings)"
+        )
+
+    # ------------------------------------------------------------------ resolving ids
+    def resolve(self, users: Any, items: Any) -> PairIndex:
+        """Map pairs of raw user ids and raw item ids (or exact titles) to rows.
+
+        A single user pairs with every item. Ids given as text match the model's ids by
+        the vocabulary's type: ``"1"`` finds the integer id 1, ``"007"`` never finds 7.
+        """
+        users_arr = np.atleast_1d(np.asarray(users, dtype=object)).reshape(-1)
+        items_arr = np.atleast_1d(np.asarray(items, dtype=object)).reshape(-1)
+        if users_arr.size == 1 and items_arr.size > 1:
+            users_arr = np.repeat(users_arr, items_arr.size)
+        if users_arr.shape != items_arr.shape:
+            raise DataError(
+                f"users and items must pair up: {users_arr.size} users vs {items_arr.size} items"
+            )
+        user_known = self.users.contains(users_arr)
+        user_idx = np.zeros(len(users_arr), dtype=np.int64)
+        user_idx[user_known] = self.users.index(users_arr[user_known])
+        item_idx, item_known = self.items.resolve(items_arr)
+        return PairIndex(user_idx, item_idx.astype(np.int64), user_known, item_known)
+
+    def resolve_ratings(self, data: Ratings | pd.DataFrame, *, user: str = "user",
+                        item: str = "item") -> PairIndex:  # fmt: skip
+        """Rows of every pair of ``data``: a ``Ratings`` (with this model's vocabularies
+        or its own) or a DataFrame with ``user`` and ``item`` columns of raw ids."""
+        if isinstance(data, Ratings):
+            if _same(data.users, self.users) and _same(data.items, self.items):
+                ones = np.ones(len(data), dtype=bool)
+                return PairIndex(
+                    data.user_idx.astype(np.int64), data.item_idx.astype(np.int64), ones, ones
+                )
+            return self.resolve(data.users.ids[data.user_idx], data.items.ids[data.item_idx])
+        if isinstance(data, pd.DataFrame):
+            missing = [c for c in (user, item) if c not in data.columns]
+            if missing:
+                raise DataError(
+                    f"the frame has no column(s) {missing}; found {list(data.columns)}: "
+                    "name the id columns with user=..., item=..."
+                )
+            return self.resolve(data[user].to_numpy(), data[item].to_numpy())
+        raise TypeError(f"expected Ratings or a pandas DataFrame, got {type(data).__name__}")
+
+    # ------------------------------------------------------------------ predicting
+    def predict(self, users: Any, items: Any, *, unknown: UnknownPolicy = "error") -> np.ndarray:
+        """Predicted ratings (float32) for pairs of raw user ids and item ids or titles.
+
+        Args:
+            users: raw user ids (one, or one per item).
+            items: raw item ids or exact titles.
+            unknown: what pairs with an unknown user or item get (see
+                :data:`UnknownPolicy`).
+
+        Raises:
+            UnknownIdError: for unknown ids under ``unknown="error"``.
+        """
+        return self._predict_pairs(self.resolve(users, items), users, items, unknown)
+
+    def predict_ratings(
+        self,
+        data: Ratings | pd.DataFrame,
+        *,
+        unknown: UnknownPolicy = "error",
+        user: str = "user",
+        item: str = "item",
+    ) -> np.ndarray:
+        """Predicted ratings (float32) for every pair of ``data``, in its row order.
+
+        ``data`` is matched by raw id: a ``Ratings`` split from the training data, one
+        read separately (its own vocabulary), or a DataFrame (``user``/``item`` name
+        its id columns).
+        """
+        pairs = self.resolve_ratings(data, user=user, item=item)
+        if isinstance(data, Ratings):
+            raw_users, raw_items = data.users.ids[data.user_idx], data.items.ids[data.item_idx]
+        else:
+            raw_users, raw_items = data[user].to_numpy(), data[item].to_numpy()
+        return self._predict_pairs(pairs, raw_users, raw_items, unknown)
+
+    def _predict_pairs(
+        self, pairs: PairIndex, raw_users: Any, raw_items: Any, unknown: UnknownPolicy
+    ) -> np.ndarray:
+        self._require_ratings()
+        if unknown not in ("error", "nan", "baseline"):
+            raise ValueError(f"unknown must be 'error', 'nan' or 'baseline', got {unknown!r}")
+        known = pairs.known
+        if not known.all():
+            self._report_unknown(pairs, raw_users, raw_items, unknown)
+        result = np.full(len(known), np.nan, dtype=np.float32)
+        if known.any():
+            result[known] = self.predict_indices(
+                torch.from_numpy(pairs.user_idx[known]), torch.from_numpy(pairs.item_idx[known])
+            ).numpy()
+        if unknown == "baseline" and not known.all():
+            result[~known] = self._fallback(pairs, ~known)
+        if not np.isfinite(result[known]).all():
+            raise CollabFilterError(
+                f"{int((~np.isfinite(result[known])).sum())} predictions are not finite: "
+                "the model's weights are damaged (retrain or reload it)"
+            )
+        return result
+
+    def _report_unknown(
+        self, pairs: PairIndex, raw_users: Any, raw_items: Any, unknown: UnknownPolicy
+    ) -> None:
+        users_arr = np.atleast_1d(np.asarray(raw_users, dtype=object)).reshape(-1)
+        items_arr = np.atleast_1d(np.asarray(raw_items, dtype=object)).reshape(-1)
+        if users_arr.size == 1:
+            users_arr = np.repeat(users_arr, len(pairs.user_known))
+        if unknown == "error":
+            if not pairs.user_known.all():
+                self.users.index(users_arr[~pairs.user_known])  # raises, naming them
+            self.items.index(items_arr[~pairs.item_known])
+        n_users = len(pd.unique(users_arr[~pairs.user_known]))
+        n_items = len(pd.unique(items_arr[~pairs.item_known]))
+        given = "NaN" if unknown == "nan" else "the bias baseline"
+        warnings.warn(
+            f"{int((~pairs.known).sum())} of {len(pairs.known)} pairs have an unknown user "
+            f"({n_users} distinct) or item ({n_items} distinct); they get {given}",
+            DataWarning,
+            stacklevel=4,
+        )
+
+    def _fallback(self, pairs: PairIndex, rows: np.ndarray) -> np.ndarray:
+        mean, user_bias, item_bias = self._damped_biases()
+        value = np.full(int(rows.sum()), mean)
+        user_ok = pairs.user_known[rows]
+        item_ok = pairs.item_known[rows]
+        value[user_ok] += user_bias[pairs.user_idx[rows][user_ok]]
+        value[item_ok] += item_bias[pairs.item_idx[rows][item_ok]]
+        return np.asarray(np.clip(value, self.scale.low, self.scale.high), dtype=np.float32)
+
+    def _damped_biases(self) -> tuple[float, np.ndarray, np.ndarray]:
+        data = self.interactions
+        mean = data.global_mean()
+        residual = data.rating - mean
+        item_sum = np.bincount(data.item_idx, weights=residual, minlength=data.n_items)
+        item_bias = item_sum / (data.item_counts() + FALLBACK_DAMPING)
+        residual = residual - item_bias[data.item_idx]
+        user_sum = np.bincount(data.user_idx(), weights=residual, minlength=data.n_users)
+        user_bias = user_sum / (data.user_counts() + FALLBACK_DAMPING)
+        return mean, user_bias, item_bias
+
+    def _require_ratings(self) -> None:
+        if not self.predicts_ratings:
+            raise CollabFilterError(
+                f"{type(self.model).__name__} ranks items for top-N lists; it does not "
+                "predict ratings (use a rating model such as dot_bias or bayes for that)"
+            )
+
+    @torch.inference_mode()
+    def predict_indices(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
+        """Predictions for index tensors, in evaluation mode, batched; float32 on the CPU."""
+        self.model.eval()
+        device = self.device
+        parts = [
+            self.model(user_idx[start : start + EVAL_BATCH].to(device),
+                       item_idx[start : start + EVAL_BATCH].to(device)).float().cpu()
+            for start in range(0, len(user_idx), EVAL_BATCH)
+        ]  # fmt: skip
+        return torch.cat(parts) if parts else torch.zeros(0)
+
+    @torch.no_grad()  # not inference_mode: callers mask the result in place
+    def score_users(self, user_idx: np.ndarray) -> Tensor:
+        """Scores of every item for the given user indices, ``(n, items)`` float32 on
+        the CPU (predicted ratings, or ranking scores for ranking models)."""
+        self.model.eval()
+        index = torch.from_numpy(np.asarray(user_idx, dtype=np.int64)).to(self.device)
+        scores: Tensor = self.model.score_items(index)  # type: ignore[operator]
+        return scores.float().cpu()
+
+    def history_frame(self) -> pd.DataFrame:
+        """The epoch table as a DataFrame (fastai's ``recorder.values``)."""
+        columns = ["epoch", "train_loss", "valid_loss", "valid_rmse", "seconds"]
+        return pd.DataFrame([vars(r) for r in self.history], columns=columns)
+
+    def training_config(self) -> TrainConfig | None:
+        """The sgd training config, when the model was trained by sgd."""
+        return self.config if isinstance(self.config, TrainConfig) else None
+
+
+def _same(left: Vocabulary, right: Vocabulary) -> bool:
+    return left is right or left == right
+
+
+def require_known_users(model: FittedModel, users: Any) -> np.ndarray:
+    """Indices (int64) of raw user ids, raising :class:`UnknownIdError` for unknown ones."""
+    user_ids = np.atleast_1d(np.asarray(users, dtype=object)).reshape(-1)
+    try:
+        return model.users.index(user_ids).astype(np.int64)
+    except UnknownIdError as error:
+        raise UnknownIdError(f"{error}; recommend_new_user folds in a user from ratings") from None

@@ -1,0 +1,176 @@
+"""The sgd step, in the form chosen for the model and the data.
+
+Every form offers the same two calls, so the training loop and the learning-rate
+finder drive them alike: :meth:`Steps.batches` gives one epoch's batches in a fresh
+random order (:class:`~collabfilter.train.shuffle.EpochOrder`, the same for every form),
+and :meth:`Steps.step` takes one step at a multiple of the peak rate and returns half
+the batch's summed squared error.
+
+- ``autograd``: any model, any optimizer; gradients from autograd as sparse rows,
+  applied by :class:`~collabfilter.train.optim.RowOptimizer`.
+- ``gather``: dot models under plain sgd, gradients in closed form, tables updated
+  with gathers and ``index_add_`` (:mod:`collabfilter.train.fused`); about twice as
+  fast as autograd, on any device and at any size.
+- ``sparse``: the same arithmetic as sparse matrix products
+  (:mod:`collabfilter.train.sparse`); faster still when the tables have no more rows
+  than a batch has ratings, on the CPU (``benchmarks/bench_accuracy.py`` times it beside
+  ``gather``).
+
+The form is :attr:`RunOptions.step <collabfilter.config.RunOptions.step>`; ``"auto"``
+applies the rule above. The tests check that all forms leave the same weights.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Literal, Protocol
+
+import torch
+from torch import Tensor, nn
+
+from collabfilter.config import RunOptions, StepForm, TrainConfig
+from collabfilter.data.tensors import Batch, RatingTensors
+from collabfilter.errors import ConfigError
+from collabfilter.train import fused, sparse
+from collabfilter.train.optim import RowOptimizer
+from collabfilter.train.regularization import Tables, row_decays, side_rates
+from collabfilter.train.shuffle import EpochOrder
+
+Form = Literal["sparse", "gather", "autograd"]
+
+
+class Steps(Protocol):
+    """One form of the sgd step (see the module docstring)."""
+
+    def batches(self) -> Iterator[Any]:
+        """One epoch's batches in a fresh random order."""
+        ...
+
+    def step(self, batch: Any, multiplier: float) -> Tensor:
+        """One step at ``multiplier`` times the peak rate; half the summed squared error."""
+        ...
+
+    def size(self, batch: Any) -> int:
+        """Ratings in a batch."""
+        ...
+
+
+class AutogradSteps:
+    """Forward, backward, and :class:`RowOptimizer` (any model, any optimizer)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        data: RatingTensors,
+        optimizer: RowOptimizer,
+        *,
+        batch_size: int,
+        order: EpochOrder,
+        generator: torch.Generator,
+    ) -> None:
+        self.model, self.optimizer = model, optimizer
+        self.batch_size, self.order, self.generator = batch_size, order, generator
+        self.users, self.items = order.store(data.user_idx), order.store(data.item_idx)
+        self.rating = order.store(data.rating)
+
+    def batches(self) -> Iterator[Batch]:
+        order = self.order.draw(self.generator).to(self.rating.device)
+        for start in range(0, len(order), self.batch_size):
+            # gathered per batch: the extra memory is one batch, whatever the data size
+            rows = order[start : start + self.batch_size]
+            yield Batch(
+                self.users.index_select(0, rows).long(),
+                self.items.index_select(0, rows).long(),
+                self.rating.index_select(0, rows),
+            )
+
+    def size(self, batch: Batch) -> int:
+        return len(batch)
+
+    def step(self, batch: Batch, multiplier: float) -> Tensor:
+        loss = squared_error(self.model, batch)
+        loss.backward()  # type: ignore[no-untyped-call]
+        self.optimizer.step(multiplier)
+        return loss.detach()
+
+
+def squared_error(model: nn.Module, batch: Batch) -> Tensor:
+    """Half the summed squared error: each rating's gradient is its own, as in
+    per-rating SGD (Funk SVD), whatever the batch size; Adam ignores the scale."""
+    prediction = model(batch.user_idx, batch.item_idx)
+    return 0.5 * torch.sum((prediction - batch.rating) ** 2)
+
+
+def choose_form(
+    model: nn.Module, config: TrainConfig, data: RatingTensors, requested: StepForm
+) -> Form:
+    """The form that trains ``model``: ``requested``, or by the rule of ``"auto"``.
+
+    Raises:
+        ConfigError: for a closed form that cannot train this model or optimizer.
+    """
+    closed = fused.supports(model, config)
+    if requested == "auto":
+        if not closed:
+            return "autograd"
+        return "sparse" if sparse.suits(data, config.batch_size) else "gather"
+    if requested != "autograd" and not closed:
+        raise ConfigError(
+            f"step={requested!r} trains DotProduct/DotProductBias under plain sgd (no "
+            f"momentum, no clipping); this is {type(model).__name__} with optimizer="
+            f"{config.optimizer!r}: use step='autograd' or 'auto'"
+        )
+    if requested == "sparse" and data.device.type != "cpu":
+        raise ConfigError("step='sparse' runs on the CPU; use 'gather' on other devices")
+    return requested
+
+
+def make_steps(
+    model: nn.Module,
+    data: RatingTensors,
+    config: TrainConfig,
+    options: RunOptions,
+    generator: torch.Generator,
+) -> Steps:
+    """The steps that train ``model`` on ``data`` with ``config`` (see the module)."""
+    form = choose_form(model, config, data, options.step)
+    tables: Tables = getattr(model, "ROW_TABLES", {})
+    counts = {"user": data.user_counts(), "item": data.item_counts()}
+    decays = row_decays(tables, config, counts)
+    rates = side_rates(config, counts)
+    order = EpochOrder(len(data), config.batch_size, generator, options.shuffle_block)
+    if form == "autograd":
+        optimizer = RowOptimizer(
+            model.named_parameters(),
+            kind=config.optimizer,
+            lr=config.lr,
+            row_decay=decays,
+            row_rate={name: rates[side] for name, (side, _) in tables.items() if side in rates},
+            dense_decay=config.weight_decay if config.optimizer != "sgd" else 0.0,
+            momentum=config.momentum,
+            betas=config.betas,
+            dense_lr=config.dense_lr,
+            grad_clip=config.grad_clip,
+        )
+        return AutogradSteps(
+            model, data, optimizer, batch_size=config.batch_size, order=order, generator=generator
+        )
+    dense = RowOptimizer(
+        [(name, p) for name, p in model.named_parameters() if name not in tables],
+        kind="sgd",
+        lr=config.lr,
+        betas=config.betas,
+        dense_lr=config.dense_lr,
+    )
+    runner = sparse.SparseDotSGD if form == "sparse" else fused.FusedDotSGD
+    return runner(
+        model,  # type: ignore[arg-type]
+        data,
+        decays,
+        rates,
+        dense,
+        lr=config.lr,
+        batch_size=config.batch_size,
+        order=order,
+        generator=generator,
+    )
