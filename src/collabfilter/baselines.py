@@ -1,17 +1,23 @@
 """Baselines every model must beat: global, user and item means, and a bias-only model.
 
-They predict with NumPy only, from a training :class:`Ratings`; users or items absent
-from training fall back to the global mean (for the means) or to a zero bias.
+They predict with NumPy only, from a training :class:`Ratings`. Pairs to predict are
+matched by raw id (a ``Ratings`` with its own vocabulary, or a DataFrame); users or
+items absent from training fall back to the global mean (for the means) or to a zero
+bias, and ids outside the vocabulary follow the ``unknown`` policy.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
+import pandas as pd
 
 from collabfilter.data import Ratings
-from collabfilter.errors import NotFittedError
+from collabfilter.errors import DataWarning, NotFittedError
+from collabfilter.fitted import resolve_table
 
 
 @dataclass
@@ -40,6 +46,7 @@ class BiasBaseline:
     def fit(self, train: Ratings) -> BiasBaseline:
         """Learn ``mu``, ``user_bias_`` and ``item_bias_`` from ``train``; returns self."""
         ratings = train.rating.astype(np.float64)
+        self.users_, self.items_ = train.users, train.items
         self.global_mean_ = float(ratings.mean())
         self.user_bias_ = np.zeros(train.n_users)
         self.item_bias_ = np.zeros(train.n_items)
@@ -57,15 +64,41 @@ class BiasBaseline:
                 self.user_bias_ = sums / np.maximum(self.reg_user + n_users, 1e-9)
         return self
 
-    def predict_ratings(self, ratings: Ratings) -> np.ndarray:
-        """Predictions for every (user, item) pair of ``ratings`` (same vocabularies)."""
+    def predict_ratings(
+        self,
+        ratings: Ratings | pd.DataFrame,
+        *,
+        unknown: Literal["error", "baseline"] = "error",
+        user: str = "user",
+        item: str = "item",
+    ) -> np.ndarray:
+        """Predictions for every (user, item) pair of ``ratings``, matched by raw id.
+
+        Args:
+            ratings: a ``Ratings`` or a DataFrame with ``user`` and ``item`` columns.
+            unknown: ids the training data never named raise ``"error"``, or get a zero
+                bias on their side with ``"baseline"`` (counted in a warning).
+        """
         if not hasattr(self, "global_mean_"):
             raise NotFittedError("call fit(train) before predicting")
-        return (
-            self.global_mean_
-            + self.user_bias_[ratings.user_idx]
-            + self.item_bias_[ratings.item_idx]
-        ).astype(np.float32)
+        pairs = resolve_table(self.users_, self.items_, ratings, user=user, item=item)
+        if not pairs.known.all():
+            if unknown == "error":
+                raise_unknown = pairs.user_known.all()
+                vocabulary = self.items_ if raise_unknown else self.users_
+                side = pairs.item_known if raise_unknown else pairs.user_known
+                frame = ratings.to_frame() if isinstance(ratings, Ratings) else ratings
+                column = item if raise_unknown else user
+                vocabulary.index(frame[column].to_numpy()[~side])  # raises, naming them
+            warnings.warn(
+                f"{int((~pairs.known).sum())} pairs have an unknown user or item; "
+                "they get a zero bias on that side",
+                DataWarning,
+                stacklevel=2,
+            )
+        user_bias = np.where(pairs.user_known, self.user_bias_[pairs.user_idx], 0.0)
+        item_bias = np.where(pairs.item_known, self.item_bias_[pairs.item_idx], 0.0)
+        return np.asarray(self.global_mean_ + user_bias + item_bias, dtype=np.float32)
 
 
 def standard_baselines() -> dict[str, BiasBaseline]:

@@ -9,6 +9,7 @@ on creation and round-trips through plain dicts (JSON) for model files and the C
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, fields
 from typing import Any, Literal, TypeVar, get_args
 
@@ -129,8 +130,9 @@ class TrainConfig:
 
     epochs: int = 20
     """Passes over the training ratings."""
-    lr: float = 0.04
-    """Peak learning rate (per rating for sgd; Adam's step size otherwise)."""
+    lr: float = 0.06
+    """Peak learning rate (per rating for sgd, before the crowding scale of
+    ``rate_exponent``; Adam's step size otherwise)."""
     schedule: ScheduleName = "one_cycle"
     """Learning-rate schedule over the run (see ``collabfilter.train.schedule``)."""
     pct_start: float = 0.25
@@ -141,23 +143,24 @@ class TrainConfig:
     """sgd: momentum (rows keep their own, updated when touched)."""
     betas: tuple[float, float] = (0.9, 0.99)
     """adam/adamw: moment decay rates."""
-    weight_decay: float = 0.09
+    weight_decay: float = 0.1
     """Decay of user factors (and of all rows unless overridden below)."""
-    item_weight_decay: float | None = 0.12
+    item_weight_decay: float | None = None
     """Decay of item factors (None: ``weight_decay``)."""
-    bias_weight_decay: float | None = 0.06
+    bias_weight_decay: float | None = None
     """Decay of user and item biases (None: ``weight_decay``)."""
-    user_decay_exponent: float = 0.75
+    user_decay_exponent: float = 0.5
     """Frequency exponent of user-row decay (see the class docstring)."""
-    item_decay_exponent: float = 0.4
+    item_decay_exponent: float = 0.5
     """Frequency exponent of item-row decay."""
     bias_decay_exponent: float = 0.0
     """Frequency exponent of bias decay."""
-    rate_exponent: float = 0.0
+    rate_exponent: float = 0.25
     """Exponent of the per-row rate reduction for crowded rows (see the class docstring);
     0: one rate for every row."""
-    batch_size: int = 8192
-    """Ratings per step."""
+    batch_size: int | None = None
+    """Ratings per step. None: about a hundredth of the training ratings (a power of
+    two in [256, 32768]), so that every epoch takes ~100 steps whatever the data size."""
     dense_lr: float = 3e-3
     """Adam step size of dense parameters under ``optimizer="sgd"``."""
     grad_clip: float | None = None
@@ -168,6 +171,27 @@ class TrainConfig:
     """Restore the weights of the epoch with the lowest validation loss at the end
     (fastai's ``SaveModelCallback``). The epoch is then chosen on the validation
     ratings, so their RMSE is no longer an honest estimate; the epoch table says so."""
+    tune_decay: bool = False
+    """``fit_recipe`` first chooses the decay strength for the data: it scales every
+    table's decay by the multiple (1/2, 1, 2, stepping outwards while the best is at an
+    edge) that scores best on a tenth of the training ratings carved out for it (see
+    :mod:`collabfilter.train.tuning`). Explicit calls (``fit``, ``fit_one_cycle``) use
+    the decays as given."""
+
+    def batch_for(self, n_ratings: int) -> int:
+        """The batch size for ``n_ratings`` training ratings (see ``batch_size``)."""
+        if self.batch_size is not None:
+            return self.batch_size
+        return int(min(max(2 ** round(math.log2(max(n_ratings, 1) / 100)), 256), 32768))
+
+    def scaled_decay(self, multiplier: float) -> TrainConfig:
+        """This config with every table's decay strength multiplied by ``multiplier``."""
+        return dataclasses.replace(
+            self,
+            weight_decay=self.weight_decay * multiplier,
+            item_weight_decay=_fallback(self.item_weight_decay, self.weight_decay) * multiplier,
+            bias_weight_decay=_fallback(self.bias_weight_decay, self.weight_decay) * multiplier,
+        )
 
     def decay_for(self, side: str, role: str) -> tuple[float, float]:
         """``(strength, exponent)`` of the decay of a ``"user"``/``"item"`` table of
@@ -198,7 +222,10 @@ class TrainConfig:
             0.0 <= self.rate_exponent <= 1.0,
             f"rate_exponent must lie in [0, 1], got {self.rate_exponent}",
         )
-        _require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
+        _require(
+            self.batch_size is None or self.batch_size >= 1,
+            f"batch_size must be >= 1 or None, got {self.batch_size}",
+        )
         _require(self.dense_lr > 0, f"dense_lr must be > 0, got {self.dense_lr}")
         _require(
             self.grad_clip is None or self.grad_clip > 0,
@@ -245,31 +272,43 @@ class RunOptions:
         )
 
 
+_TUNED_ON_ML100K = TrainConfig(
+    lr=0.04, rate_exponent=0.0, batch_size=8192, weight_decay=0.09, item_weight_decay=0.12,
+    bias_weight_decay=0.06, user_decay_exponent=0.75, item_decay_exponent=0.4,
+)  # fmt: skip
+"""The first default recipe, chosen on validation carved from ml-100k's training files;
+kept as the base of the ``nn`` and ``dot`` recipes, whose results it fixes."""
+
 RECIPES: dict[str, tuple[ModelConfig, TrainConfig]] = {
-    "dot_bias": (ModelConfig(kind="dot_bias"), TrainConfig()),
+    "dot_bias": (ModelConfig(kind="dot_bias"), TrainConfig(tune_decay=True)),
     "nn": (
         ModelConfig(kind="nn", layers=(64,), dropout=0.3),
-        TrainConfig(batch_size=4096, dense_lr=3e-3, weight_decay=0.12, item_weight_decay=0.16),
+        dataclasses.replace(
+            _TUNED_ON_ML100K, batch_size=4096, weight_decay=0.12, item_weight_decay=0.16
+        ),
     ),
-    "dot": (ModelConfig(kind="dot", n_factors=50, init_std=0.1), TrainConfig()),
+    "dot": (ModelConfig(kind="dot", n_factors=50, init_std=0.1), _TUNED_ON_ML100K),
     "dot_bias_large": (
         ModelConfig(kind="dot_bias"),
         TrainConfig(
-            epochs=8,
-            batch_size=32_768,
-            lr=0.2,
-            rate_exponent=1.0,
-            weight_decay=0.06,
-            item_weight_decay=0.08,
+            epochs=8, batch_size=32_768, lr=0.2, rate_exponent=1.0, weight_decay=0.06,
+            item_weight_decay=0.08, bias_weight_decay=0.06, user_decay_exponent=0.75,
+            item_decay_exponent=0.4,
         ),
-    ),  # fmt: skip
-}
-"""Model and training recipes by name: the default per model kind, chosen on validation
-data carved out of ml-100k's training files (``benchmarks/tune_recipe.py``), and
-``dot_bias_large`` for millions of ratings, chosen on validation carved out of 10M
-synthetic ratings in ml-25m's shape (``benchmarks/bench_scale.py``): larger batches,
-fewer epochs, and rates of rows crowded in a batch divided by their crowding, because
-one batch of 32,768 can touch a blockbuster a thousand times and a rare film once."""
+    ),
+}  # fmt: skip
+"""Model and training recipes by name.
+
+``dot_bias``, the default, adapts to the data: batches of about a hundredth of the
+ratings (a row then appears in a batch about a hundredth as often as in the data),
+rates of rows crowded in a batch divided by the fourth root of their crowding (tamer
+at the one-cycle peak for rows seen many times per batch), one decay strength for every table
+with rarely seen rows shrunk relatively more (frequency exponents 0.5), and that
+strength chosen by ``fit_recipe`` on a part carved out of the training ratings
+(``tune_decay``). ``nn`` and ``dot`` keep settings chosen on validation carved out of
+ml-100k's training files (``benchmarks/tune_recipe.py``); ``dot_bias_large`` was chosen
+on validation carved out of 10M synthetic ratings in ml-25m's shape
+(``benchmarks/bench_scale.py``): larger batches and fewer epochs."""
 
 C = TypeVar("C", ModelConfig, TrainConfig, RunOptions)
 

@@ -90,6 +90,9 @@ class FittedModel:
     config: Any = None
     history: list[EpochRecord] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    ranker: FittedModel | None = field(default=None, repr=False)
+    """A ranking model trained on the same data, used for top-N lists when present
+    (a model file may hold both)."""
     cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Derived data built once and reused (e.g. the title index)."""
 
@@ -120,45 +123,15 @@ class FittedModel:
 
     # ------------------------------------------------------------------ resolving ids
     def resolve(self, users: Any, items: Any) -> PairIndex:
-        """Map pairs of raw user ids and raw item ids (or exact titles) to rows.
+        """Map pairs of raw user ids and raw item ids (or exact titles) to rows (see
+        :func:`resolve_pairs`)."""
+        return resolve_pairs(self.users, self.items, users, items)
 
-        A single user pairs with every item. Ids given as text match the model's ids by
-        the vocabulary's type: ``"1"`` finds the integer id 1, ``"007"`` never finds 7.
-        """
-        users_arr = np.atleast_1d(np.asarray(users, dtype=object)).reshape(-1)
-        items_arr = np.atleast_1d(np.asarray(items, dtype=object)).reshape(-1)
-        if users_arr.size == 1 and items_arr.size > 1:
-            users_arr = np.repeat(users_arr, items_arr.size)
-        if users_arr.shape != items_arr.shape:
-            raise DataError(
-                f"users and items must pair up: {users_arr.size} users vs {items_arr.size} items"
-            )
-        user_known = self.users.contains(users_arr)
-        user_idx = np.zeros(len(users_arr), dtype=np.int64)
-        user_idx[user_known] = self.users.index(users_arr[user_known])
-        item_idx, item_known = self.items.resolve(items_arr)
-        return PairIndex(user_idx, item_idx.astype(np.int64), user_known, item_known)
-
-    def resolve_ratings(self, data: Ratings | pd.DataFrame, *, user: str = "user",
-                        item: str = "item") -> PairIndex:  # fmt: skip
-        """Rows of every pair of ``data``: a ``Ratings`` (with this model's vocabularies
-        or its own) or a DataFrame with ``user`` and ``item`` columns of raw ids."""
-        if isinstance(data, Ratings):
-            if _same(data.users, self.users) and _same(data.items, self.items):
-                ones = np.ones(len(data), dtype=bool)
-                return PairIndex(
-                    data.user_idx.astype(np.int64), data.item_idx.astype(np.int64), ones, ones
-                )
-            return self.resolve(data.users.ids[data.user_idx], data.items.ids[data.item_idx])
-        if isinstance(data, pd.DataFrame):
-            missing = [c for c in (user, item) if c not in data.columns]
-            if missing:
-                raise DataError(
-                    f"the frame has no column(s) {missing}; found {list(data.columns)}: "
-                    "name the id columns with user=..., item=..."
-                )
-            return self.resolve(data[user].to_numpy(), data[item].to_numpy())
-        raise TypeError(f"expected Ratings or a pandas DataFrame, got {type(data).__name__}")
+    def resolve_ratings(
+        self, data: Ratings | pd.DataFrame, *, user: str = "user", item: str = "item"
+    ) -> PairIndex:
+        """Rows of every pair of ``data`` (see :func:`resolve_table`)."""
+        return resolve_table(self.users, self.items, data, user=user, item=item)
 
     # ------------------------------------------------------------------ predicting
     def predict(self, users: Any, items: Any, *, unknown: UnknownPolicy = "error") -> np.ndarray:
@@ -300,6 +273,57 @@ class FittedModel:
 
 def _same(left: Vocabulary, right: Vocabulary) -> bool:
     return left is right or left == right
+
+
+def resolve_pairs(users_vocab: Vocabulary, items_vocab: Vocabulary, users: Any,
+                  items: Any) -> PairIndex:  # fmt: skip
+    """Map pairs of raw user ids and raw item ids (or exact titles) to rows.
+
+    A single user pairs with every item. Ids given as text match the vocabulary's ids
+    by its type: ``"1"`` finds the integer id 1, ``"007"`` never finds 7.
+    """
+    users_arr = np.atleast_1d(np.asarray(users, dtype=object)).reshape(-1)
+    items_arr = np.atleast_1d(np.asarray(items, dtype=object)).reshape(-1)
+    if users_arr.size == 1 and items_arr.size > 1:
+        users_arr = np.repeat(users_arr, items_arr.size)
+    if users_arr.shape != items_arr.shape:
+        raise DataError(
+            f"users and items must pair up: {users_arr.size} users vs {items_arr.size} items"
+        )
+    user_known = users_vocab.contains(users_arr)
+    user_idx = np.zeros(len(users_arr), dtype=np.int64)
+    user_idx[user_known] = users_vocab.index(users_arr[user_known])
+    item_idx, item_known = items_vocab.resolve(items_arr)
+    return PairIndex(user_idx, item_idx.astype(np.int64), user_known, item_known)
+
+
+def resolve_table(
+    users_vocab: Vocabulary,
+    items_vocab: Vocabulary,
+    data: Ratings | pd.DataFrame,
+    *,
+    user: str = "user",
+    item: str = "item",
+) -> PairIndex:
+    """Rows of every pair of ``data``: a ``Ratings`` (with these vocabularies or its
+    own, matched by raw id) or a DataFrame with ``user`` and ``item`` columns of raw ids."""
+    if isinstance(data, Ratings):
+        if _same(data.users, users_vocab) and _same(data.items, items_vocab):
+            ones = np.ones(len(data), dtype=bool)
+            return PairIndex(
+                data.user_idx.astype(np.int64), data.item_idx.astype(np.int64), ones, ones
+            )
+        raw_users, raw_items = data.users.ids[data.user_idx], data.items.ids[data.item_idx]
+        return resolve_pairs(users_vocab, items_vocab, raw_users, raw_items)
+    if isinstance(data, pd.DataFrame):
+        missing = [c for c in (user, item) if c not in data.columns]
+        if missing:
+            raise DataError(
+                f"the frame has no column(s) {missing}; found {list(data.columns)}: "
+                "name the id columns with user=..., item=..."
+            )
+        return resolve_pairs(users_vocab, items_vocab, data[user].to_numpy(), data[item].to_numpy())
+    raise TypeError(f"expected Ratings or a pandas DataFrame, got {type(data).__name__}")
 
 
 def require_known_users(model: FittedModel, users: Any) -> np.ndarray:

@@ -105,7 +105,7 @@ def test_blocked_epoch_orders_learn_as_well(planted):
         learner = collab_learner(train, valid, options=replace(QUIET, shuffle_block=block))
         learner.fit_recipe()
         achieved[block] = rmse(learner, valid)
-    assert shuffle.block_size(2**20, RECIPES["dot_bias"][1].batch_size) == 32
+    assert shuffle.block_size(2**20, 8192) == 32
     exact, blocked = achieved.values()
     assert blocked != exact and abs(blocked - exact) < 0.01
 
@@ -134,11 +134,11 @@ def test_row_rates_fall_with_crowding_in_a_batch(planted):
         "user": torch.from_numpy(train.user_counts()),
         "item": torch.from_numpy(train.item_counts()),
     }
-    rates = side_rates(config, counts)
+    rates = side_rates(config, counts, len(train) // 4)
     for side, side_counts in counts.items():
         expected_in_batch = side_counts.numpy() * (len(train) // 4) / len(train)
         assert np.allclose(rates[side].numpy() * np.sqrt(1 + expected_in_batch), 1.0)
-    assert side_rates(TrainConfig(), counts) == {}
+    assert side_rates(TrainConfig(rate_exponent=0.0), counts, 100) == {}
 
 
 def test_same_seed_same_numbers(planted):
@@ -242,3 +242,34 @@ def test_predict_by_ids_and_titles_with_an_unknown_policy(planted):
     with pytest.warns(DataWarning, match="1 of 2 pairs have an unknown user"):
         flagged = learner.predict([5, 99999], [1, 1], unknown="nan")
     assert np.isfinite(flagged[0]) and np.isnan(flagged[1])
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        {"n_users": 300, "n_items": 2000, "n_ratings": 20_000, "half_stars": True,
+         "popularity_exponent": 1.1, "activity_exponent": 0.9},  # long tail, heavy users
+        {"n_users": 600, "n_items": 300, "n_ratings": 30_000, "noise_std": 1.0},  # noisy
+    ],
+    ids=["long-tail", "noisy"],
+)  # fmt: skip
+def test_the_default_recipe_adapts_its_batch_and_decay_to_the_data(shape):
+    synthetic = generate_ratings(n_factors=4, seed=8, **shape)
+    train, valid = split_random(synthetic.ratings, 0.1, seed=1)
+    learner = collab_learner(train, valid, options=QUIET)
+    learner.fit_recipe()
+    choice = learner.decay_choice
+    assert choice is not None and {0.5, 1.0, 2.0} <= set(choice.scores)
+    assert choice.scores[choice.multiplier] == min(
+        r for m, r in choice.scores.items() if m not in choice.abandoned
+    )
+    assert learner.config.weight_decay == pytest.approx(0.1 * choice.multiplier)
+    assert (
+        not learner.config.tune_decay and learner.metrics["decay_multiplier"] == choice.multiplier
+    )
+    expected_batch = max(256, 2 ** round(np.log2(len(train) / 100)))  # ~100 steps per epoch
+    assert RECIPES["dot_bias"][1].batch_for(len(train)) == expected_batch
+    floor = synthetic.truth.noise_floor(valid.user_idx, valid.item_idx)
+    reference = synthetic.truth.reference_rmse(train, valid)
+    achieved = rmse(learner, valid)
+    assert achieved < reference + 0.5 * (reference - floor) + 0.03

@@ -6,6 +6,8 @@ titles or files (vocabularies live beside the model, in the learner and model fi
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -51,8 +53,19 @@ class DotProduct(nn.Module):
         _check_sizes(n_users, n_items, n_factors)
         _check_range(y_range)
         self.y_range = y_range
+        self.init_std = init_std
         self.user_factors = nn.Parameter(torch.randn(n_users, n_factors) * init_std)
         self.item_factors = nn.Parameter(torch.randn(n_items, n_factors) * init_std)
+
+    def spec(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-ready) that rebuild this module's shapes."""
+        n_users, n_factors = self.user_factors.shape
+        return {
+            "n_users": int(n_users), "n_items": int(self.item_factors.shape[0]),
+            "n_factors": int(n_factors),
+            "y_range": None if self.y_range is None else list(self.y_range),
+            "init_std": self.init_std,
+        }  # fmt: skip
 
     def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         """Predicted ratings, shape ``(batch,)``, for int64 index tensors of that shape."""
@@ -109,9 +122,19 @@ class DotProductBias(BiasTerms, nn.Module):
         _check_range(y_range)
         self.y_range = (float(y_range[0]), float(y_range[1]))
         self.activity_prior = activity_prior
+        self.init_std = init_std
         self.user_factors = nn.Parameter(torch.randn(n_users, n_factors) * init_std)
         self.item_factors = nn.Parameter(torch.randn(n_items, n_factors) * init_std)
         self.init_bias_terms(n_users, n_items)
+
+    def spec(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-ready) that rebuild this module's shapes."""
+        return {
+            "n_users": int(self.user_factors.shape[0]),
+            "n_items": int(self.item_factors.shape[0]),
+            "n_factors": self.n_factors, "y_range": list(self.y_range),
+            "init_std": self.init_std, "activity_prior": self.activity_prior,
+        }  # fmt: skip
 
     @property
     def n_factors(self) -> int:

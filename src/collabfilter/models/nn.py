@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -128,6 +129,13 @@ class EmbeddingNN(BiasTerms, nn.Module):
             self.ROW_TABLES = {**type(self).ROW_TABLES, **BiasTerms.BIAS_TABLES}
         user_size = user_size or embedding_size(n_users)
         item_size = item_size or embedding_size(n_items)
+        self._spec = {
+            "n_users": n_users, "n_items": n_items, "user_size": user_size,
+            "item_size": item_size, "layers": widths, "dropout": drops,
+            "embedding_dropout": float(embedding_dropout), "batch_norm": batch_norm,
+            "y_range": list(self.y_range), "init_std": init_std, "biases": biases,
+            "activity_prior": activity_prior,
+        }  # fmt: skip
         self.user_embedding = nn.Parameter(torch.randn(n_users, user_size) * init_std)
         self.item_embedding = nn.Parameter(torch.randn(n_items, item_size) * init_std)
         self.embedding_dropout = Dropout(embedding_dropout)
@@ -142,6 +150,10 @@ class EmbeddingNN(BiasTerms, nn.Module):
             width = out_width
         blocks.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*blocks)
+
+    def spec(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-ready) that rebuild this module's shapes."""
+        return dict(self._spec)
 
     def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         """Predicted ratings, shape ``(batch,)``, for int64 index tensors of that shape."""

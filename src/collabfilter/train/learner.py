@@ -15,8 +15,10 @@ sets torch's thread count.
 from __future__ import annotations
 
 import contextlib
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,30 +34,36 @@ from collabfilter.config import (
     TrainConfig,
     with_changes,
 )
-from collabfilter.data import Ratings
+from collabfilter.data import Ratings, Split
 from collabfilter.data.interactions import Interactions
 from collabfilter.data.tensors import RatingTensors
 from collabfilter.errors import ConfigError, DataError
 from collabfilter.fitted import EpochRecord, FittedModel
 from collabfilter.models import build_model
+from collabfilter.persist import save_model
 from collabfilter.train.loop import run_epochs, sweep_rates
-from collabfilter.train.progress import EpochReporter
+from collabfilter.train.progress import EpochReporter, announce
 from collabfilter.train.steps import make_steps
+from collabfilter.train.tuning import DecayChoice, choose_decay
 
 
 @dataclass(frozen=True)
 class LRFinderResult:
-    """Loss along an exponential sweep of learning rates, and the suggested rate.
+    """Loss along an exponential sweep of learning rates, and suggested peak rates.
 
-    ``suggestion`` is the rate where the smoothed loss falls fastest (steepest
-    negative slope), fastai's ``steep`` suggestion; ``minimum`` is a tenth of the rate
-    at the lowest loss, fastai's ``minimum`` rule. Rates are in the units of the
-    optimizer swept: per rating for ``sgd``, Adam's step size for ``adam``/``adamw``.
+    ``suggestion`` is the rate at the lowest smoothed loss: the largest step that still
+    helps most. One-cycle spends most of its run well below its peak (its average rate
+    is about half of it), so that rate is a good peak for per-rating sgd. fastai's rules
+    are beside it: ``steep``, where the smoothed loss falls fastest, and ``minimum``, a
+    tenth of the rate at the lowest loss; they suit Adam, which reaches its loss
+    minimum at much smaller rates. Rates are in the units of the optimizer swept: per
+    rating for ``sgd``, Adam's step size for ``adam``/``adamw``.
     """
 
     lrs: np.ndarray
     losses: np.ndarray
     suggestion: float
+    steep: float
     minimum: float
 
 
@@ -136,6 +144,8 @@ class Learner(FittedModel):
             RatingTensors(self.valid_ratings, self._device) if self.valid_ratings else None
         )
         self.on_epoch = on_epoch
+        self.decay_choice: DecayChoice | None = None
+        """What ``fit_recipe`` chose for the decay strength, when the recipe tunes it."""
         self.best_epoch: int | None = None
         self.kept_best = False
         """Whether the weights are those of an epoch chosen on the validation ratings."""
@@ -181,8 +191,37 @@ class Learner(FittedModel):
         return self._run(replace(config, schedule="one_cycle"))
 
     def fit_recipe(self) -> list[EpochRecord]:
-        """Train with this learner's config as it stands (the recipe)."""
-        return self._run(self.config)
+        """Train with this learner's recipe, making its automatic choices first.
+
+        With ``tune_decay`` (the default recipe) the decay strength is chosen on a
+        part carved out of the training ratings (:mod:`collabfilter.train.tuning`);
+        the chosen config then becomes ``self.config`` and the choice is reported and
+        kept in ``decay_choice`` and ``metrics``.
+        """
+        config = self.config
+        if isinstance(config, TrainConfig) and config.tune_decay:
+            choice = choose_decay(
+                self.train_ratings, copy.deepcopy(self.model), config, self.options, self._trial
+            )
+            self.config = replace(config.scaled_decay(choice.multiplier), tune_decay=False)
+            self.decay_choice = choice
+            announce(choice.describe(), self.options.progress)
+            records = self._run(self.config)
+            self.metrics["decay_multiplier"] = choice.multiplier
+            return records
+        return self._run(config)
+
+    def _trial(
+        self,
+        module: nn.Module,
+        part: Split,
+        config: TrainConfig,
+        on_epoch: Callable[[EpochRecord], None],
+    ) -> None:
+        """Train ``module`` quietly on one part, validating on the other (tuning)."""
+        quiet = replace(self.options, progress=False)
+        Learner(module, part.train, part.valid, config=config, options=quiet,
+                on_epoch=on_epoch).fit_recipe()  # fmt: skip
 
     def _sgd_config(self, call: str) -> TrainConfig:
         if not isinstance(self.config, TrainConfig):
@@ -209,7 +248,7 @@ class Learner(FittedModel):
         generator = torch.Generator().manual_seed(self.options.seed)
         with seeded(self.options.seed, self._device):  # dropout masks
             steps = make_steps(self.model, data, config, self.options, generator)
-            n_batches = data.n_batches(config.batch_size)
+            n_batches = data.n_batches(config.batch_for(len(data)))
             with EpochReporter(config.epochs, n_batches, self.options.progress) as reporter:
                 result = run_epochs(
                     steps,
@@ -238,6 +277,10 @@ class Learner(FittedModel):
         predictions = self.predict_indices(valid.user_idx.long(), valid.item_idx.long())
         mse = float(torch.mean((predictions - valid.rating.cpu()) ** 2))
         return mse, float(np.sqrt(mse))
+
+    def save(self, path: str | Path, *, ranking: FittedModel | None = None) -> Path:
+        """Write this model to exactly ``path`` (see :func:`collabfilter.persist.save_model`)."""
+        return save_model(path, self, ranking=ranking)
 
     # ------------------------------------------------------------------ lr finder
     def lr_find(
@@ -284,16 +327,17 @@ def _in_vocabularies(valid: Ratings, train: Ratings) -> Ratings:
 
 
 def suggest(lrs: np.ndarray, losses: np.ndarray) -> LRFinderResult:
-    """fastai's ``steep`` and ``minimum`` suggestions from a sweep's losses."""
+    """The suggestions of :class:`LRFinderResult` from a sweep's losses (smoothed by an
+    exponential moving average, as fastai's recorder does: one batch's loss is noisy)."""
     if len(losses) < 3:
         rate = float(lrs[0]) if len(lrs) else float("nan")
-        return LRFinderResult(lrs, losses, rate, rate)
-    smoothed = pd.Series(losses).ewm(alpha=0.2).mean().to_numpy()
+        return LRFinderResult(lrs, losses, rate, rate, rate)
+    smoothed = pd.Series(losses).ewm(alpha=0.1).mean().to_numpy()
+    lowest = int(np.argmin(smoothed))
     slopes = np.gradient(smoothed, np.log(lrs))
-    usable = slice(0, max(3, int(np.argmin(smoothed)) + 1))
-    steepest = int(np.argmin(slopes[usable]))
+    steepest = int(np.argmin(slopes[: max(3, lowest + 1)]))
     return LRFinderResult(
-        lrs, losses, float(lrs[steepest]), float(lrs[int(np.argmin(smoothed))] / 10)
+        lrs, losses, float(lrs[lowest]), float(lrs[steepest]), float(lrs[lowest] / 10)
     )
 
 

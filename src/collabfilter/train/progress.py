@@ -39,6 +39,12 @@ def format_record(record: EpochRecord) -> str:
     )
 
 
+def announce(text: str, enabled: bool | None) -> None:
+    """A line on stderr about a choice training made (shown with the epoch table)."""
+    if progress_enabled(enabled):
+        Console(stderr=True).print(f"note: {text}", highlight=False)
+
+
 class EpochReporter:
     """Context manager: ``advance(n)`` after each batch, ``epoch_done(record)`` after each epoch."""
 

@@ -42,14 +42,16 @@ def row_decays(tables: Tables, config: TrainConfig, counts: dict[str, Tensor]) -
     return decays
 
 
-def side_rates(config: TrainConfig, counts: dict[str, Tensor]) -> dict[str, Tensor]:
+def side_rates(
+    config: TrainConfig, counts: dict[str, Tensor], batch_size: int
+) -> dict[str, Tensor]:
     """Per-row rate multipliers ``(1 + c_row) ** -rate_exponent`` of the user and item
-    sides, ``c_row`` being the row's expected occurrences in one batch (none at
-    exponent 0)."""
+    sides, ``c_row`` being the row's expected occurrences in a batch of ``batch_size``
+    (none at exponent 0)."""
     if config.rate_exponent == 0.0:
         return {}
     n_ratings = int(counts["user"].sum())
-    share = min(config.batch_size, n_ratings) / n_ratings
+    share = min(batch_size, n_ratings) / n_ratings
     return {
         side: ((1.0 + side_counts.double() * share) ** -config.rate_exponent).float()
         for side, side_counts in counts.items()

@@ -113,7 +113,7 @@ def choose_form(
     if requested == "auto":
         if not closed:
             return "autograd"
-        return "sparse" if sparse.suits(data, config.batch_size) else "gather"
+        return "sparse" if sparse.suits(data, config.batch_for(len(data))) else "gather"
     if requested != "autograd" and not closed:
         raise ConfigError(
             f"step={requested!r} trains DotProduct/DotProductBias under plain sgd (no "
@@ -134,11 +134,12 @@ def make_steps(
 ) -> Steps:
     """The steps that train ``model`` on ``data`` with ``config`` (see the module)."""
     form = choose_form(model, config, data, options.step)
+    batch_size = config.batch_for(len(data))
     tables: Tables = getattr(model, "ROW_TABLES", {})
     counts = {"user": data.user_counts(), "item": data.item_counts()}
     decays = row_decays(tables, config, counts)
-    rates = side_rates(config, counts)
-    order = EpochOrder(len(data), config.batch_size, generator, options.shuffle_block)
+    rates = side_rates(config, counts, batch_size)
+    order = EpochOrder(len(data), batch_size, generator, options.shuffle_block)
     if form == "autograd":
         optimizer = RowOptimizer(
             model.named_parameters(),
@@ -153,7 +154,7 @@ def make_steps(
             grad_clip=config.grad_clip,
         )
         return AutogradSteps(
-            model, data, optimizer, batch_size=config.batch_size, order=order, generator=generator
+            model, data, optimizer, batch_size=batch_size, order=order, generator=generator
         )
     dense = RowOptimizer(
         [(name, p) for name, p in model.named_parameters() if name not in tables],
@@ -170,7 +171,7 @@ def make_steps(
         rates,
         dense,
         lr=config.lr,
-        batch_size=config.batch_size,
+        batch_size=batch_size,
         order=order,
         generator=generator,
     )

@@ -1,0 +1,119 @@
+"""Choosing the decay strength for the data, on ratings carved out of the training set.
+
+How strongly to regularise depends on the data (its noise, how many ratings the rows
+have, how long the tail is): on ml-100k and on a long-tailed catalogue of ml-latest-
+small's shape the best strength differs. So the default recipe does not fix it: it
+carves a tenth of the training ratings out (users and items keep ratings in the rest),
+trains the recipe at multiples of its decay, and keeps the multiple that predicts the
+carved ratings best; the winner is then trained on all the training ratings. The
+caller's held-out data is never seen.
+
+Trials run the recipe's real schedule: with a shortened one, undertrained models favour
+weak decay, and midway through a one-cycle run the ranking of strengths is not yet the
+final one (it settles in the last quarter). So the search is sequential successive
+halving: the recipe's own strength runs in full, each other multiple is abandoned at
+three quarters of its schedule when it trails the best run so far at that epoch, and
+the search steps outwards by factors of two while the best is at an edge.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from torch import nn
+
+from collabfilter.config import RunOptions, TrainConfig
+from collabfilter.data import Ratings, Split, split_random
+from collabfilter.fitted import EpochRecord
+
+CARVED = 0.1
+"""Share of the training ratings carved out to score the candidates."""
+CHECKPOINT = 0.75
+"""Share of a trial's schedule after which a trailing trial is abandoned."""
+LIMITS = (1 / 16, 16.0)
+
+Trial = Callable[[nn.Module, Split, TrainConfig, Callable[[EpochRecord], None]], None]
+"""Trains a model on a split's training part with a config, validating on its other
+part, and calls back after every epoch (the callback may abandon the trial)."""
+
+
+class _Abandon(Exception):
+    """Raised from a trial's epoch callback to stop a trial that cannot win."""
+
+
+@dataclass(frozen=True)
+class DecayChoice:
+    """The outcome of :func:`choose_decay`.
+
+    Attributes:
+        multiplier: the chosen multiple of the recipe's decay strengths.
+        scores: carved RMSE by multiplier tried (at the last epoch run).
+        abandoned: multipliers stopped at the checkpoint.
+        carved: ratings carved out to score them.
+    """
+
+    multiplier: float
+    scores: dict[float, float]
+    abandoned: frozenset[float]
+    carved: int
+
+    def describe(self) -> str:
+        """One line for the training output."""
+        tried = ", ".join(
+            f"x{m:g}: {r:.4f}{' (stopped)' if m in self.abandoned else ''}"
+            for m, r in sorted(self.scores.items())
+        )
+        return (
+            f"decay x{self.multiplier:g} chosen on {self.carved:,} training ratings carved "
+            f"out for it (carved RMSE {tried})"
+        )
+
+
+def choose_decay(
+    train: Ratings, initial: nn.Module, config: TrainConfig, options: RunOptions, trial: Trial
+) -> DecayChoice:
+    """Pick the multiple of ``config``'s decay that scores best on carved ratings.
+
+    Args:
+        train: the training ratings.
+        initial: the model before training (copied for every trial).
+        config: the recipe.
+        options: run options (their seed also seeds the carving).
+        trial: runs one trial (see :data:`Trial`).
+    """
+    part = split_random(train, CARVED, seed=options.seed, keep_known=True)
+    checkpoint = max(1, round(CHECKPOINT * config.epochs))
+    leader: dict[int, float] = {}  # the best finished trial's carved RMSE by epoch
+    scores: dict[float, float] = {}
+    abandoned: set[float] = set()
+
+    def run(multiplier: float) -> None:
+        path: dict[int, float] = {}
+
+        def watch(record: EpochRecord) -> None:
+            assert record.valid_rmse is not None
+            path[record.epoch] = record.valid_rmse
+            if record.epoch == checkpoint and leader and record.valid_rmse > leader[checkpoint]:
+                raise _Abandon
+
+        trial_config = replace(config.scaled_decay(multiplier), tune_decay=False)
+        try:
+            trial(copy.deepcopy(initial), part, trial_config, watch)
+        except _Abandon:
+            abandoned.add(multiplier)
+        scores[multiplier] = path[max(path)]
+        if multiplier not in abandoned and (not leader or path[max(path)] < leader[max(leader)]):
+            leader.clear()
+            leader.update(path)
+
+    for multiplier in (1.0, 0.5, 2.0):
+        run(multiplier)
+    while True:
+        finished = {m: r for m, r in scores.items() if m not in abandoned}
+        best = min(finished, key=finished.__getitem__)
+        edge = best / 2 if best == min(scores) else best * 2 if best == max(scores) else None
+        if edge is None or not LIMITS[0] <= edge <= LIMITS[1]:
+            return DecayChoice(best, scores, frozenset(abandoned), len(part.valid))
+        run(edge)
