@@ -6,12 +6,7 @@ as a worked example of the API.
 
 from __future__ import annotations
 
-import multiprocessing
-import os
-import sys
 import time
-import traceback
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -22,7 +17,6 @@ from collabfilter import __version__, interpret, plots, recommend
 from collabfilter.baselines import standard_baselines
 from collabfilter.config import RECIPES, RunOptions
 from collabfilter.data import Ratings, Split, load_movielens, split_random
-from collabfilter.errors import CollabFilterError
 from collabfilter.evaluate import error_metrics
 from collabfilter.ranking import evaluate_ranking
 from collabfilter.render import frame_table, print_summary
@@ -133,50 +127,17 @@ def _report_ranking(console: Console, learner: Learner, split: Split) -> None:
     )  # fmt: skip
 
 
-def _start_plots(learner: Learner, valid: Ratings, out: Path) -> Callable[[], list[Path]]:
-    """Start drawing the plots; returns a function that waits for them and gives their
-    paths. Importing matplotlib and rendering take longer than the text report after
-    training, which keeps one core busy: where processes fork cheaply (Linux), a child
-    draws the plots on the other core meanwhile. Elsewhere they are drawn when waited
-    for."""
-    history, pca = learner.history_frame(), interpret.item_pca(learner, 2, among=1000)
-    predictions, truth = learner.predict_ratings(valid), valid.rating
-    # The learning-rate finder and rating distribution plots exist too; the demo
-    # draws the three that tell most, to stay within its time budget.
-    paths = [out / "loss_curves.png", out / "predicted_vs_actual.png", out / "item_map.png"]
-
-    def draw() -> list[Path]:
-        return [
-            plots.plot_losses(history, paths[0]),
-            plots.plot_predicted_vs_actual(predictions, truth, paths[1]),
-            plots.plot_item_map(pca, paths[2]),
-        ]
-
-    if sys.platform != "linux":
-        return draw
-    child = multiprocessing.get_context("fork").Process(target=_draw_in_child, args=(draw,))
-    child.start()
-
-    def wait() -> list[Path]:
-        child.join()
-        if child.exitcode != 0:
-            raise CollabFilterError(
-                f"drawing the demo's plots into {out} failed (exit code {child.exitcode}; "
-                "the error is printed above)"
-            )
-        return paths
-
-    return wait
-
-
-def _draw_in_child(draw: Callable[[], list[Path]]) -> None:
-    try:
-        draw()
-    except BaseException:
-        traceback.print_exc()
-        sys.stderr.flush()
-        os._exit(1)
-    os._exit(0)  # skips the interpreter's teardown, as the parent's own exit does
+def _draw_plots(learner: Learner, valid: Ratings, out: Path) -> list[Path]:
+    """The three plots that tell most (the learning-rate finder and rating distribution
+    plots exist too)."""
+    pca = interpret.item_pca(learner, 2, among=1000)
+    return [
+        plots.plot_losses(learner.history_frame(), out / "loss_curves.png"),
+        plots.plot_predicted_vs_actual(
+            learner.predict_ratings(valid), valid.rating, out / "predicted_vs_actual.png"
+        ),
+        plots.plot_item_map(pca, out / "item_map.png"),
+    ]
 
 
 def run_demo(
@@ -192,11 +153,12 @@ def run_demo(
     model_config, recipe = RECIPES["dot_bias"]
     console.print(
         f"\n[bold]Training DotProductBias[/bold] ({model_config.n_factors} factors, "
-        f"{recipe.epochs} epochs, batch {recipe.batch_size}, per-rating SGD, one-cycle "
-        f"lr {recipe.lr})"
+        f"{recipe.epochs} epochs, batch {recipe.batch_for(len(split.train))}, per-rating SGD, "
+        f"one-cycle lr {recipe.lr}, decay strength chosen on carved training ratings)"
     )
     learner, seconds = train_with_table(console, split)
-    plots_drawn = _start_plots(learner, split.valid, out)
+    if learner.decay_choice is not None:
+        console.print(f"note: {learner.decay_choice.describe()}", highlight=False)
     table = metrics_table(learner, split, "DotProductBias", seconds)
     _print_frame(console, table, "Validation error beside the baselines", digits=4)
     best = table.iloc[0]
@@ -210,7 +172,7 @@ def run_demo(
     _report_interpretation(console, learner)
     _report_recommendations(console, learner)
     _report_ranking(console, learner, split)
-    written = plots_drawn()
+    written = _draw_plots(learner, split.valid, out)
     console.print(f"\nplots written to {out.resolve()}/: " + ", ".join(p.name for p in written))
     console.print(f"\ndemo finished in {time.perf_counter() - start:.1f} s", style="dim")
     return 0

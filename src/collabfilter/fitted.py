@@ -261,6 +261,15 @@ class FittedModel:
         scores: Tensor = self.model.score_items(index)  # type: ignore[operator]
         return scores.float().cpu()
 
+    def training_ratings(self) -> Ratings:
+        """The training ratings the model kept, as a ``Ratings`` in its vocabularies
+        (e.g. to fit baselines beside a loaded model)."""
+        data = self.interactions
+        return Ratings(
+            data.user_idx(), data.item_idx, data.rating, users=self.users, items=self.items,
+            scale=data.scale,
+        )  # fmt: skip
+
     def history_frame(self) -> pd.DataFrame:
         """The epoch table as a DataFrame (fastai's ``recorder.values``)."""
         columns = ["epoch", "train_loss", "valid_loss", "valid_rmse", "seconds"]

@@ -4,7 +4,13 @@ import sys
 
 import pytest
 
-from collabfilter.cli import EXIT_DATA, EXIT_UNAVAILABLE, main
+from collabfilter.cli import (
+    EXIT_DATA,
+    EXIT_MISSING,
+    EXIT_UNAVAILABLE,
+    build_parser,
+    main,
+)
 
 
 def test_summary_of_a_csv_file(tmp_path, capsys):
@@ -26,7 +32,7 @@ def test_bad_file_gives_one_line_and_exit_code(tmp_path, capsys):
 
 
 def test_unknown_source_and_missing_dataset(tmp_path, capsys, monkeypatch):
-    assert main(["summary", str(tmp_path / "nope.csv")]) == EXIT_DATA
+    assert main(["summary", str(tmp_path / "nope.csv")]) == EXIT_MISSING
     assert "neither a known dataset" in capsys.readouterr().err
     monkeypatch.delenv("COLLABFILTER_DATA_DIR", raising=False)
     assert main(["summary", "ml-1m", "--data", str(tmp_path)]) == EXIT_UNAVAILABLE
@@ -68,22 +74,28 @@ def test_train_prints_the_epoch_table_and_beats_the_mean(tmp_path, capsys, recip
     assert rmse[recipe] < 0.95 * rmse["global mean"]
 
 
-def test_the_executable_exits_with_the_commands_code_and_all_its_output(tmp_path):
-    """``collabfilter`` ends its process right after the command (skipping torch's
-    slow teardown): the exit code and every line written must still come through."""
+def test_the_executable_ends_normally_with_the_commands_code_and_output(tmp_path):
     good, bad = tmp_path / "good.csv", tmp_path / "bad.csv"
     good.write_text("user,item,rating\n1,10,4\n2,10,5\n2,11,3\n")
     bad.write_text("user,item,rating\n1,10,x\n")
-    # text still in Python's buffers when the command returns is flushed, not lost
-    script = f"import sys; from collabfilter import cli; sys.argv[1:] = ['summary', {str(good)!r}]"
-    script += "; main = cli.main; cli.main = lambda: (main(), print('buffered', end=''))[0]"
-    script += "; cli.run()"
     buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
     done = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, env=buffered
-    )
-    assert done.returncode == 0 and done.stdout.endswith("buffered"), done.stderr
-    assert "Ratings(3 ratings" in done.stdout and "Crosstab" in done.stdout
+        [sys.executable, "-m", "collabfilter", "summary", str(good)],
+        capture_output=True, text=True, timeout=120, env=buffered,
+    )  # fmt: skip
+    assert done.returncode == 0 and "Ratings(3 ratings" in done.stdout, done.stderr
+    assert "Crosstab" in done.stdout
     command = [sys.executable, "-m", "collabfilter", "summary", str(bad)]
     failed = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert failed.returncode == EXIT_DATA and "line 2" in failed.stderr
+    assert len(failed.stderr.strip().splitlines()) == 1 and "Traceback" not in failed.stderr
+
+
+def test_every_command_has_help(capsys):
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    assert {"train", "evaluate", "predict", "recommend", "similar", "interpret", "lr-find",
+            "summary", "datasets", "fetch", "synth", "demo"} <= set(commands)  # fmt: skip
+    for name in commands:
+        with pytest.raises(SystemExit) as caught:
+            main([name, "--help"])
+        assert caught.value.code == 0 and "usage: collabfilter" in capsys.readouterr().out

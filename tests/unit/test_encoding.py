@@ -69,3 +69,10 @@ def test_id_of_checks_bounds():
     vocab = Vocabulary([1, 2])
     with pytest.raises(IndexError):
         vocab.id_of([2])
+
+
+def test_ids_that_differ_after_a_nul_stay_apart():
+    """pandas hashes object strings as C strings; the vocabulary must not merge them."""
+    vocab, codes = Vocabulary.encode(["", "\x00", "a", "a\x00b", "a"], kind="user")
+    assert vocab.ids.tolist() == ["", "\x00", "a", "a\x00b"] and codes.tolist() == [0, 1, 2, 3, 2]
+    assert vocab.index(["a\x00b", "\x00"]).tolist() == [3, 1]

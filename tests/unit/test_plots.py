@@ -7,7 +7,6 @@ import pytest
 
 from collabfilter import demo, generate_ratings, plots
 from collabfilter.config import RunOptions
-from collabfilter.errors import CollabFilterError
 from collabfilter.interpret import item_pca
 from collabfilter.train import collab_learner
 
@@ -45,9 +44,8 @@ def test_result_plots(learner, tmp_path):
     assert svg.read_text().lstrip().startswith("<?xml") and "Map of the 100" in svg.read_text()
 
 
-def test_demo_draws_its_plots_beside_the_report(learner, tmp_path):
-    wait = demo._start_plots(learner, learner.valid_ratings, tmp_path)
-    written = wait()
+def test_demo_draws_its_plots(learner, tmp_path):
+    written = demo._draw_plots(learner, learner.valid_ratings, tmp_path)
     assert [p.name for p in written] == [
         "loss_curves.png",
         "predicted_vs_actual.png",
@@ -55,14 +53,3 @@ def test_demo_draws_its_plots_beside_the_report(learner, tmp_path):
     ]
     png(written[0], 560, 360)
     png(written[2], 880, 720)
-
-
-def test_a_plot_failing_in_the_child_is_reported(learner, tmp_path, monkeypatch, capfd):
-    def broken(*args, **kwargs):
-        raise RuntimeError("no ink")
-
-    monkeypatch.setattr(plots, "plot_item_map", broken)
-    wait = demo._start_plots(learner, learner.valid_ratings, tmp_path)
-    with pytest.raises(CollabFilterError, match="plots into .* failed"):
-        wait()
-    assert "RuntimeError: no ink" in capfd.readouterr().err

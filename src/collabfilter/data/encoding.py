@@ -59,6 +59,22 @@ def _as_text(array: np.ndarray) -> np.ndarray:
     return pd.Series(array.reshape(-1), dtype=object).astype(str).to_numpy(dtype=object)
 
 
+def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``pd.factorize`` that keeps ids apart when they differ after a NUL character.
+
+    pandas hashes object strings as C strings, so ``"a"`` and ``"a\x00b"`` (or ``""``
+    and ``"\x00"``) would become one id; ``Index`` lookups compare whole objects. Text
+    holding a NUL takes that exact (slower) path; everything else the fast one.
+    """
+    if values.dtype == object and len(values):
+        has_nul = pd.Series(values, dtype=object).str.contains("\x00", regex=False)
+        if has_nul.fillna(False).to_numpy(dtype=bool).any():
+            uniques = np.array(list(dict.fromkeys(values.tolist())), dtype=object)
+            return pd.Index(uniques, dtype=object).get_indexer(values), uniques
+    codes, uniques = pd.factorize(values, sort=False)
+    return np.asarray(codes), np.asarray(uniques)
+
+
 class Vocabulary:
     """The ordered set of raw ids of one kind (users or items), with optional titles.
 
@@ -99,7 +115,7 @@ class Vocabulary:
         """
         # Hash first, then sort only the (few) distinct ids: much faster than
         # factorize(sort=True) or np.unique on 25M values.
-        codes, uniques = pd.factorize(_as_id_array(values), sort=False)
+        codes, uniques = factorize(_as_id_array(values))
         order = np.argsort(uniques, kind="stable")
         rank = np.empty(len(order), dtype=INDEX_DTYPE)
         rank[order] = np.arange(len(order), dtype=INDEX_DTYPE)

@@ -18,6 +18,7 @@ from typing import IO, Any, Literal
 import numpy as np
 import pandas as pd
 
+from collabfilter.data.encoding import factorize
 from collabfilter.errors import DataError, RatingsFormatError
 
 SHOWN_LINES = 5
@@ -338,7 +339,7 @@ def _text_ids(
     array: np.ndarray, field: str, column: str, where: _Where, positions: np.ndarray, ids: IdType
 ) -> np.ndarray:
     """Ids that arrived as text (or mixed objects): checked once per distinct value."""
-    codes, uniques = pd.factorize(array)
+    codes, uniques = factorize(array)
     texts = pd.Series(uniques, dtype=object)
     is_text = texts.map(type).isin([str, np.str_])
     if not is_text.any() and ids != "text":

@@ -1,0 +1,216 @@
+"""The ``collabfilter`` command line.
+
+Each subcommand is a thin shell over public library calls, with ``--help``, and
+``--json`` on every command that answers a question. Expected failures become one line
+on stderr and an exit code per kind of failure, never a traceback:
+
+====  ==========================================================
+code  meaning
+====  ==========================================================
+0     success
+1     any other collabfilter error
+2     bad command-line usage (argparse)
+3     bad input data (file, line and field named)
+4     dataset not available, e.g. offline (the message says how to get it)
+5     checksum mismatch (corrupt or tampered download)
+6     bad model file (truncated, altered, or from another format version)
+7     unknown user, item or title (the message lists candidates)
+8     a file that does not exist
+====  ==========================================================
+
+The process ends the ordinary way; torch is imported only by the commands that need
+it, so that data commands and ``--help`` start quickly.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import NoReturn
+
+from rich.console import Console
+
+from collabfilter import __version__
+from collabfilter.cli import data_commands, model_commands, query_commands
+from collabfilter.config import RECIPES
+from collabfilter.data import REGISTRY
+from collabfilter.errors import (
+    ChecksumError,
+    CollabFilterError,
+    CollabFilterWarning,
+    DataError,
+    DatasetUnavailableError,
+    ModelFileError,
+    UnknownIdError,
+)
+
+EXIT_ERROR, EXIT_DATA, EXIT_UNAVAILABLE, EXIT_CHECKSUM = 1, 3, 4, 5
+EXIT_MODEL_FILE, EXIT_UNKNOWN, EXIT_MISSING = 6, 7, 8
+
+Command = Callable[[argparse.Namespace, Console], int]
+
+
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true", help="print one JSON document instead")
+
+
+def _training_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--model", choices=sorted(RECIPES), default="dot_bias",
+        help="recipe: dot_bias (default, adapts to the data), nn, dot, dot_bias_large",
+    )  # fmt: skip
+    parser.add_argument("--epochs", type=int, help="epochs (the recipe's by default)")
+    parser.add_argument("--lr", type=float, help="peak learning rate")
+    parser.add_argument("--wd", type=float, help="one weight decay for every table")
+    parser.add_argument("--bs", type=int, help="batch size")
+    parser.add_argument("--factors", type=int, help="factors per user and item")
+    parser.add_argument("--seed", type=int, default=42)
+
+
+def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    demo = commands.add_parser("demo", help="the quick-start run on ml-100k")
+    demo.add_argument("--data", metavar="PATH", help="zip or folder holding ml-100k")
+    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for the plots")
+    demo.set_defaults(run=data_commands.demo)
+    summary = commands.add_parser("summary", help="counts, histogram, sample and crosstab")
+    data_commands.data_arguments(summary)
+    summary.add_argument("--sample", type=int, default=8, help="rows to show")
+    _json_flag(summary)
+    summary.set_defaults(run=data_commands.summary)
+    datasets = commands.add_parser("datasets", help="known MovieLens releases and where they are")
+    _json_flag(datasets)
+    datasets.set_defaults(run=data_commands.datasets)
+    fetch = commands.add_parser("fetch", help="download and verify a MovieLens release")
+    fetch.add_argument("name", choices=sorted(REGISTRY))
+    fetch.add_argument("--data", metavar="PATH", help="verify this zip or folder instead")
+    fetch.set_defaults(run=data_commands.fetch)
+    synth = commands.add_parser("synth", help="write synthetic MovieLens-shaped ratings")
+    synth.add_argument("--users", type=int, default=943)
+    synth.add_argument("--items", type=int, default=1682)
+    synth.add_argument("--ratings", type=int, default=100_000)
+    synth.add_argument("--factors", type=int, default=8)
+    synth.add_argument("--seed", type=int, default=0)
+    synth.add_argument("--out", type=Path, required=True, help="parquet file to write")
+    synth.set_defaults(run=data_commands.synth)
+
+
+def _add_model_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    train = commands.add_parser("train", help="train a recipe, show its epochs, keep the model")
+    data_commands.data_arguments(train)
+    _training_options(train)
+    train.add_argument("--valid-pct", type=float, default=0.1,
+                       help="validation share (0: train on everything)")  # fmt: skip
+    train.add_argument(
+        "--split", default="random", choices=["random", "temporal", *model_commands.FOLDS],
+        help="how to hold out validation ratings (u1..u5, ua, ub: ml-100k's own files)",
+    )  # fmt: skip
+    train.add_argument("--out", type=Path, metavar="MODEL", help="model file to write")
+    _json_flag(train)
+    train.set_defaults(run=model_commands.train)
+    evaluate = commands.add_parser("evaluate", help="a model's error on ratings, beside baselines")
+    evaluate.add_argument("model", type=Path, help="model file")
+    data_commands.data_arguments(evaluate)
+    _unknown_option(evaluate)
+    _json_flag(evaluate)
+    evaluate.set_defaults(run=model_commands.evaluate)
+    predict = commands.add_parser("predict", help="predict a CSV/parquet of user,item pairs")
+    predict.add_argument("model", type=Path, help="model file")
+    predict.add_argument("pairs", type=Path, help="CSV/TSV/parquet file of pairs")
+    predict.add_argument("--out", type=Path, help="CSV or parquet to write (default: stdout)")
+    predict.add_argument("--user", default="user", help="user id column")
+    predict.add_argument("--item", default="item", help="item id column")
+    _unknown_option(predict)
+    _json_flag(predict)
+    predict.set_defaults(run=model_commands.predict)
+    lr_find = commands.add_parser("lr-find", help="sweep learning rates and suggest a peak")
+    data_commands.data_arguments(lr_find)
+    _training_options(lr_find)
+    lr_find.add_argument("--plot", type=Path, help="PNG of loss against rate")
+    _json_flag(lr_find)
+    lr_find.set_defaults(run=model_commands.lr_find)
+
+
+def _unknown_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--unknown", choices=["error", "nan", "baseline"], default="error",
+        help="pairs with an unknown user or item: fail (default), NaN, or the bias baseline",
+    )  # fmt: skip
+
+
+def _add_query_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    recommend = commands.add_parser("recommend", help="top-N for a known or a brand-new user")
+    recommend.add_argument("model", type=Path, help="model file")
+    who = recommend.add_mutually_exclusive_group(required=True)
+    who.add_argument("--user", help="a user id of the training data")
+    who.add_argument("--rated", action="append", metavar="ITEM=RATING",
+                     help='a new user\'s rating, e.g. "Star Wars (1977)=5" (repeat)')  # fmt: skip
+    recommend.add_argument("-n", type=int, default=10, help="how many items")
+    recommend.add_argument("--min-ratings", type=int, help="only items rated this often")
+    _json_flag(recommend)
+    recommend.set_defaults(run=query_commands.recommend)
+    similar = commands.add_parser("similar", help="the items nearest to an item")
+    similar.add_argument("model", type=Path, help="model file")
+    similar.add_argument("item", help='an item id or title, e.g. "star wars"')
+    similar.add_argument("-n", type=int, default=10, help="how many items")
+    similar.add_argument("--min-ratings", type=int, help="only items rated this often")
+    _json_flag(similar)
+    similar.set_defaults(run=query_commands.similar)
+    interpret = commands.add_parser("interpret", help="biases, principal components, item map")
+    interpret.add_argument("model", type=Path, help="model file")
+    interpret.add_argument("--out", type=Path, default=Path("out/interpret"), help="folder")
+    interpret.add_argument("--among", type=int, default=1000, help="the most rated items shown")
+    _json_flag(interpret)
+    interpret.set_defaults(run=query_commands.interpret)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``collabfilter`` command."""
+    parser = argparse.ArgumentParser(
+        prog="collabfilter", description="Collaborative filtering on explicit ratings."
+    )
+    parser.add_argument("--version", action="version", version=f"collabfilter {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_data_commands(commands)
+    _add_model_commands(commands)
+    _add_query_commands(commands)
+    return parser
+
+
+FAILURES: tuple[tuple[type[BaseException], int], ...] = (
+    (ChecksumError, EXIT_CHECKSUM),
+    (DatasetUnavailableError, EXIT_UNAVAILABLE),
+    (ModelFileError, EXIT_MODEL_FILE),
+    (UnknownIdError, EXIT_UNKNOWN),
+    (FileNotFoundError, EXIT_MISSING),
+    (DataError, EXIT_DATA),
+    (CollabFilterError, EXIT_ERROR),
+)
+"""Expected failures and their exit codes, most specific first."""
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code (see the module docstring)."""
+    args = build_parser().parse_args(argv)
+    # Logs and pipes get a fixed, wide layout instead of rich's 80-column fallback.
+    console = Console(width=None if sys.stdout.isatty() else 120)
+    command: Command = args.run
+    errors = Console(stderr=True, soft_wrap=True)  # one line each, whatever the width
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", CollabFilterWarning)
+        warnings.showwarning = lambda message, *_: errors.print(
+            f"[yellow]warning:[/yellow] {message}", highlight=False
+        )
+        try:
+            return command(args, console)
+        except tuple(kind for kind, _ in FAILURES) as error:
+            code = next(code for kind, code in FAILURES if isinstance(error, kind))
+            errors.print(f"[bold red]error:[/bold red] {error}", highlight=False)
+            return code
+
+
+def run() -> NoReturn:
+    """The ``collabfilter`` executable."""
+    sys.exit(main())
