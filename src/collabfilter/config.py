@@ -280,9 +280,11 @@ class BayesConfig:
     """Length of the user and item factor vectors (the bias is one more dimension)."""
     sweeps: int = 200
     """Gibbs sweeps in all, burn-in included."""
-    burn_in: int = 20
-    """Sweeps whose samples are discarded: the chain starts from small random factors
-    and needs a few sweeps to reach the posterior."""
+    burn_in: int = 5
+    """Sweeps whose samples are discarded: the chain starts from small random factors.
+    Chosen on validation parts carved out of ml-100k's training files (90/10, u1; two
+    seeds each): burn-in 20 lost 0.0005 RMSE to burn-in 0 or 5 at 200 sweeps (the
+    early, still shrunk samples help a little); 5 spares short runs the very first."""
     thin: int = 1
     """Keep every ``thin``-th sample after burn-in (consecutive samples are correlated,
     but keeping them all still lowers the variance of the averaged prediction)."""
@@ -302,10 +304,14 @@ class BayesConfig:
     noise_rate: float = 1.0
     """Gamma rate of the noise precision's prior (prior mean precision 1: a noise
     standard deviation of one star, the right order for star ratings)."""
-    hyper_shape: float = 1.0
-    """Gamma shape of each group's per-dimension precision prior (libFM's default)."""
-    hyper_rate: float = 1.0
-    """Gamma rate of each group's per-dimension precision prior (libFM's default)."""
+    hyper_shape: float = 0.5
+    """Gamma shape of each group's per-dimension precision prior: libFM's and myFM's
+    ``Gamma(alpha_lambda / 2, beta_lambda / 2)`` with ``alpha_lambda = beta_lambda = 1``.
+    On the carved validation parts (see ``burn_in``) shape and rate 0.5 scored 0.8789
+    against 0.8815 for 1 and 1, rate 0.1 0.8786, rate 0.01 0.8901: the rate bounds how
+    far an unneeded dimension may shrink, and too small a rate lets dimensions collapse."""
+    hyper_rate: float = 0.5
+    """Gamma rate of each group's per-dimension precision prior (see ``hyper_shape``)."""
     mean_strength: float = 1.0
     """Pseudo-rows behind the zero prior mean of each group's mean (libFM's gamma_0):
     negligible beside hundreds of rows, enough to keep an empty group finite."""
@@ -316,7 +322,7 @@ class BayesConfig:
     """The implicit embeddings are drawn exactly from one eigendecomposition of a
     square matrix of ``min(users, items)`` rows when that is at most this; larger data
     use preconditioned conjugate gradients each sweep."""
-    cg_tol: float = 1e-3
+    cg_tol: float = 1e-2
     """Relative residual at which conjugate gradients stop (large data only)."""
     cg_max_iter: int = 50
     """Conjugate-gradient iterations per draw at most (large data only)."""

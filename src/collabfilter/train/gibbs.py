@@ -126,8 +126,10 @@ class GibbsSampler:
         self.sum_squares = float((values.double() ** 2).sum())
         with warnings.catch_warnings():  # torch's one-time "CSR support is in beta" notice
             warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            self.user_side = self._side(users, items, values, n_users, n_items)
-            self.item_side = self._side(items, users, values, n_items, n_users)
+            by_user = _csr_layout(users, items, n_users, n_items)
+            by_item = _csr_layout(items, users, n_items, n_users)
+            self.user_side = self._side(users, items, values, by_user, by_item)
+            self.item_side = self._side(items, users, values, by_item, by_user)
         k = config.n_factors
         self.width = k + 1
         self.tri = triangle(self.width, self.device)
@@ -165,12 +167,21 @@ class GibbsSampler:
         """Current item rows ``[I_i, b_i]``, ``(n_items, n_factors + 1)``."""
         return self.item_state.rows
 
-    def _side(self, own: Tensor, other: Tensor, values: Tensor, n_own: int, n_other: int) -> _Side:
-        pointers, order = _csr_layout(own, other, n_own, n_other)
+    def _side(
+        self,
+        own: Tensor,
+        other: Tensor,
+        values: Tensor,
+        layout: tuple[Tensor, Tensor],
+        back_layout: tuple[Tensor, Tensor],
+    ) -> _Side:
+        """CSR views of the ratings with this side's rows (``layout``) and with the
+        other side's (``back_layout``, for ``M^T``)."""
+        (pointers, order), (back, back_order) = layout, back_layout
+        n_own, n_other = pointers.shape[0] - 1, back.shape[0] - 1
         columns = other[order].to(torch.int32)
         counts = torch.bincount(own, minlength=n_own).double()
         own_scale = torch.where(counts > 0, counts.clamp(min=1).rsqrt(), 0).float()
-        back, back_order = _csr_layout(other, own, n_other, n_own)
         back_columns = own[back_order].to(torch.int32)
 
         def csr(ptr: Tensor, col: Tensor, data: Tensor, size: tuple[int, int]) -> Tensor:
