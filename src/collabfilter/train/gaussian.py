@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import torch
@@ -114,24 +115,46 @@ class SpectralDraw:
 
     With ``M^T M = Q diag(s2) Q^T``, ``A_d^-1 = (I - Q diag(w1) Q^T) / kappa_d`` and
     ``A_d^-1/2 = (I - Q diag(w2) Q^T) / sqrt(kappa_d)``, where ``w1 = lam s2 / (kappa +
-    lam s2)`` and ``w2 = 1 - sqrt(kappa / (kappa + lam s2))``: each draw is two dense
-    products with ``Q``, for every dimension at once. ``Q`` comes from the smaller of
-    ``M M^T`` and ``M^T M``.
+    lam s2)`` and ``w2 = 1 - sqrt(kappa / (kappa + lam s2))``: each draw projects onto
+    ``Q`` and back once, for every dimension at once. ``Q`` comes from the smaller of
+    ``M^T M`` (kept dense) and ``M M^T = P diag(s2) P^T``; in the second case ``Q =
+    M^T P diag(s2)^-1/2`` is applied through the sparse ``M`` instead of being formed
+    (ml-latest-small's 9,724 x 610 ``Q``: 40 ms per draw, against 11 ms through ``M``).
     """
 
     def __init__(self, dense: Tensor) -> None:
         matrix = dense.double()
+        self.basis: Tensor | None = None
         if matrix.shape[1] <= matrix.shape[0]:
             values, vectors = torch.linalg.eigh(matrix.T @ matrix)
             keep = values > values.max().clamp(min=1e-30) * 1e-10
-            self.basis = vectors[:, keep]
-        else:  # eigenvectors of M M^T, mapped through M^T and normalised
+            self.values, self.basis = values[keep], vectors[:, keep].to(dense.dtype)
+        else:
             values, vectors = torch.linalg.eigh(matrix @ matrix.T)
             keep = values > values.max().clamp(min=1e-30) * 1e-10
-            values = values[keep]
-            self.basis = (matrix.T @ vectors[:, keep]) / values.sqrt()
-        self.values = values[keep] if matrix.shape[1] <= matrix.shape[0] else values
-        self.basis = self.basis.to(dense.dtype)
+            self.values, self.left = values[keep], vectors[:, keep]
+            with warnings.catch_warnings():  # torch's "CSR support is in beta" notice
+                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+                self.matrix = matrix.to_sparse_csr()
+                self.transposed = matrix.T.contiguous().to_sparse_csr()
+
+    def _project(self, x: Tensor) -> Tensor:
+        """``Q^T x``."""
+        if self.basis is not None:
+            projected: Tensor = self.basis.T @ x.to(self.basis.dtype)
+            return projected
+        sparse: Tensor = self.matrix @ x.double()
+        projected = (self.left.T @ sparse) * self.values.rsqrt().unsqueeze(1)
+        return projected
+
+    def _lift(self, y: Tensor) -> Tensor:
+        """``Q y``."""
+        if self.basis is not None:
+            lifted: Tensor = self.basis @ y.to(self.basis.dtype)
+            return lifted
+        scaled = self.left @ (y.double() * self.values.rsqrt().unsqueeze(1))
+        sparse: Tensor = self.transposed @ scaled
+        return sparse
 
     def draw(
         self, linear: Tensor, scale: Tensor, ridge: Tensor, generator: torch.Generator
@@ -141,15 +164,15 @@ class SpectralDraw:
         scale, ridge = scale.double(), ridge.double()
         s2 = self.values.double().unsqueeze(1)
         boosted = ridge + scale * s2  # (r, K)
-        mean_weight = (scale * s2 / boosted).to(linear.dtype)
-        noise_weight = (1 - (ridge / boosted).sqrt()).to(linear.dtype)
+        mean_weight = scale * s2 / boosted
+        noise_weight = 1 - (ridge / boosted).sqrt()
         noise = draw_normal(tuple(linear.shape), linear, generator)
         width = linear.shape[1]
-        projected = self.basis.T @ torch.cat([linear, noise], 1)
+        projected = self._project(torch.cat([linear, noise], 1)).double()
         weighted = torch.cat(
             [projected[:, :width] * mean_weight, projected[:, width:] * noise_weight], 1
         )
-        back: Tensor = self.basis @ weighted
+        back = self._lift(weighted).to(linear.dtype)
         ridge = ridge.to(linear.dtype)
         return (linear - back[:, :width]) / ridge + (noise - back[:, width:]) / ridge.sqrt()
 

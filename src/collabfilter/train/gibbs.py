@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -31,7 +30,7 @@ import torch
 from torch import Tensor
 
 from collabfilter.config import BayesConfig
-from collabfilter.errors import DataError, TrainingDivergedError
+from collabfilter.errors import TrainingDivergedError
 from collabfilter.models.bayes import BayesianMF
 from collabfilter.train.gaussian import (
     ConjugateGradientDraw,
@@ -43,23 +42,11 @@ from collabfilter.train.gaussian import (
     gram_from_triangle,
     triangle,
 )
+from collabfilter.train.rating_views import RatingViews, build_views, check_ratings
 
 SweepCallback = Callable[[int, float, "float | None", float], None]
 """Called after each sweep with (sweep number from 1, running-average train RMSE,
 running-average valid RMSE or None, seconds of the sweep)."""
-
-
-@dataclass
-class _Side:
-    """The training ratings seen from one side: its rows, the other side's columns."""
-
-    ones: Tensor  # CSR (own, other), 1 per rating
-    ratings: Tensor  # CSR (own, other), the ratings
-    implicit: Tensor  # CSR (own, other), |N(own)|^-1/2 per rating: M
-    implicit_t: Tensor  # CSR (other, own), M^T
-    counts: Tensor  # ratings per own row, float64
-    rating_sums: Tensor  # sum of ratings per own row, float64
-    embedding_draw: SpectralDraw | ConjugateGradientDraw | None = None
 
 
 @dataclass
@@ -73,14 +60,7 @@ class _State:
     offset: Tensor
     hyper: tuple[Tensor, Tensor]
     embedding_hyper: tuple[Tensor, Tensor]
-
-
-def _csr_layout(rows: Tensor, cols: Tensor, n_rows: int, n_cols: int) -> tuple[Tensor, Tensor]:
-    """(row pointers, storage order) of the pairs sorted by row then column."""
-    order = torch.argsort(rows.long() * n_cols + cols.long())
-    pointers = torch.zeros(n_rows + 1, dtype=torch.int64, device=rows.device)
-    pointers[1:] = torch.cumsum(torch.bincount(rows.long(), minlength=n_rows), 0)
-    return pointers.to(torch.int32), order
+    embedding_draw: SpectralDraw | ConjugateGradientDraw | None = None
 
 
 class GibbsSampler:
@@ -113,7 +93,7 @@ class GibbsSampler:
         device: torch.device | str = "cpu",
         rating_range: tuple[float, float] | None = None,
     ) -> None:
-        _check_inputs(user_idx, item_idx, rating, n_users, n_items)
+        check_ratings(user_idx, item_idx, rating, n_users, n_items)
         self.config, self.generator = config, generator
         self.device = torch.device(device)
         self.n_users, self.n_items = n_users, n_items
@@ -124,12 +104,7 @@ class GibbsSampler:
         self.rating_range = rating_range or (float(values.min()), float(values.max()))
         self.sum_ratings = float(values.double().sum())
         self.sum_squares = float((values.double() ** 2).sum())
-        with warnings.catch_warnings():  # torch's one-time "CSR support is in beta" notice
-            warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-            by_user = _csr_layout(users, items, n_users, n_items)
-            by_item = _csr_layout(items, users, n_items, n_users)
-            self.user_side = self._side(users, items, values, by_user, by_item)
-            self.item_side = self._side(items, users, values, by_item, by_user)
+        self.user_side, self.item_side = build_views(users, items, values, n_users, n_items)
         k = config.n_factors
         self.width = k + 1
         self.tri = triangle(self.width, self.device)
@@ -140,8 +115,8 @@ class GibbsSampler:
         self.noise_precision = 1.0
         self.sweeps_done = 0
         if config.implicit:
-            self.user_side.embedding_draw = self._embedding_draw(self.user_side)
-            self.item_side.embedding_draw = self._embedding_draw(self.item_side)
+            self.user_state.embedding_draw = self._embedding_draw(self.user_side)
+            self.item_state.embedding_draw = self._embedding_draw(self.item_side)
 
     # ------------------------------------------------------------------ set-up
     def _initial_state(self, n_rows: int, n_embedding: int) -> _State:
@@ -167,39 +142,7 @@ class GibbsSampler:
         """Current item rows ``[I_i, b_i]``, ``(n_items, n_factors + 1)``."""
         return self.item_state.rows
 
-    def _side(
-        self,
-        own: Tensor,
-        other: Tensor,
-        values: Tensor,
-        layout: tuple[Tensor, Tensor],
-        back_layout: tuple[Tensor, Tensor],
-    ) -> _Side:
-        """CSR views of the ratings with this side's rows (``layout``) and with the
-        other side's (``back_layout``, for ``M^T``)."""
-        (pointers, order), (back, back_order) = layout, back_layout
-        n_own, n_other = pointers.shape[0] - 1, back.shape[0] - 1
-        columns = other[order].to(torch.int32)
-        counts = torch.bincount(own, minlength=n_own).double()
-        own_scale = torch.where(counts > 0, counts.clamp(min=1).rsqrt(), 0).float()
-        back_columns = own[back_order].to(torch.int32)
-
-        def csr(ptr: Tensor, col: Tensor, data: Tensor, size: tuple[int, int]) -> Tensor:
-            return torch.sparse_csr_tensor(ptr, col, data, size=size, check_invariants=False)
-
-        sorted_own = own[order]
-        return _Side(
-            ones=csr(pointers, columns, torch.ones_like(values), (n_own, n_other)),
-            ratings=csr(pointers, columns, values[order], (n_own, n_other)),
-            implicit=csr(pointers, columns, own_scale[sorted_own], (n_own, n_other)),
-            implicit_t=csr(back, back_columns, own_scale[own[back_order]], (n_other, n_own)),
-            counts=counts,
-            rating_sums=torch.zeros(n_own, dtype=torch.float64, device=self.device).index_add_(
-                0, own, values.double()
-            ),
-        )
-
-    def _embedding_draw(self, side: _Side) -> SpectralDraw | ConjugateGradientDraw:
+    def _embedding_draw(self, side: RatingViews) -> SpectralDraw | ConjugateGradientDraw:
         """Exact spectral draws when the smaller dimension of ``M`` is small enough."""
         n_own, n_emb = side.implicit.shape
         if min(n_own, n_emb) <= self.config.exact_max_rows and n_own * n_emb <= 2**27:
@@ -227,12 +170,12 @@ class GibbsSampler:
         self.sweeps_done += 1
 
     def _draw_side(
-        self, side: _Side, other_side: _Side, state: _State, other: Tensor
+        self, side: RatingViews, other_side: RatingViews, state: _State, other: Tensor
     ) -> tuple[float, float]:
         """Draw one side's hyper-parameters, implicit embeddings and rows in place;
         returns the squared error and residual sum under the new rows."""
         state.hyper = draw_normal_gamma(state.rows - state.offset, self.prior, self.generator)
-        if side.embedding_draw is not None:
+        if state.embedding_draw is not None:
             state.embedding_hyper = draw_normal_gamma(state.embedding, self.prior, self.generator)
             state.embedding = self._draw_embedding(side, state)
             state.offset = side.implicit @ state.embedding
@@ -240,7 +183,7 @@ class GibbsSampler:
         state.rows, sums = self._draw_rows(side, other_side, other, prior_mean, state.hyper[1])
         return sums
 
-    def _draw_embedding(self, side: _Side, state: _State) -> Tensor:
+    def _draw_embedding(self, side: RatingViews, state: _State) -> Tensor:
         """``y | U``: precision ``lam_U M^T M + lam_y I``, linear term
         ``lam_U M^T (U - mu_U) + lam_y mu_y`` per dimension."""
         (mean, precision), (embedding_mean, embedding_precision) = (
@@ -250,14 +193,19 @@ class GibbsSampler:
         scale, ridge = precision.float(), embedding_precision.float()
         linear = scale * (side.implicit_t @ (state.rows - mean.float()))
         linear += ridge * embedding_mean.float()
-        draw = side.embedding_draw
+        draw = state.embedding_draw
         if isinstance(draw, ConjugateGradientDraw):
             return draw.draw(linear, scale, ridge, self.generator, state.embedding)
         assert draw is not None  # only called with an embedding draw
         return draw.draw(linear, scale, ridge, self.generator)
 
     def _draw_rows(
-        self, side: _Side, other_side: _Side, other: Tensor, prior_mean: Tensor, precision: Tensor
+        self,
+        side: RatingViews,
+        other_side: RatingViews,
+        other: Tensor,
+        prior_mean: Tensor,
+        precision: Tensor,
     ) -> tuple[Tensor, tuple[float, float]]:
         """Every row of one side at once; returns the rows and, for the global draws,
         the training squared error and residual sum under the new rows."""
@@ -329,23 +277,23 @@ class GibbsSampler:
             "global_means": torch.tensor([self.global_mean], device=self.device),
         }
 
+    def new_model(self, n_samples: int) -> BayesianMF:
+        """An empty :class:`BayesianMF` for ``n_samples`` samples of this chain, with
+        its rating range set; fill it with :meth:`keep`."""
+        model = BayesianMF(self.n_users, self.n_items, n_samples, self.config)
+        model = model.to(self.device)
+        model.rating_range.copy_(torch.tensor(self.rating_range))
+        return model
 
-def _check_inputs(
-    user_idx: Tensor, item_idx: Tensor, rating: Tensor, n_users: int, n_items: int
-) -> None:
-    n = rating.shape[0] if rating.ndim == 1 else -1
-    if n < 1 or user_idx.shape != (n,) or item_idx.shape != (n,):
-        raise DataError(
-            "user_idx, item_idx and rating must be 1-d tensors of one non-zero length, got "
-            f"shapes {tuple(user_idx.shape)}, {tuple(item_idx.shape)}, {tuple(rating.shape)}"
-        )
-    for name, idx, size in (("user_idx", user_idx, n_users), ("item_idx", item_idx, n_items)):
-        if int(idx.min()) < 0 or int(idx.max()) >= size:
-            raise DataError(
-                f"{name} must lie in [0, {size}), got [{int(idx.min())}, {int(idx.max())}]"
-            )
-    if not bool(torch.isfinite(rating).all()):
-        raise DataError("ratings must be finite")
+    def keep(self, model: BayesianMF, position: int) -> None:
+        """Write the current sample into ``model``'s sample slot ``position``."""
+        for name, block in self.sample_blocks().items():
+            target: Tensor = getattr(model, name)
+            if name.endswith("_rows"):
+                width = block.shape[1]
+                target[:, position * width : (position + 1) * width] = block
+            else:
+                target[position] = block.reshape(target.shape[1:])
 
 
 def kept_sweeps(config: BayesConfig, n_users: int, n_items: int) -> list[int]:
@@ -423,9 +371,8 @@ def run_gibbs(
         user_idx, item_idx, rating, n_users, n_items, config, generator, device, rating_range
     )
     schedule = kept_sweeps(config, n_users, n_items)
-    model = BayesianMF(n_users, n_items, len(schedule), config).to(sampler.device)
+    model = sampler.new_model(len(schedule))
     low, high = sampler.rating_range
-    model.rating_range.copy_(torch.tensor([low, high]))
     monitored = torch.arange(len(rating), device=sampler.device)
     if len(rating) > config.monitor_ratings:
         monitored = torch.randperm(len(rating), generator=generator, device=sampler.device)
@@ -441,7 +388,7 @@ def run_gibbs(
         sampler.sweep()
         kept = sweep in positions
         if kept:
-            _store(model, sampler.sample_blocks(), positions[sweep])
+            sampler.keep(model, positions[sweep])
         seconds = time.perf_counter() - start
         if on_sweep is not None:
             train_rmse = train_mean.rmse(sampler, kept)
@@ -454,14 +401,3 @@ def _on(
     pairs: tuple[Tensor, Tensor, Tensor], device: torch.device
 ) -> tuple[Tensor, Tensor, Tensor]:
     return pairs[0].to(device), pairs[1].to(device), pairs[2].to(device)
-
-
-def _store(model: BayesianMF, blocks: dict[str, Tensor], position: int) -> None:
-    """Write one sample's blocks into column block (or row) ``position``."""
-    for name, block in blocks.items():
-        target: Tensor = getattr(model, name)
-        if target.ndim == 2 and name.endswith("_rows"):
-            width = block.shape[1]
-            target[:, position * width : (position + 1) * width] = block
-        else:
-            target[position] = block.reshape(target.shape[1:])
