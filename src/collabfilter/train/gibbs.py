@@ -211,14 +211,11 @@ class GibbsSampler:
         the training squared error and residual sum under the new rows."""
         k = self.config.n_factors
         features = torch.cat([other[:, :k], torch.ones_like(other[:, :1])], 1)
-        offset = self.global_mean + other[:, k]  # what the target subtracts per column
         packed = features[:, self.tri[0]] * features[:, self.tri[1]]
-        products = side.ones @ torch.cat([packed, features * offset.unsqueeze(1)], 1)
-        n_packed = packed.shape[1]
-        gram = gram_from_triangle(products[:, :n_packed], self.width, self.tri[2])
-        moment = (side.ratings @ features - products[:, n_packed:]).double()
+        gram = gram_from_triangle(side.ones @ packed, self.width, self.tri[2])
+        offset64 = self.global_mean + other[:, k].double()  # the target subtracts this
+        moment = self._targets(side, offset64) @ features.double()
         rows = draw_rows(gram, moment, precision, prior_mean, self.noise_precision, self.generator)
-        offset64 = offset.double()
         target_sum = self.sum_ratings - float(other_side.counts @ offset64)
         target_squares = (
             self.sum_squares
@@ -229,6 +226,21 @@ class GibbsSampler:
         squared_error = target_squares - 2 * float((rows * moment).sum()) + float(fitted)
         residual_sum = target_sum - float((rows * gram[:, :, -1]).sum())
         return rows.float(), (squared_error, residual_sum)
+
+    @staticmethod
+    def _targets(side: RatingViews, offset: Tensor) -> Tensor:
+        """``r - w0 - b_other`` per rating, as a float64 CSR like ``side.ratings``.
+
+        The moments ``sum f * target`` are float64 sums of centred targets: float32 sums
+        over the 143,366 ratings of the most rated film at 10M were off by 0.5%
+        (``R @ F - X @ (F * offset)``, two large sums cancelling).
+        """
+        ratings = side.ratings
+        columns = ratings.col_indices()
+        targets = ratings.values().double() - offset[columns]
+        return torch.sparse_csr_tensor(
+            ratings.crow_indices(), columns, targets, size=ratings.shape, check_invariants=False
+        )
 
     def _draw_global(self, squared_error: float, residual_sum: float) -> None:
         """The global mean, then the noise precision given the new squared error."""
