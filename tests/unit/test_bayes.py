@@ -98,7 +98,10 @@ def test_kept_samples_average_to_the_wide_dot_product():
         *tensors(train), train.n_users, train.n_items, config, torch.Generator().manual_seed(3),
         rating_range=(-100.0, 100.0),
     )  # fmt: skip
-    users, items = torch.tensor([0, 5, 149, 7]), torch.tensor([3, 119, 0, 7])
+    generator = torch.Generator().manual_seed(0)
+    # more pairs than one chunk of BayesianMF's forward (2**22 / 48 columns = 87,381)
+    users = torch.randint(0, train.n_users, (100_000,), generator=generator)
+    items = torch.randint(0, train.n_items, (100_000,), generator=generator)
     per_sample = []
     for sweep in range(1, config.sweeps + 1):
         sampler.sweep()
@@ -108,8 +111,10 @@ def test_kept_samples_average_to_the_wide_dot_product():
     assert model.n_samples == len(per_sample) == 4
     expected = torch.stack(per_sample).mean(0)
     assert torch.allclose(model(users, items), expected, atol=1e-5)
-    scores = model.score_items(users)
-    assert torch.allclose(scores[torch.arange(4), items], expected, atol=1e-5)
+    scores = model.score_items(users[:4])
+    assert torch.allclose(scores[torch.arange(4), items[:4]], expected[:4], atol=1e-5)
+    mean, _, _ = model.predict_with_uncertainty(users, items)
+    assert torch.allclose(mean, expected, atol=1e-5)
 
 
 def test_same_seed_same_samples_other_seed_other_samples():

@@ -100,8 +100,17 @@ class BayesianMF(nn.Module):
     def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         """Posterior-mean ratings, clipped to the scale, shape ``(batch,)`` (int64
         indices of that shape)."""
-        users, items = self.user_rows[user_idx], self.item_rows[item_idx]
-        return self._clip((users * items).sum(-1) / self.n_samples)
+        parts = [
+            (self.user_rows[user_idx[part]] * self.item_rows[item_idx[part]]).sum(-1)
+            for part in self._pair_chunks(user_idx.shape[0])
+        ]
+        return self._clip(torch.cat(parts) / self.n_samples)
+
+    def _pair_chunks(self, n_pairs: int) -> list[slice]:
+        """Slices of at most ``2**22 / width`` pairs: the gathered wide rows of a chunk
+        take 32 MB at most (65,536 pairs at 200 samples would take 1.2 GB at once)."""
+        step = max(1, 2**22 // self.user_rows.shape[1])
+        return [slice(start, start + step) for start in range(0, max(n_pairs, 1), step)]
 
     def score_items(self, user_idx: Tensor) -> Tensor:
         """Posterior-mean ratings of every item for each user, ``(users, items)``."""
@@ -122,7 +131,10 @@ class BayesianMF(nn.Module):
         standard deviation of the mixture of ``N(r_s(u, i), 1 / alpha_s)``. The mean is
         clipped to the scale, the spreads are not.
         """
-        per_sample = self._per_sample(self.user_rows[user_idx], self.item_rows[item_idx])
+        per_sample = torch.cat([
+            self._per_sample(self.user_rows[user_idx[part]], self.item_rows[item_idx[part]])
+            for part in self._pair_chunks(user_idx.shape[0])
+        ])  # fmt: skip
         mean = per_sample.mean(1)
         spread = per_sample.var(1, correction=0)
         noise = (1.0 / self.noise_precision).mean()

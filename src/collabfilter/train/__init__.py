@@ -1,5 +1,6 @@
-"""Training: the learner, its optimizer and schedules."""
+"""Training: the learner, its optimizer and schedules; the Gibbs sampler of BayesianMF."""
 
+from collabfilter.train.gibbs import GibbsSampler, run_gibbs
 from collabfilter.train.learner import (
     EpochRecord,
     Learner,
@@ -11,9 +12,11 @@ from collabfilter.train.optim import RowOptimizer
 
 __all__ = [
     "EpochRecord",
+    "GibbsSampler",
     "LRFinderResult",
     "Learner",
     "RowOptimizer",
     "collab_learner",
     "default_y_range",
+    "run_gibbs",
 ]
