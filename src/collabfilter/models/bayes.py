@@ -191,8 +191,14 @@ class BayesianMF(nn.Module):
 
     def item_vectors(self) -> Tensor:
         """Posterior mean of the item vectors ``I_i`` (implicit part included), shape
-        ``(items, n_factors)``. Gibbs chains rarely rotate the factors within one run, so
-        the mean keeps their geometry (for PCA and similar items)."""
+        ``(items, n_factors)``, for PCA and similar items.
+
+        Samples differ mostly by posterior noise, not by a rotation of the factors
+        (which would leave predictions unchanged): on u1 the cosine between the 15th and
+        the 200th sample's vectors of films with 50+ ratings was 0.35, and 0.45 after
+        rotating one onto the other (orthogonal Procrustes), so samples are averaged as
+        they are; the mean keeps 81% of one sample's norm.
+        """
         k = self.n_factors
         return self._sample_view(self.item_rows, k + 2)[..., :k].mean(1)
 
