@@ -318,10 +318,11 @@ class BayesConfig:
     global_mean_precision: float = 1e-4
     """Precision of the zero-centred prior of the global mean: nearly flat over any
     rating scale (standard deviation 100)."""
-    exact_max_rows: int = 6000
+    exact_max_rows: int = 2000
     """The implicit embeddings are drawn exactly from one eigendecomposition of a
     square matrix of ``min(users, items)`` rows when that is at most this; larger data
-    use preconditioned conjugate gradients each sweep."""
+    use preconditioned conjugate gradients each sweep. The decomposition grows with the
+    cube: 0.5 s at 1,000 rows, 5.7 s at 2,000, 38 s at 4,000 (one thread)."""
     cg_tol: float = 1e-2
     """Relative residual at which conjugate gradients stop (large data only)."""
     cg_max_iter: int = 50
