@@ -5,6 +5,7 @@ from __future__ import annotations
 from torch import nn
 
 from collabfilter.config import ModelConfig
+from collabfilter.models.bayes import BayesianMF
 from collabfilter.models.dot import DotProduct, DotProductBias
 from collabfilter.models.nn import EmbeddingNN, embedding_size
 
@@ -46,4 +47,11 @@ def build_model(
     )
 
 
-__all__ = ["DotProduct", "DotProductBias", "EmbeddingNN", "build_model", "embedding_size"]
+__all__ = [
+    "BayesianMF",
+    "DotProduct",
+    "DotProductBias",
+    "EmbeddingNN",
+    "build_model",
+    "embedding_size",
+]

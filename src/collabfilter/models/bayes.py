@@ -1,0 +1,208 @@
+"""The posterior-predictive model of Bayesian matrix factorisation: kept Gibbs samples.
+
+The sampler (:mod:`collabfilter.train.gibbs`) draws the parameters; this module only
+holds the samples it kept and turns them into predictions, uncertainties, fold-ins of
+new users and posterior means for interpretation. Every tensor is a registered buffer,
+so the model saves as a safetensors state dict and is rebuilt from its shapes and
+config alone.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from collabfilter.config import BayesConfig
+from collabfilter.errors import NotFittedError
+
+
+class BayesianMF(nn.Module):
+    """Posterior mean of a Bayesian factorisation with implicit feedback::
+
+        r_s(u, i) = w0_s + b_u,s + b_i,s + U_u,s . I_i,s
+        U_u = v_u + |N(u)|^-1/2 * sum_{j in N(u)} y_j
+        I_i = w_i + |N(i)|^-1/2 * sum_{v in N(i)} z_v
+        r(u, i) = clip(mean over kept samples s of r_s(u, i), low, high)
+
+    ``N(u)`` are the items ``u`` rated in training, ``N(i)`` the users who rated
+    ``i``; ``y`` and ``z`` are the implicit embeddings (the biases get implicit terms
+    the same way). The noise is ``N(0, 1 / alpha_s)``.
+
+    Sample ``s`` is stored as a block of ``n_factors + 2`` columns, users
+    ``[U_u,s, b_u,s, 1]`` and items ``[I_i,s, 1, b_i,s + w0_s]``, so the average over
+    ``S`` samples is one dot product of rows ``S * (n_factors + 2)`` wide divided by
+    ``S``. For fold-in each sample also keeps the implicit item embeddings
+    ``[y_j,s, y-bias_j,s]`` and the user prior (mean and precision per dimension).
+
+    Memory per kept sample, float32: ``4 * ((n_users + n_items) * (n_factors + 2)
+    + n_items * (n_factors + 1) + 2 * (n_factors + 1) + 2)`` bytes; ml-100k at 10
+    factors: 200 kB (200 samples: 40 MB); ml-25m's shape: 13.2 MB (``BayesConfig``'s
+    default 1 GiB budget keeps 81).
+
+    Args:
+        n_users: user rows.
+        n_items: item rows.
+        n_samples: kept samples ``S``.
+        config: the sampler's config (its ``n_factors`` sets the widths).
+    """
+
+    def __init__(self, n_users: int, n_items: int, n_samples: int, config: BayesConfig) -> None:
+        super().__init__()
+        for name, value in (("n_users", n_users), ("n_items", n_items), ("n_samples", n_samples)):
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        self.config = config
+        k, n = config.n_factors, n_samples
+        self.register_buffer("user_rows", torch.zeros(n_users, n * (k + 2)))
+        self.register_buffer("item_rows", torch.zeros(n_items, n * (k + 2)))
+        self.register_buffer("implicit_item_rows", torch.zeros(n_items, n * (k + 1)))
+        self.register_buffer("user_prior_mean", torch.zeros(n, k + 1))
+        self.register_buffer("user_prior_precision", torch.ones(n, k + 1))
+        self.register_buffer("noise_precision", torch.ones(n))
+        self.register_buffer("global_means", torch.zeros(n))
+        self.register_buffer("rating_range", torch.tensor([-torch.inf, torch.inf]))
+        self.user_rows: Tensor
+        self.item_rows: Tensor
+        self.implicit_item_rows: Tensor
+        self.user_prior_mean: Tensor
+        self.user_prior_precision: Tensor
+        self.noise_precision: Tensor
+        self.global_means: Tensor
+        self.rating_range: Tensor
+
+    @staticmethod
+    def bytes_per_sample(n_users: int, n_items: int, n_factors: int) -> int:
+        """Bytes one kept sample adds to the model (see the class docstring)."""
+        k = n_factors
+        return 4 * ((n_users + n_items) * (k + 2) + n_items * (k + 1) + 2 * (k + 1) + 2)
+
+    @property
+    def n_samples(self) -> int:
+        """Kept samples ``S``."""
+        return int(self.noise_precision.shape[0])
+
+    @property
+    def n_factors(self) -> int:
+        """Length of the factor vectors."""
+        return self.config.n_factors
+
+    def _clip(self, x: Tensor) -> Tensor:
+        if not bool(torch.isfinite(self.rating_range).all()):
+            raise NotFittedError("BayesianMF holds no samples yet: run the Gibbs sampler")
+        return x.clamp(float(self.rating_range[0]), float(self.rating_range[1]))
+
+    def _per_sample(self, user_rows: Tensor, item_rows: Tensor) -> Tensor:
+        """``r_s`` for paired rows, shape ``(batch, S)``."""
+        width = self.n_factors + 2
+        products = (user_rows * item_rows).view(user_rows.shape[0], self.n_samples, width)
+        return products.sum(-1)
+
+    def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
+        """Posterior-mean ratings, clipped to the scale, shape ``(batch,)`` (int64
+        indices of that shape)."""
+        parts = [
+            (self.user_rows[user_idx[part]] * self.item_rows[item_idx[part]]).sum(-1)
+            for part in self._pair_chunks(user_idx.shape[0])
+        ]
+        return self._clip(torch.cat(parts) / self.n_samples)
+
+    def _pair_chunks(self, n_pairs: int) -> list[slice]:
+        """Slices of at most ``2**22 / width`` pairs: the gathered wide rows of a chunk
+        take 32 MB at most (65,536 pairs at 200 samples would take 1.2 GB at once)."""
+        step = max(1, 2**22 // self.user_rows.shape[1])
+        return [slice(start, start + step) for start in range(0, max(n_pairs, 1), step)]
+
+    def score_items(self, user_idx: Tensor) -> Tensor:
+        """Posterior-mean ratings of every item for each user, ``(users, items)``."""
+        return self.score_user_rows(self.user_rows[user_idx])
+
+    def score_user_rows(self, user_rows: Tensor) -> Tensor:
+        """Ratings of every item for users given as wide rows (from :meth:`fold_in`),
+        shape ``(n, S * (n_factors + 2))`` -> ``(n, items)``."""
+        return self._clip(user_rows @ self.item_rows.T / self.n_samples)
+
+    def predict_with_uncertainty(
+        self, user_idx: Tensor, item_idx: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """``(mean, std of the mean, predictive std)``, each of shape ``(batch,)``.
+
+        The std of the mean is the spread of ``r_s(u, i)`` over kept samples (how sure
+        the model is of the expected rating); the predictive std adds the noise: the
+        standard deviation of the mixture of ``N(r_s(u, i), 1 / alpha_s)``. The mean is
+        clipped to the scale, the spreads are not.
+        """
+        per_sample = torch.cat([
+            self._per_sample(self.user_rows[user_idx[part]], self.item_rows[item_idx[part]])
+            for part in self._pair_chunks(user_idx.shape[0])
+        ])  # fmt: skip
+        mean = per_sample.mean(1)
+        spread = per_sample.var(1, correction=0)
+        noise = (1.0 / self.noise_precision).mean()
+        return self._clip(mean), spread.sqrt(), (spread + noise).sqrt()
+
+    def fold_in(self, item_idx: Tensor, ratings: Tensor) -> Tensor:
+        """The wide row of a new user who rated ``item_idx`` (int64, shape ``(n,)``)
+        with ``ratings`` (float, same shape); score it with :meth:`score_user_rows`.
+
+        Per kept sample, the user's factors and bias are the Gaussian posterior mean
+        given that sample's item vectors and biases, noise precision and user prior,
+        whose mean includes the implicit term ``|N|^-1/2 * sum of the rated items'
+        y``. Returns shape ``(S * (n_factors + 2),)``.
+        """
+        if item_idx.ndim != 1 or item_idx.shape != ratings.shape:
+            raise ValueError(
+                f"item_idx and ratings must be 1-d of one length, got shapes "
+                f"{tuple(item_idx.shape)} and {tuple(ratings.shape)}"
+            )
+        k, n = self.n_factors, self.n_samples
+        items = self.item_rows[item_idx].view(-1, n, k + 2).transpose(0, 1).double()
+        features = torch.cat([items[..., :k], torch.ones_like(items[..., :1])], -1)
+        target = ratings.double().reshape(1, -1) - items[..., k + 1]  # (S, n)
+        prior_mean = self.user_prior_mean.double()
+        if self.config.implicit and item_idx.numel() > 0:
+            implicit = self.implicit_item_rows[item_idx].view(-1, n, k + 1).double()
+            prior_mean = prior_mean + implicit.sum(0) / item_idx.numel() ** 0.5
+        precision_diag = self.user_prior_precision.double()
+        alpha = self.noise_precision.double().view(n, 1, 1)
+        precision = alpha * features.transpose(1, 2) @ features + torch.diag_embed(precision_diag)
+        moment = alpha[:, :, 0] * (features.transpose(1, 2) @ target.unsqueeze(-1))[..., 0]
+        moment = moment + precision_diag * prior_mean
+        user = torch.linalg.solve(precision, moment)  # (S, k + 1)
+        rows = torch.cat([user, torch.ones(n, 1, dtype=user.dtype)], 1)
+        return rows.float().reshape(-1)
+
+    def _sample_view(self, rows: Tensor, width: int) -> Tensor:
+        return rows.view(rows.shape[0], self.n_samples, width)
+
+    def user_effect(self) -> Tensor:
+        """Posterior mean of each user's bias ``b_u``, shape ``(users,)``."""
+        k = self.n_factors
+        return self._sample_view(self.user_rows, k + 2)[..., k].mean(1)
+
+    def item_effect(self) -> Tensor:
+        """Posterior mean of each item's bias ``b_i``, shape ``(items,)``; the global
+        mean ``w0`` is :meth:`global_mean`."""
+        k = self.n_factors
+        return self._sample_view(self.item_rows, k + 2)[..., k + 1].mean(1) - self.global_mean()
+
+    def global_mean(self) -> Tensor:
+        """Posterior mean of ``w0`` (a 0-d tensor)."""
+        return self.global_means.mean()
+
+    def item_vectors(self) -> Tensor:
+        """Posterior mean of the item vectors ``I_i`` (implicit part included), shape
+        ``(items, n_factors)``, for PCA and similar items.
+
+        Samples differ mostly by posterior noise, not by a rotation of the factors
+        (which would leave predictions unchanged): on u1 the cosine between the 15th and
+        the 200th sample's vectors of films with 50+ ratings was 0.35, and 0.45 after
+        rotating one onto the other (orthogonal Procrustes), so samples are averaged as
+        they are; the mean keeps 81% of one sample's norm.
+        """
+        k = self.n_factors
+        return self._sample_view(self.item_rows, k + 2)[..., :k].mean(1)
+
+    def user_vectors(self) -> Tensor:
+        """Posterior mean of the user vectors ``U_u``, shape ``(users, n_factors)``."""
+        k = self.n_factors
+        return self._sample_view(self.user_rows, k + 2)[..., :k].mean(1)
