@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar, get_args
 
 from collabfilter.errors import ConfigError
 
-ModelKind = Literal["dot", "dot_bias", "nn"]
+ModelKind = Literal["dot", "dot_bias", "nn", "bayes"]
 OptimizerName = Literal["sgd", "adam", "adamw"]
 ScheduleName = Literal["one_cycle", "cosine", "constant"]
 StepForm = Literal["auto", "sparse", "gather", "autograd"]
@@ -62,7 +62,8 @@ class ModelConfig:
     """Which model, and its sizes. Fields that do not apply to ``kind`` are ignored."""
 
     kind: ModelKind = "dot_bias"
-    """``"dot"`` (factors only), ``"dot_bias"`` (factors + biases) or ``"nn"`` (MLP)."""
+    """``"dot"`` (factors only), ``"dot_bias"`` (factors + biases), ``"nn"`` (MLP) or
+    ``"bayes"`` (Bayesian factorisation by Gibbs sampling, :class:`BayesConfig`)."""
     n_factors: int = 64
     """Length of the user and item factor vectors (dot models)."""
     y_range: tuple[float, float] | None = None
@@ -272,89 +273,6 @@ class RunOptions:
         )
 
 
-_TUNED_ON_ML100K = TrainConfig(
-    lr=0.04, rate_exponent=0.0, batch_size=8192, weight_decay=0.09, item_weight_decay=0.12,
-    bias_weight_decay=0.06, user_decay_exponent=0.75, item_decay_exponent=0.4,
-)  # fmt: skip
-"""The first default recipe, chosen on validation carved from ml-100k's training files;
-kept as the base of the ``nn`` and ``dot`` recipes, whose results it fixes."""
-
-RECIPES: dict[str, tuple[ModelConfig, TrainConfig]] = {
-    "dot_bias": (ModelConfig(kind="dot_bias"), TrainConfig(tune_decay=True)),
-    "nn": (
-        ModelConfig(kind="nn", layers=(64,), dropout=0.3),
-        dataclasses.replace(
-            _TUNED_ON_ML100K, batch_size=4096, weight_decay=0.12, item_weight_decay=0.16
-        ),
-    ),
-    "dot": (ModelConfig(kind="dot", n_factors=50, init_std=0.1), _TUNED_ON_ML100K),
-    "dot_bias_large": (
-        ModelConfig(kind="dot_bias"),
-        TrainConfig(
-            epochs=8, batch_size=32_768, lr=0.2, rate_exponent=1.0, weight_decay=0.06,
-            item_weight_decay=0.08, bias_weight_decay=0.06, user_decay_exponent=0.75,
-            item_decay_exponent=0.4,
-        ),
-    ),
-}  # fmt: skip
-"""Model and training recipes by name.
-
-``dot_bias``, the default, adapts to the data: batches of about a hundredth of the
-ratings (a row then appears in a batch about a hundredth as often as in the data),
-rates of rows crowded in a batch divided by the fourth root of their crowding (tamer
-at the one-cycle peak for rows seen many times per batch), one decay strength for every table
-with rarely seen rows shrunk relatively more (frequency exponents 0.5), and that
-strength chosen by ``fit_recipe`` on a part carved out of the training ratings
-(``tune_decay``). ``nn`` and ``dot`` keep settings chosen on validation carved out of
-ml-100k's training files (``benchmarks/tune_recipe.py``); ``dot_bias_large`` was chosen
-on validation carved out of 10M synthetic ratings in ml-25m's shape
-(``benchmarks/bench_scale.py``): larger batches and fewer epochs."""
-
-C = TypeVar("C", ModelConfig, TrainConfig, RunOptions)
-
-
-def config_to_dict(config: ModelConfig | TrainConfig | RunOptions) -> dict[str, Any]:
-    """A JSON-ready dict of a config (tuples become lists)."""
-    return {
-        f.name: list(v) if isinstance(v := getattr(config, f.name), tuple) else v
-        for f in fields(config)
-    }
-
-
-def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
-    """Rebuild a config from :func:`config_to_dict` output, refusing unknown keys."""
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(data) - known)
-    _require(not unknown, f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
-    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
-    return cls(**values)
-
-
-def with_changes(config: C, **changes: Any) -> C:
-    """A copy of ``config`` with some fields changed (validated again).
-
-    A change whose value is :data:`NOT_GIVEN` is skipped; ``None`` is a value like any
-    other (``early_stopping=None`` turns early stopping off).
-    """
-    known = {f.name for f in fields(config)}
-    unknown = sorted(set(changes) - known)
-    _require(not unknown, f"unknown {type(config).__name__} field(s) {unknown}")
-    given = {k: v for k, v in changes.items() if v is not NOT_GIVEN}
-    return dataclasses.replace(config, **given)
-
-
-__all__ = [
-    "NOT_GIVEN",
-    "RECIPES",
-    "ModelConfig",
-    "RunOptions",
-    "TrainConfig",
-    "config_from_dict",
-    "config_to_dict",
-    "with_changes",
-]
-
-
 @dataclass(frozen=True)
 class BayesConfig:
     """Bayesian matrix factorisation with implicit feedback, fitted by Gibbs sampling
@@ -472,4 +390,93 @@ class BayesConfig:
         )
 
 
-__all__ += ["BayesConfig"]
+_TUNED_ON_ML100K = TrainConfig(
+    lr=0.04, rate_exponent=0.0, batch_size=8192, weight_decay=0.09, item_weight_decay=0.12,
+    bias_weight_decay=0.06, user_decay_exponent=0.75, item_decay_exponent=0.4,
+)  # fmt: skip
+"""The first default recipe, chosen on validation carved from ml-100k's training files;
+kept as the base of the ``nn`` and ``dot`` recipes, whose results it fixes."""
+
+FitConfig = TrainConfig | BayesConfig
+"""How a model is trained: sgd epochs (:class:`TrainConfig`) or Gibbs sweeps
+(:class:`BayesConfig`)."""
+
+RECIPES: dict[str, tuple[ModelConfig, FitConfig]] = {
+    "dot_bias": (ModelConfig(kind="dot_bias"), TrainConfig(tune_decay=True)),
+    "nn": (
+        ModelConfig(kind="nn", layers=(64,), dropout=0.3),
+        dataclasses.replace(
+            _TUNED_ON_ML100K, batch_size=4096, weight_decay=0.12, item_weight_decay=0.16
+        ),
+    ),
+    "dot": (ModelConfig(kind="dot", n_factors=50, init_std=0.1), _TUNED_ON_ML100K),
+    "dot_bias_large": (
+        ModelConfig(kind="dot_bias"),
+        TrainConfig(
+            epochs=8, batch_size=32_768, lr=0.2, rate_exponent=1.0, weight_decay=0.06,
+            item_weight_decay=0.08, bias_weight_decay=0.06, user_decay_exponent=0.75,
+            item_decay_exponent=0.4,
+        ),
+    ),
+    "bayes": (ModelConfig(kind="bayes", n_factors=10), BayesConfig()),
+}  # fmt: skip
+"""Model and training recipes by name.
+
+``dot_bias``, the default, adapts to the data: batches of about a hundredth of the
+ratings (a row then appears in a batch about a hundredth as often as in the data),
+rates of rows crowded in a batch divided by the fourth root of their crowding (tamer
+at the one-cycle peak for rows seen many times per batch), one decay strength for every table
+with rarely seen rows shrunk relatively more (frequency exponents 0.5), and that
+strength chosen by ``fit_recipe`` on a part carved out of the training ratings
+(``tune_decay``). ``bayes`` samples its hyper-parameters (no rate, no decay to tune) and is the most
+accurate: see :class:`BayesConfig`. ``nn`` and ``dot`` keep settings chosen on
+validation carved out of
+ml-100k's training files (``benchmarks/tune_recipe.py``); ``dot_bias_large`` was chosen
+on validation carved out of 10M synthetic ratings in ml-25m's shape
+(``benchmarks/bench_scale.py``): larger batches and fewer epochs."""
+
+C = TypeVar("C", ModelConfig, TrainConfig, BayesConfig, RunOptions)
+
+
+def config_to_dict(config: ModelConfig | TrainConfig | BayesConfig | RunOptions) -> dict[str, Any]:
+    """A JSON-ready dict of a config (tuples become lists)."""
+    return {
+        f.name: list(v) if isinstance(v := getattr(config, f.name), tuple) else v
+        for f in fields(config)
+    }
+
+
+def config_from_dict(cls: type[C], data: dict[str, Any]) -> C:
+    """Rebuild a config from :func:`config_to_dict` output, refusing unknown keys."""
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - known)
+    _require(not unknown, f"unknown {cls.__name__} field(s) {unknown}; known: {sorted(known)}")
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}
+    return cls(**values)
+
+
+def with_changes(config: C, **changes: Any) -> C:
+    """A copy of ``config`` with some fields changed (validated again).
+
+    A change whose value is :data:`NOT_GIVEN` is skipped; ``None`` is a value like any
+    other (``early_stopping=None`` turns early stopping off).
+    """
+    known = {f.name for f in fields(config)}
+    unknown = sorted(set(changes) - known)
+    _require(not unknown, f"unknown {type(config).__name__} field(s) {unknown}")
+    given = {k: v for k, v in changes.items() if v is not NOT_GIVEN}
+    return dataclasses.replace(config, **given)
+
+
+__all__ = [
+    "NOT_GIVEN",
+    "RECIPES",
+    "BayesConfig",
+    "FitConfig",
+    "ModelConfig",
+    "RunOptions",
+    "TrainConfig",
+    "config_from_dict",
+    "config_to_dict",
+    "with_changes",
+]

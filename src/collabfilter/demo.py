@@ -7,7 +7,6 @@ as a worked example of the API.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +14,7 @@ from rich.console import Console
 
 from collabfilter import __version__, interpret, plots, recommend
 from collabfilter.baselines import standard_baselines
-from collabfilter.config import RECIPES, RunOptions
+from collabfilter.config import RECIPES, RunOptions, TrainConfig
 from collabfilter.data import Ratings, Split, load_movielens, split_random
 from collabfilter.evaluate import error_metrics
 from collabfilter.ranking import evaluate_ranking
@@ -30,8 +29,9 @@ def train_with_table(
 ) -> tuple[Learner, float]:
     """Train a recipe, printing the epoch table as it goes; returns (learner, seconds).
 
-    The validation column is for information: the recipe is fixed in advance and
-    ``keep_best`` is off, so nothing is chosen by looking at the held-out part.
+    The validation column is for information: the recipe's automatic choices are made
+    on ratings carved out of the training part and ``keep_best`` is off, so nothing is
+    chosen by looking at the held-out part.
     """
     model_config, recipe = RECIPES[model]
 
@@ -42,7 +42,7 @@ def train_with_table(
         split.train,
         split.valid,
         model=model_config,
-        config=replace(recipe, keep_best=False),
+        config=recipe,
         options=RunOptions(seed=seed, progress=False),
         on_epoch=print_row,
     )
@@ -151,6 +151,7 @@ def run_demo(
     split = split_random(ratings, 0.1, seed=42)
     console.print(f"\n[bold]split[/bold] {split.report}")
     model_config, recipe = RECIPES["dot_bias"]
+    assert isinstance(recipe, TrainConfig)
     console.print(
         f"\n[bold]Training DotProductBias[/bold] ({model_config.n_factors} factors, "
         f"{recipe.epochs} epochs, batch {recipe.batch_for(len(split.train))}, per-rating SGD, "

@@ -192,6 +192,53 @@ class FittedModel:
             )
         return result
 
+    @property
+    def has_uncertainty(self) -> bool:
+        """Whether the model gives each prediction a spread (models that keep posterior
+        samples: ``bayes``)."""
+        return hasattr(self.model, "predict_with_uncertainty")
+
+    @torch.inference_mode()
+    def predict_with_uncertainty(
+        self, users: Any, items: Any, *, level: float = 0.9
+    ) -> pd.DataFrame:
+        """Predicted ratings with how sure the model is of them, one row per pair.
+
+        Columns: ``prediction`` (the posterior mean), ``std`` (its spread over the kept
+        samples: how well the data pins the expected rating down), ``predictive_std``
+        (adding the rating noise: how far a rating may fall from it), and ``low``/``high``,
+        a central ``level`` predictive interval (Gaussian, clipped to the scale), which
+        covers about that share of held-out ratings (``benchmarks/bench_accuracy.py``).
+
+        Raises:
+            CollabFilterError: for models without posterior samples.
+            UnknownIdError: for unknown users or items.
+        """
+        if not self.has_uncertainty:
+            raise CollabFilterError(
+                f"{type(self.model).__name__} gives point predictions; the bayes model "
+                "gives each prediction its uncertainty"
+            )
+        if not 0 < level < 1:
+            raise ValueError(f"level must lie in (0, 1), got {level}")
+        pairs = self.resolve(users, items)
+        if not pairs.known.all():
+            self._report_unknown(pairs, users, items, "error")
+        self.model.eval()
+        device = self.device
+        mean, spread, predictive = self.model.predict_with_uncertainty(  # type: ignore[operator]
+            torch.from_numpy(pairs.user_idx).to(device), torch.from_numpy(pairs.item_idx).to(device)
+        )
+        z = float(torch.special.ndtri(torch.tensor(0.5 + level / 2, dtype=torch.float64)))
+        mean, spread, predictive = (t.double().cpu().numpy() for t in (mean, spread, predictive))
+        low, high = self.scale.low, self.scale.high
+        return pd.DataFrame({
+            "prediction": mean.astype(np.float32), "std": spread.astype(np.float32),
+            "predictive_std": predictive.astype(np.float32),
+            "low": np.clip(mean - z * predictive, low, high).astype(np.float32),
+            "high": np.clip(mean + z * predictive, low, high).astype(np.float32),
+        })  # fmt: skip
+
     def _report_unknown(
         self, pairs: PairIndex, raw_users: Any, raw_items: Any, unknown: UnknownPolicy
     ) -> None:

@@ -38,12 +38,18 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import Tensor, nn
 
-from collabfilter.config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
+from collabfilter.config import (
+    BayesConfig,
+    ModelConfig,
+    TrainConfig,
+    config_from_dict,
+    config_to_dict,
+)
 from collabfilter.data import RatingScale, Vocabulary
 from collabfilter.data.interactions import Interactions
 from collabfilter.errors import CollabFilterError, ModelFileError
 from collabfilter.fitted import EpochRecord, FittedModel
-from collabfilter.models import DotProduct, DotProductBias, EmbeddingNN
+from collabfilter.models import BayesianMF, DotProduct, DotProductBias, EmbeddingNN
 
 FORMAT = "collabfilter-model"
 FORMAT_VERSION = 1
@@ -55,12 +61,13 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 ``n + 1``. Version 1 is the first format, so there is nothing to migrate yet."""
 
 MODULES: dict[str, type[nn.Module]] = {
-    cls.__name__: cls for cls in (DotProduct, DotProductBias, EmbeddingNN)
+    cls.__name__: cls for cls in (DotProduct, DotProductBias, EmbeddingNN, BayesianMF)
 }
 """The only classes a model file can name: loading builds one of these from its
-recorded constructor arguments, then fills in the weights."""
+recorded constructor arguments (``from_spec`` where a class has one), then fills in
+the weights."""
 
-CONFIGS: dict[str, Any] = {"TrainConfig": TrainConfig}
+CONFIGS: dict[str, Any] = {"TrainConfig": TrainConfig, "BayesConfig": BayesConfig}
 """Training-config classes a model file can name."""
 
 ROLES = ("rating", "ranking")
@@ -273,7 +280,8 @@ def _part(
     if args.get("n_users") != len(users) or args.get("n_items") != len(items):
         raise fail(f"{role} model sizes disagree with the vocabularies")
     try:
-        module = cls(**args)
+        build = getattr(cls, "from_spec", None)
+        module = build(args) if build is not None else cls(**args)
         prefix = f"{role}."
         state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         module.load_state_dict(state, strict=True)

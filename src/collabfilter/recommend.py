@@ -39,12 +39,15 @@ class Recommendations:
             ``(n + 1,)``.
         item_idx: item indices, all users' lists end to end.
         scores: their scores (predicted ratings for rating models), float32, finite.
+        spread: for models with posterior samples (``bayes``), each predicted rating's
+            predictive standard deviation; None otherwise.
     """
 
     users: np.ndarray
     offsets: np.ndarray
     item_idx: np.ndarray
     scores: np.ndarray
+    spread: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.users)
@@ -59,7 +62,7 @@ class Recommendations:
         for rating models)."""
         lengths = np.diff(self.offsets)
         ranks = np.arange(len(self.item_idx)) - np.repeat(self.offsets[:-1], lengths) + 1
-        return pd.DataFrame(
+        frame = pd.DataFrame(
             {
                 "user": np.repeat(self.users, lengths),
                 "rank": ranks,
@@ -68,6 +71,9 @@ class Recommendations:
                 ("predicted" if model.predicts_ratings else "score"): self.scores,
             }
         )
+        if self.spread is not None:
+            frame["+/- std"] = self.spread
+        return frame
 
 
 def mask_seen(model: FittedModel, scores: Tensor, user_idx: np.ndarray) -> None:
@@ -134,12 +140,27 @@ def recommend(
         top = torch.topk(ranking, k, dim=1)
         kept = torch.isfinite(top.values)
         items.append(top.indices[kept].numpy())
-        scores.append(torch.gather(predicted, 1, top.indices)[kept].numpy())
+        scores.append(shown(model, torch.gather(predicted, 1, top.indices)[kept]).numpy())
         lengths.append(kept.sum(1).numpy())
     offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
+    picked = np.concatenate(items)
+    spread = None
+    if model.has_uncertainty:
+        owners = np.repeat(user_idx, np.diff(offsets))
+        spread = model.predict_with_uncertainty(
+            model.users.id_of(owners), model.items.id_of(picked)
+        )["predictive_std"].to_numpy()
     return Recommendations(
-        model.users.id_of(user_idx), offsets, np.concatenate(items), np.concatenate(scores)
+        model.users.id_of(user_idx), offsets, picked, np.concatenate(scores), spread
     )
+
+
+def shown(model: FittedModel, scores: Tensor) -> Tensor:
+    """Scores as shown: what ``predict`` gives for those pairs. A model that ranks by an
+    unclipped mean but predicts clipped ratings (``bayes``) says so with
+    ``clip_ratings``."""
+    clip = getattr(model.model, "clip_ratings", None)
+    return scores if clip is None else clip(scores)
 
 
 def _rare_items(model: FittedModel, min_ratings: int | None) -> Tensor | None:
@@ -151,8 +172,8 @@ def _rare_items(model: FittedModel, min_ratings: int | None) -> Tensor | None:
 # ----------------------------------------------------------------------------- fold-in
 @dataclass(frozen=True)
 class FoldedUser:
-    """A user solved for with the items fixed: factors, bias and activity (dot models),
-    or a model family's own state (``state``), always on the CPU."""
+    """A user solved for with the items fixed: factors, bias and activity (dot models,
+    on the CPU), or a model family's own state (``state``, on the model's device)."""
 
     factors: Tensor
     bias: float
@@ -206,7 +227,9 @@ def fold_in(model: FittedModel, rated: Mapping[Any, float], *, iterations: int =
     module = model.model
     own = getattr(module, "fold_in", None)
     if own is not None:
-        return FoldedUser(torch.zeros(0), 0.0, 0.0, own(torch.from_numpy(item_idx), values))
+        device = model.device
+        state = own(torch.from_numpy(item_idx).to(device), values.to(device))
+        return FoldedUser(torch.zeros(0), 0.0, 0.0, state)
     dot = _dot_model(model)
     config = model.training_config()
     if config is None:
@@ -313,7 +336,9 @@ def recommend_new_user(
             "rank": np.arange(1, len(picked) + 1),
             "item": model.items.id_of(picked),
             "title": item_labels(model, picked),
-            ("predicted" if model.predicts_ratings else "score"): top.values[kept].numpy(),
+            ("predicted" if model.predicts_ratings else "score"): shown(
+                model, top.values[kept]
+            ).numpy(),
         }
     )
 

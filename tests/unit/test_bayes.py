@@ -265,3 +265,39 @@ def test_ml100k_u1_rmse(ml100k_dir):
     split = load_movielens_fold("u1", path=ml100k_dir)
     model = fit(split.train, BayesConfig(sweeps=80, burn_in=10))
     assert rmse(model, split.valid) < 0.897
+
+
+def test_bayes_is_a_full_member_of_the_library(tmp_path):
+    """collab_learner(model="bayes"): sweeps in the epoch table, predictions with
+    intervals, recommendations with their spread, fold-in, interpretation."""
+    from collabfilter import generate_ratings, split_random
+    from collabfilter.config import RunOptions
+    from collabfilter.errors import ConfigError
+    from collabfilter.interpret import item_biases, similar_items
+    from collabfilter.recommend import recommend, recommend_new_user
+    from collabfilter.train import collab_learner
+
+    synthetic = generate_ratings(150, 200, 6000, n_factors=3, seed=3)
+    train, valid = split_random(synthetic.ratings, 0.1, seed=2)
+    learner = collab_learner(train, valid, model="bayes", n_factors=4,
+                             config=BayesConfig(sweeps=20, burn_in=3),
+                             options=RunOptions(progress=False))  # fmt: skip
+    records = learner.fit_recipe()
+    assert [r.epoch for r in records] == list(range(1, 21)) and learner.config.n_factors == 4
+    assert records[-1].valid_rmse == pytest.approx(learner.metrics["valid_rmse"], rel=1e-4)
+    with pytest.raises(ConfigError, match="fit_recipe"):
+        learner.fit_one_cycle(1, 0.1)
+    users, items = valid.users.ids[valid.user_idx], valid.items.ids[valid.item_idx]
+    table = learner.predict_with_uncertainty(users, items, level=0.9)
+    assert np.allclose(table.prediction, learner.predict_ratings(valid), atol=1e-5)
+    assert ((table.low <= table.prediction) & (table.prediction <= table.high)).all()
+    assert (table.predictive_std > table["std"]).all()
+    lists = recommend(learner, users[:3], k=5).to_frame(learner)
+    assert "+/- std" in lists.columns and (lists["+/- std"] > 0).all()
+    assert lists.predicted.max() <= train.scale.high
+    picks = recommend_new_user(learner, {1: 5.0, 2: 1.0}, k=4)
+    assert len(picks) == 4 and not {1, 2} & set(picks.item.tolist())
+    assert len(similar_items(learner, 3, k=4)) == 4
+    biases = item_biases(learner, among=None)
+    truth = synthetic.truth.item_bias[learner.items.index(biases.item)]
+    assert np.corrcoef(biases.bias, truth)[0, 1] > 0.5

@@ -114,3 +114,15 @@ def test_failures_are_one_line_with_their_own_code(files, tmp_path, capsys):
     assert main(["similar", str(model), "zzqx nothing"]) == EXIT_UNKNOWN
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 3 and all(line.startswith("error:") for line in errors)
+
+
+def test_train_and_query_a_bayes_model(files, tmp_path, capsys):
+    data, _, _ = files
+    model = tmp_path / "bayes.cf"
+    command = ["train", str(data), "--title", "title", "--model", "bayes", "--epochs", "15",
+               "--factors", "4", "--out", str(model)]  # fmt: skip
+    document = run_json(capsys, command)
+    assert len(document["history"]) == 15 and document["validation"][0]["rmse"] < 1.1
+    picks = run_json(capsys, ["recommend", str(model), "--user", "3", "-n", "3"])
+    assert all(row["+/- std"] > 0 for row in picks["items"])
+    assert main(["train", str(data), "--model", "bayes", "--lr", "0.1"]) == EXIT_DATA

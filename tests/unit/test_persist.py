@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 
 import collabfilter as cf
 from collabfilter import persist
-from collabfilter.config import RECIPES, RunOptions
+from collabfilter.config import RECIPES, BayesConfig, RunOptions
 from collabfilter.errors import ModelFileError
 from collabfilter.interpret import item_pca, similar_items
 from collabfilter.recommend import fold_in, recommend, recommend_new_user, score_folded
@@ -28,8 +28,16 @@ def split():
     return cf.split_random(synthetic.ratings.with_titles(titles), 0.1, seed=1)
 
 
+def short(kind):
+    """The recipe of ``kind``, shortened for tests."""
+    recipe = RECIPES[kind][1]
+    if isinstance(recipe, BayesConfig):
+        return replace(recipe, sweeps=12, burn_in=2)
+    return replace(recipe, epochs=2, tune_decay=False)
+
+
 def trained(split, kind):
-    config = replace(RECIPES[kind][1], epochs=2)
+    config = short(kind)
     learner = collab_learner(split.train, split.valid, model=kind, config=config, options=QUIET)
     learner.fit_recipe()
     return learner
@@ -43,7 +51,7 @@ def saved(split, tmp_path_factory):
     return learner, path
 
 
-@pytest.mark.parametrize("kind", ["dot_bias", "dot", "nn"])
+@pytest.mark.parametrize("kind", ["dot_bias", "dot", "nn", "bayes"])
 def test_round_trip_predicts_recommends_and_interprets_exactly(split, tmp_path, kind):
     learner = trained(split, kind)
     path = tmp_path / "my model"  # no suffix is added
@@ -63,9 +71,11 @@ def test_round_trip_predicts_recommends_and_interprets_exactly(split, tmp_path, 
     assert np.array_equal(item_pca(loaded, 2).coordinates, item_pca(learner, 2).coordinates)
 
 
-def test_fold_in_after_loading_is_identical(saved):
-    learner, path = saved
-    loaded = cf.load_model(path)
+@pytest.mark.parametrize("kind", ["dot_bias", "bayes"])
+def test_fold_in_after_loading_is_identical(split, tmp_path, kind):
+    learner = trained(split, kind)
+    learner.save(tmp_path / "m")
+    loaded = cf.load_model(tmp_path / "m")
     rated = {"Movie 3 (1903)": 5, 10: 1, 11: 4}
     assert torch.equal(score_folded(loaded, fold_in(loaded, rated)),
                        score_folded(learner, fold_in(learner, rated)))  # fmt: skip

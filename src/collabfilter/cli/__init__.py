@@ -60,9 +60,10 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", choices=sorted(RECIPES), default="dot_bias",
-        help="recipe: dot_bias (default, adapts to the data), nn, dot, dot_bias_large",
+        help="recipe: dot_bias (default, adapts to the data), bayes (most accurate), nn, dot, "
+        "dot_bias_large (millions of ratings)",
     )  # fmt: skip
-    parser.add_argument("--epochs", type=int, help="epochs (the recipe's by default)")
+    parser.add_argument("--epochs", type=int, help="epochs (bayes: sweeps; default: the recipe's)")
     parser.add_argument("--lr", type=float, help="peak learning rate")
     parser.add_argument("--wd", type=float, help="one weight decay for every table")
     parser.add_argument("--bs", type=int, help="batch size")

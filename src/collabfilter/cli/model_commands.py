@@ -38,9 +38,18 @@ def make_split(ratings: Ratings, args: argparse.Namespace) -> Split:
 
 def _recipe(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     """The model config, training config and model changes the options ask for."""
-    from collabfilter.config import RECIPES, TrainConfig, with_changes
+    from collabfilter.config import RECIPES, BayesConfig, TrainConfig, with_changes
 
     model_config, config = RECIPES[args.model]
+    model_changes = {"n_factors": args.factors} if args.factors is not None else {}
+    if isinstance(config, BayesConfig):
+        if any(value is not None for value in (args.lr, args.wd, args.bs)):
+            raise DataError("bayes samples its own precisions: --lr, --wd and --bs do not apply")
+        if args.epochs is not None:  # a sweep is the sampler's epoch
+            config = with_changes(
+                config, sweeps=args.epochs, burn_in=min(config.burn_in, args.epochs - 1)
+            )
+        return model_config, config, model_changes
     changes = {
         name: value
         for name, value in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.bs))
@@ -49,12 +58,10 @@ def _recipe(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     if args.wd is not None:
         changes.update(weight_decay=args.wd, item_weight_decay=args.wd, bias_weight_decay=args.wd)
     if changes:
-        if not isinstance(config, TrainConfig):
-            raise DataError(f"--epochs/--lr/--wd/--bs apply to sgd recipes, not {args.model}")
+        assert isinstance(config, TrainConfig)
         config = with_changes(config, **changes)
         if args.wd is not None:
             config = replace(config, tune_decay=False)  # the caller chose the decay
-    model_changes = {"n_factors": args.factors} if args.factors is not None else {}
     return model_config, config, model_changes
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from collabfilter.config import ModelConfig
+from collabfilter.config import BayesConfig, ModelConfig
 from collabfilter.models.bayes import BayesianMF
 from collabfilter.models.dot import DotProduct, DotProductBias
 from collabfilter.models.nn import EmbeddingNN, embedding_size
@@ -18,6 +18,8 @@ def build_model(
     ``y_range`` is used when ``config.y_range`` is None (derived from the data's scale).
     """
     bounds = config.y_range or y_range
+    if config.kind == "bayes":  # sized by its sampler; empty until the chain has run
+        return BayesianMF(n_users, n_items, 1, BayesConfig(n_factors=config.n_factors))
     if config.kind == "dot":
         return DotProduct(
             n_users, n_items, config.n_factors, y_range=config.y_range, init_std=config.init_std

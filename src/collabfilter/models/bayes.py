@@ -9,10 +9,12 @@ config alone.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
-from collabfilter.config import BayesConfig
+from collabfilter.config import BayesConfig, config_from_dict, config_to_dict
 from collabfilter.errors import NotFittedError
 
 
@@ -70,6 +72,19 @@ class BayesianMF(nn.Module):
         self.global_means: Tensor
         self.rating_range: Tensor
 
+    def spec(self) -> dict[str, Any]:
+        """Constructor arguments (JSON-ready) that rebuild this module's shapes."""
+        return {
+            "n_users": int(self.user_rows.shape[0]), "n_items": int(self.item_rows.shape[0]),
+            "n_samples": self.n_samples, "config": config_to_dict(self.config),
+        }  # fmt: skip
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> BayesianMF:
+        """The module :meth:`spec` describes (weights still to load)."""
+        config = config_from_dict(BayesConfig, dict(spec["config"]))
+        return cls(int(spec["n_users"]), int(spec["n_items"]), int(spec["n_samples"]), config)
+
     @staticmethod
     def bytes_per_sample(n_users: int, n_items: int, n_factors: int) -> int:
         """Bytes one kept sample adds to the model (see the class docstring)."""
@@ -86,9 +101,13 @@ class BayesianMF(nn.Module):
         """Length of the factor vectors."""
         return self.config.n_factors
 
-    def _clip(self, x: Tensor) -> Tensor:
+    def _require_samples(self) -> None:
         if not bool(torch.isfinite(self.rating_range).all()):
             raise NotFittedError("BayesianMF holds no samples yet: run the Gibbs sampler")
+
+    def clip_ratings(self, x: Tensor) -> Tensor:
+        """Scores clipped to the rating scale, as predictions are."""
+        self._require_samples()
         return x.clamp(float(self.rating_range[0]), float(self.rating_range[1]))
 
     def _per_sample(self, user_rows: Tensor, item_rows: Tensor) -> Tensor:
@@ -104,7 +123,7 @@ class BayesianMF(nn.Module):
             (self.user_rows[user_idx[part]] * self.item_rows[item_idx[part]]).sum(-1)
             for part in self._pair_chunks(user_idx.shape[0])
         ]
-        return self._clip(torch.cat(parts) / self.n_samples)
+        return self.clip_ratings(torch.cat(parts) / self.n_samples)
 
     def _pair_chunks(self, n_pairs: int) -> list[slice]:
         """Slices of at most ``2**22 / width`` pairs: the gathered wide rows of a chunk
@@ -113,13 +132,16 @@ class BayesianMF(nn.Module):
         return [slice(start, start + step) for start in range(0, max(n_pairs, 1), step)]
 
     def score_items(self, user_idx: Tensor) -> Tensor:
-        """Posterior-mean ratings of every item for each user, ``(users, items)``."""
+        """Posterior-mean ratings of every item for each user, ``(users, items)``, not
+        clipped: for ranking, where films predicted past the top of the scale must not
+        tie (callers clip what they show as ratings)."""
         return self.score_user_rows(self.user_rows[user_idx])
 
     def score_user_rows(self, user_rows: Tensor) -> Tensor:
-        """Ratings of every item for users given as wide rows (from :meth:`fold_in`),
-        shape ``(n, S * (n_factors + 2))`` -> ``(n, items)``."""
-        return self._clip(user_rows @ self.item_rows.T / self.n_samples)
+        """Unclipped ratings of every item for users given as wide rows (from
+        :meth:`fold_in`), shape ``(n, S * (n_factors + 2))`` -> ``(n, items)``."""
+        self._require_samples()
+        return user_rows @ self.item_rows.T / self.n_samples
 
     def predict_with_uncertainty(
         self, user_idx: Tensor, item_idx: Tensor
@@ -138,7 +160,7 @@ class BayesianMF(nn.Module):
         mean = per_sample.mean(1)
         spread = per_sample.var(1, correction=0)
         noise = (1.0 / self.noise_precision).mean()
-        return self._clip(mean), spread.sqrt(), (spread + noise).sqrt()
+        return self.clip_ratings(mean), spread.sqrt(), (spread + noise).sqrt()
 
     def fold_in(self, item_idx: Tensor, ratings: Tensor) -> Tensor:
         """The wide row of a new user who rated ``item_idx`` (int64, shape ``(n,)``)
@@ -170,6 +192,10 @@ class BayesianMF(nn.Module):
         user = torch.linalg.solve(precision, moment)  # (S, k + 1)
         rows = torch.cat([user, torch.ones(n, 1, dtype=user.dtype)], 1)
         return rows.float().reshape(-1)
+
+    def score_folded(self, row: Tensor) -> Tensor:
+        """Ratings of every item for a user folded in by :meth:`fold_in`, ``(items,)``."""
+        return self.score_user_rows(row.unsqueeze(0))[0]
 
     def _sample_view(self, rows: Tensor, width: int) -> Tensor:
         return rows.view(rows.shape[0], self.n_samples, width)

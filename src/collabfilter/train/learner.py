@@ -29,6 +29,7 @@ from torch import nn
 from collabfilter.config import (
     NOT_GIVEN,
     RECIPES,
+    BayesConfig,
     ModelConfig,
     RunOptions,
     TrainConfig,
@@ -41,6 +42,7 @@ from collabfilter.errors import ConfigError, DataError
 from collabfilter.fitted import EpochRecord, FittedModel
 from collabfilter.models import build_model
 from collabfilter.persist import save_model
+from collabfilter.train.gibbs import run_gibbs
 from collabfilter.train.loop import run_epochs, sweep_rates
 from collabfilter.train.progress import EpochReporter, announce
 from collabfilter.train.steps import make_steps
@@ -270,6 +272,39 @@ class Learner(FittedModel):
         self.kept_best = result.restored
         return result.records
 
+    def _fit_gibbs(self, config: BayesConfig) -> list[EpochRecord]:
+        """Run the Gibbs chain; each sweep is a row of the table (running-average RMSE of
+        the kept samples, squared in the loss columns), and the chain's kept samples
+        become the model."""
+        if self.model_config is not None and self.model_config.kind == "bayes":
+            config = replace(config, n_factors=self.model_config.n_factors)
+        data, valid = self.train_tensors, self.valid_tensors
+        records: list[EpochRecord] = []
+        first = len(self.history) + 1
+        generator = torch.Generator(device=self._device).manual_seed(self.options.seed)
+        scale = self.scale
+        with EpochReporter(config.sweeps, 1, self.options.progress) as reporter:
+
+            def on_sweep(
+                sweep: int, train: float, valid_rmse: float | None, seconds: float
+            ) -> None:
+                valid_loss = None if valid_rmse is None else valid_rmse**2
+                record = EpochRecord(first + sweep - 1, train**2, valid_loss, valid_rmse, seconds)
+                records.append(record)
+                reporter.advance(1)
+                reporter.epoch_done(record)
+                if self.on_epoch is not None:
+                    self.on_epoch(record)
+
+            self.model = run_gibbs(
+                data.user_idx, data.item_idx, data.rating, data.n_users, data.n_items, config,
+                generator=generator, device=self._device,
+                valid=None if valid is None else (valid.user_idx, valid.item_idx, valid.rating),
+                rating_range=(scale.low, scale.high), on_sweep=on_sweep,
+            )  # fmt: skip
+        self.config = config
+        return records
+
     def _validate(self) -> tuple[float | None, float | None]:
         if self.valid_tensors is None or len(self.valid_tensors) == 0:
             return None, None
@@ -343,6 +378,7 @@ def suggest(lrs: np.ndarray, losses: np.ndarray) -> LRFinderResult:
 
 FITTERS: dict[type, Callable[[Learner, Any], list[EpochRecord]]] = {
     TrainConfig: Learner._fit_sgd,
+    BayesConfig: Learner._fit_gibbs,
 }
 """How each kind of training config is fitted: a model family plugs in here."""
 
