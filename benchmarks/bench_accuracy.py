@@ -1,24 +1,36 @@
-"""Accuracy and fit time on ml-100k against the peers' published recipes.
+"""Accuracy that carries over: our recipes beside myFM, on ml-100k and on other shapes.
 
-Usage: python benchmarks/bench_accuracy.py [--skip-tutorial]
+Usage: python benchmarks/bench_accuracy.py [--skip-folds] [--skip-myfm] [--skip-1m]
+       [--skip-tutorial] [--threads N]
 
-Splits: the fixed 90/10 split (../shared/datasets/splits/ml-100k-r90, identical to
-``split_random(ml100k, 0.1, seed=42, keep_known=False)``, checked below) and the
-canonical u1.base/u1.test. RMSE is on the held-out part; models are trained without
-seeing it (no best-epoch picking on it). Fit time excludes import and loading and is
-the median of three fits. A second table times the default fit with each form of the
-dot models' SGD step (sparse products for small tables, gather/index_add for large).
+Every model is trained on a split's training part only and scored on its held-out
+part; nothing is chosen on a held-out part (the default recipe's automatic choices are
+made on ratings carved out of the training part). Prints, after the machine header:
 
-The last table runs fastai's recipe (DotProductBias, 50 factors, y_range (0, 5.5),
-AdamW one-cycle 5 epochs at 5e-3, wd 0.1, batch size 64) twice: in the plain
-per-sample ``Dataset``/``DataLoader`` loop of the PyTorch tutorials, and in
-collabfilter's engine, and prints the speed ratio.
+1. ml-100k: the fixed 90/10 split (identical to ``../shared/datasets/splits/
+   ml-100k-r90``, checked), the canonical u1..u5 folds and their mean, ua and ub, and a
+   temporal split (the last 10% of ratings in time): RMSE and fit seconds of the
+   default recipe (``collab_learner(train)`` then ``fit_recipe()``), of ``bayes``, and
+   of myFM 0.4.0 (Gibbs sampling, rank 10, 200 iterations; plain, and with implicit
+   feedback built from the training part), with the ratio of bayes' fit time to
+   myFM+implicit's. Fits are interleaved, so each sees the same machine speed.
+2. Synthetic ratings in ml-latest-small's shape (610 users, 9,724 items, 100,836 half
+   stars, long tails, a very heavy user) and in ml-1m's (6,040 users, 3,706 items, 1M
+   ratings), random 80/20: the same rows beside the generator's noise floor and its
+   Bayesian reference (what can be learned from that training set).
+3. The default recipe's fit time with and without its automatic decay choice; the
+   share of held-out 90/10 ratings inside bayes' nominal 80/90/95% intervals; the nn
+   recipe; the default fit with each form of the sgd step.
+4. fastai's recipe (DotProductBias, 50 factors, AdamW one-cycle, 5 epochs, batch 64)
+   in the tutorials' per-sample DataLoader loop and in this engine (``--skip-tutorial``).
 """
 
 from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
@@ -26,63 +38,111 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from collabfilter import Split, load_movielens, load_movielens_fold, split_random
-from collabfilter.config import RECIPES, RunOptions, TrainConfig
+from bench_bayes import DATA, Result, coverage, ml100k_splits, myfm_fit
+from collabfilter import Split, generate_ratings, load_movielens, load_movielens_fold, split_random
+from collabfilter.config import RECIPES, BayesConfig, RunOptions, TrainConfig
+from collabfilter.data import split_temporal
 from collabfilter.models import DotProductBias
-from collabfilter.train import Learner, collab_learner, sparse
-from common import SHARED, machine_header
+from collabfilter.train import Learner, collab_learner
+from common import machine_header
 
 QUIET = RunOptions(progress=False, seed=42)
 
 
-def splits() -> dict[str, Split]:
-    ratings = load_movielens("ml-100k", path=SHARED / "ml-100k")
-    ninety = split_random(ratings, 0.1, seed=42, keep_known=False)
-    published = pd.read_csv(SHARED / "splits/ml-100k-r90/valid.csv")
-    ours = ninety.valid.to_frame()
-    if sorted(zip(ours.user, ours.item, strict=True)) != sorted(
-        zip(published.user, published.item, strict=True)
-    ):
-        raise SystemExit("the 90/10 split differs from ../shared/datasets/splits/ml-100k-r90")
-    return {"90/10": ninety, "u1": load_movielens_fold("u1", path=SHARED / "ml-100k")}
-
-
 def rmse(predictions: np.ndarray, truth: np.ndarray) -> float:
-    return float(np.sqrt(np.mean((predictions - truth) ** 2)))
+    return float(np.sqrt(np.mean((predictions.astype(np.float64) - truth) ** 2)))
 
 
-def our_recipe(split: Split, model: str, repeats: int = 3) -> tuple[float, float]:
-    """RMSE and the median fit time over ``repeats`` fresh learners (same seed, so the
-    same RMSE): the first fit of a process also pays torch's one-time warm-up."""
-    times = []
-    for _ in range(repeats):
-        learner = collab_learner(split.train, None, model=model, options=QUIET)
-        start = time.perf_counter()
-        learner.fit_recipe()
-        times.append(time.perf_counter() - start)
-    return rmse(learner.predict_ratings(split.valid), split.valid.rating), float(np.median(times))
+def ours(split: Split, model: str) -> tuple[Result, Learner]:
+    """A recipe trained on the training part, scored on the held-out part."""
+    learner = collab_learner(split.train, None, model=model, options=QUIET)
+    start = time.perf_counter()
+    learner.fit_recipe()
+    seconds = time.perf_counter() - start
+    return Result(rmse(learner.predict_ratings(split.valid), split.valid.rating), seconds), learner
 
 
-def step_forms(split: Split, repeats: int = 3) -> dict[str, tuple[float, float]]:
-    """The default fit with each form of the dot models' SGD step, interleaved so that
-    both see the same machine speed: sparse matrix products (what small tables get)
-    and gather/index_add (what large tables get). RMSE and median fit time."""
-    forms: dict[str, list[float]] = {"sparse products": [], "gather/index_add": []}
+def splits(folds: bool) -> dict[str, Split]:
+    named = ml100k_splits(folds)
+    for fold in ("ua", "ub"):
+        named[fold] = load_movielens_fold(fold, path=DATA / "ml-100k")
+    named["temporal"] = split_temporal(load_movielens("ml-100k", path=DATA / "ml-100k"), 0.1)
+    return named
+
+
+def compare(name: str, split: Split, with_myfm: bool) -> dict[str, Result]:
+    runs: dict[str, Callable[[], Result]] = {
+        "default": lambda: ours(split, "dot_bias")[0],
+        "bayes": lambda: ours(split, "bayes")[0],
+    }
+    if with_myfm:
+        runs["myFM"] = lambda: myfm_fit(split, implicit=False)
+        runs["myFM+implicit"] = lambda: myfm_fit(split, implicit=True)
+    results = {label: run() for label, run in runs.items()}
+    cells = " | ".join(f"{label} {r.rmse:.4f} ({r.seconds:5.1f} s)" for label, r in results.items())
+    ratio = ""
+    if with_myfm:
+        share = results["bayes"].seconds / results["myFM+implicit"].seconds
+        ratio = f" | bayes/myFM+implicit time {share:.2f}"
+    print(f"{name:9s} {cells}{ratio}", flush=True)
+    return results
+
+
+def synthetic_shapes(with_myfm: bool, with_1m: bool) -> None:
+    shapes = {
+        "ml-latest-small shape": dict(n_users=610, n_items=9724, n_ratings=100_836,
+                                      half_stars=True, popularity_exponent=1.3,
+                                      activity_exponent=0.9, seed=0),
+    }  # fmt: skip
+    if with_1m:
+        shapes["ml-1m shape"] = dict(n_users=6040, n_items=3706, n_ratings=1_000_209, seed=0)
+    for name, shape in shapes.items():
+        synthetic = generate_ratings(**shape)  # type: ignore[arg-type]
+        ratings = synthetic.ratings
+        counts = ratings.item_counts()
+        print(
+            f"\n{name}: {len(ratings):,} ratings, {ratings.n_users:,} users, "
+            f"{ratings.n_items:,} items ({int((counts == 1).sum()):,} rated once), heaviest "
+            f"user {int(ratings.user_counts().max()):,} ratings; random 80/20"
+        )
+        split = split_random(ratings, 0.2, seed=42, keep_known=False)
+        compare("80/20", split, with_myfm)
+        floor = synthetic.truth.noise_floor(split.valid.user_idx, split.valid.item_idx)
+        reference = synthetic.truth.reference_rmse(split.train, split.valid)
+        print(f"          noise floor {floor:.4f}, Bayesian reference {reference:.4f}")
+
+
+def default_fit_times(split: Split) -> None:
+    """The default fit alone (decay as chosen) and with its automatic choice."""
+    chosen, learner = ours(split, "dot_bias")
+    assert learner.decay_choice is not None
+    plain = collab_learner(split.train, None, config=learner.config, options=QUIET)
+    start = time.perf_counter()
+    plain.fit_recipe()
+    alone = time.perf_counter() - start
+    print(
+        f"default recipe on 90/10: fit {alone:.2f} s, with its automatic decay choice "
+        f"{chosen.seconds:.2f} s ({learner.decay_choice.describe()})"
+    )
+
+
+def step_forms(split: Split, repeats: int = 3) -> None:
+    """The default fit (its decay fixed) with each form of the sgd step, interleaved."""
+    config = replace(RECIPES["dot_bias"][1], tune_decay=False)
+    times: dict[str, list[float]] = {"sparse": [], "gather": [], "autograd": []}
     scores = {}
-    chooser = sparse.suits
-    try:
-        for _ in range(repeats):
-            for form, times in forms.items():
-                small = form == "sparse products"
-                sparse.suits = lambda data, batch_size, small=small: small
-                learner = collab_learner(split.train, None, options=QUIET)
-                start = time.perf_counter()
-                learner.fit_recipe()
-                times.append(time.perf_counter() - start)
-                scores[form] = rmse(learner.predict_ratings(split.valid), split.valid.rating)
-    finally:
-        sparse.suits = chooser
-    return {form: (scores[form], float(np.median(times))) for form, times in forms.items()}
+    for _ in range(repeats):
+        for form in times:
+            learner = collab_learner(
+                split.train, None, config=config, options=replace(QUIET, step=form)
+            )  # type: ignore[arg-type]
+            start = time.perf_counter()
+            learner.fit_recipe()
+            times[form].append(time.perf_counter() - start)
+            scores[form] = rmse(learner.predict_ratings(split.valid), split.valid.rating)
+    print("default fit (decay fixed) by form of the sgd step, 90/10: " + ", ".join(
+        f"{form} {scores[form]:.5f} in {np.median(t):.2f} s" for form, t in times.items()
+    ))  # fmt: skip
 
 
 # ----------------------------------------------------------------------------- tutorial
@@ -154,9 +214,8 @@ def fastai_recipe_in_our_engine(split: Split) -> tuple[float, float]:
     # only when a rating touches it, where fastai's dense AdamW moves every row at
     # every step. Same recipe, different mechanics: the RMSE differs a little.
     config = TrainConfig(
-        epochs=5, lr=5e-3, optimizer="adamw", weight_decay=0.1, item_weight_decay=None,
-        bias_weight_decay=None, user_decay_exponent=0.0, item_decay_exponent=0.0,
-        bias_decay_exponent=0.0, batch_size=64,
+        epochs=5, lr=5e-3, optimizer="adamw", weight_decay=0.1, user_decay_exponent=0.0,
+        item_decay_exponent=0.0, bias_decay_exponent=0.0, rate_exponent=0.0, batch_size=64,
     )  # fmt: skip
     learner = Learner(model, split.train, config=config, options=QUIET)
     start = time.perf_counter()
@@ -167,41 +226,39 @@ def fastai_recipe_in_our_engine(split: Split) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--skip-folds", action="store_true", help="u1 only, not u1..u5")
+    parser.add_argument("--skip-myfm", action="store_true", help="ours only")
+    parser.add_argument("--skip-1m", action="store_true", help="no ml-1m-shaped synthetic data")
     parser.add_argument("--skip-tutorial", action="store_true", help="skip the slow bs-64 rows")
+    parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     args = parser.parse_args()
-    print(machine_header("collabfilter accuracy and fit time on ml-100k"))
-    parts = splits()
-    rows = []
-    for label, model in (
-        ("collabfilter dot_bias (default)", "dot_bias"),
-        ("collabfilter nn (default)", "nn"),
-    ):
-        results = {name: our_recipe(split, model) for name, split in parts.items()}
-        rows.append((label, results))
-    print(f"\n{'recipe':40s} {'90/10 RMSE':>10s} {'fit s':>7s} {'u1 RMSE':>8s} {'fit s':>7s}")
-    for label, results in rows:
-        (a, ta), (b, tb) = results["90/10"], results["u1"]
-        print(f"{label:40s} {a:10.4f} {ta:7.2f} {b:8.4f} {tb:7.2f}")
-    dot_model, dot_train = RECIPES["dot_bias"]
-    print(
-        f"  dot_bias recipe: {dot_model.n_factors} factors, {dot_train.epochs} epochs, "
-        f"batch {dot_train.batch_size}, {dot_train.optimizer} lr {dot_train.lr}, one-cycle"
-    )
-    print("\nthe default fit, 90/10, by form of the SGD step (interleaved, median of 3):")
-    forms = step_forms(parts["90/10"])
-    for form, (score, seconds) in forms.items():
-        print(f"{form:40s} RMSE {score:.4f}  fit {seconds:7.2f} s")
-    ratio = forms["gather/index_add"][1] / forms["sparse products"][1]
-    print(f"speed ratio: {ratio:.1f}x")
-    if args.skip_tutorial:
-        return
-    print("\nfastai's recipe (50 factors, AdamW one-cycle 5 epochs 5e-3, wd 0.1, batch 64), 90/10:")
-    tutorial_rmse, tutorial_s = tutorial_loop(parts["90/10"])
-    ours_rmse, ours_s = fastai_recipe_in_our_engine(parts["90/10"])
-    tutorial = "per-sample DataLoader loop (tutorial)"
-    print(f"{tutorial:40s} RMSE {tutorial_rmse:.4f}  fit {tutorial_s:7.1f} s")
-    print(f"{'collabfilter engine, same recipe':40s} RMSE {ours_rmse:.4f}  fit {ours_s:7.1f} s")
-    print(f"speed ratio: {tutorial_s / ours_s:.1f}x")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(machine_header("accuracy: our recipes beside myFM 0.4.0 (RMSE on held-out parts)"))
+    print("\n1. ml-100k")
+    named = splits(not args.skip_folds)
+    results = {name: compare(name, split, not args.skip_myfm) for name, split in named.items()}
+    folds = [results[f] for f in ("u1", "u2", "u3", "u4", "u5") if f in results]
+    if len(folds) == 5:
+        means = pd.DataFrame([{k: r.rmse for k, r in fold.items()} for fold in folds]).mean()
+        print("u1-u5 mean " + " | ".join(f"{k} {v:.4f}" for k, v in means.items()))
+    print("\n2. synthetic data in other shapes")
+    synthetic_shapes(not args.skip_myfm, not args.skip_1m)
+    print("\n3. the default recipe's time, bayes' intervals, other recipes")
+    ninety = named["90/10"]
+    default_fit_times(ninety)
+    coverage(ninety, BayesConfig())
+    for name in ("90/10", "u1"):
+        nn_result, _ = ours(named[name], "nn")
+        print(f"nn recipe on {name}: RMSE {nn_result.rmse:.4f}, fit {nn_result.seconds:.2f} s")
+    step_forms(ninety)
+    if not args.skip_tutorial:
+        print("\n4. fastai's recipe (bs 64, AdamW one-cycle 5 epochs at 5e-3, wd 0.1) on 90/10")
+        loop_rmse, loop_seconds = tutorial_loop(ninety)
+        engine_rmse, engine_seconds = fastai_recipe_in_our_engine(ninety)
+        print(f"tutorial DataLoader loop: RMSE {loop_rmse:.4f} in {loop_seconds:.1f} s")
+        print(f"collabfilter engine:      RMSE {engine_rmse:.4f} in {engine_seconds:.1f} s "
+              f"({loop_seconds / engine_seconds:.1f}x faster)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -66,18 +66,33 @@ def _recipe(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
 
 
 def train(args: argparse.Namespace, console: Console) -> int:
+    """Train a recipe; under torchrun, data-parallel on every rank (rank 0 reports and
+    writes the model file)."""
+    from collabfilter.train import distributed
+
+    group = distributed.start_from_environment()
+    try:
+        return _train(args, console, group)
+    finally:
+        distributed.stop()
+
+
+def _train(args: argparse.Namespace, console: Console, group: Any) -> int:
     from collabfilter.config import RunOptions
     from collabfilter.demo import metrics_table
-    from collabfilter.train import collab_learner
+    from collabfilter.train import collab_learner, distributed
     from collabfilter.train.progress import HEADER, format_record
 
     ratings = load_ratings(args)
     split = make_split(ratings, args)
     valid = split.valid if len(split.valid) else None
     model_config, config, model_changes = _recipe(args)
-    quiet = args.json
+    main = group is None or group.is_main
+    quiet = args.json or not main
     if not quiet:
         console.print(f"{ratings}\nsplit: {split.report}")
+        if group is not None:
+            console.print(f"data-parallel on {group.world_size} processes (torch.distributed)")
         console.print(HEADER, style="bold", highlight=False)
     learner = collab_learner(
         split.train, valid, model=model_config, config=config,
@@ -88,19 +103,27 @@ def train(args: argparse.Namespace, console: Console) -> int:
     start = time.perf_counter()
     learner.fit_recipe()
     seconds = time.perf_counter() - start
+    digest = None if group is None else distributed.check_identical(learner.model)
+    if not main:
+        return 0
     choice = getattr(learner, "decay_choice", None)
     table = metrics_table(learner, split, args.model, seconds) if valid is not None else None
     if args.out is not None:
         learner.save(args.out)
-    if quiet:
+    if args.json:
         emit_json({
             "model": args.model, "seconds": seconds, "history": records(learner.history_frame()),
             "metrics": learner.metrics, "validation": None if table is None else records(table),
             "model_file": None if args.out is None else str(args.out),
+            "processes": 1 if group is None else group.world_size, "parameters_sha256": digest,
         })  # fmt: skip
         return 0
     if choice is not None:
         console.print(f"note: {choice.describe()}", highlight=False)
+    if digest is not None:
+        console.print(
+            f"parameters identical on all {group.world_size} ranks (sha256 {digest[:16]})"
+        )
     if table is not None:
         show(console, table, "Validation error beside the baselines", digits=4)
     if args.out is not None:

@@ -32,6 +32,7 @@ from torch import Tensor
 from collabfilter.config import BayesConfig
 from collabfilter.errors import TrainingDivergedError
 from collabfilter.models.bayes import BayesianMF
+from collabfilter.train.distributed import all_reduce_sum
 from collabfilter.train.gaussian import (
     ConjugateGradientDraw,
     NormalGammaPrior,
@@ -92,6 +93,7 @@ class GibbsSampler:
         generator: torch.Generator,
         device: torch.device | str = "cpu",
         rating_range: tuple[float, float] | None = None,
+        shard: tuple[Tensor, Tensor, Tensor] | None = None,
     ) -> None:
         check_ratings(user_idx, item_idx, rating, n_users, n_items)
         self.config, self.generator = config, generator
@@ -105,6 +107,19 @@ class GibbsSampler:
         self.sum_ratings = float(values.double().sum())
         self.sum_squares = float((values.double() ** 2).sum())
         self.user_side, self.item_side = build_views(users, items, values, n_users, n_items)
+        # In a torch.distributed job each rank sums the Gram matrices and moments of its
+        # shard of the ratings, and the ranks add them up: every rank then draws the
+        # same rows from the same generator (the implicit terms and the global sums
+        # use all the ratings, which every rank holds).
+        self.shard_sides = (self.user_side, self.item_side)
+        self.reduce: Callable[[Tensor], Tensor] = lambda total: total
+        if shard is not None:
+            shard_users, shard_items, shard_values = shard
+            self.shard_sides = build_views(
+                shard_users.to(self.device, torch.int64), shard_items.to(self.device, torch.int64),
+                shard_values.to(self.device, torch.float32), n_users, n_items,
+            )  # fmt: skip
+            self.reduce = all_reduce_sum
         k = config.n_factors
         self.width = k + 1
         self.tri = triangle(self.width, self.device)
@@ -164,13 +179,19 @@ class GibbsSampler:
     # ------------------------------------------------------------------ sweep
     def sweep(self) -> None:
         """One pass over every conditional (users, items, global mean, noise)."""
-        self._draw_side(self.user_side, self.item_side, self.user_state, self.items)
-        sums = self._draw_side(self.item_side, self.user_side, self.item_state, self.users)
+        users, items = self.shard_sides
+        self._draw_side(self.user_side, self.item_side, users, self.user_state, self.items)
+        sums = self._draw_side(self.item_side, self.user_side, items, self.item_state, self.users)
         self._draw_global(*sums)
         self.sweeps_done += 1
 
     def _draw_side(
-        self, side: RatingViews, other_side: RatingViews, state: _State, other: Tensor
+        self,
+        side: RatingViews,
+        other_side: RatingViews,
+        shard_side: RatingViews,
+        state: _State,
+        other: Tensor,
     ) -> tuple[float, float]:
         """Draw one side's hyper-parameters, implicit embeddings and rows in place;
         returns the squared error and residual sum under the new rows."""
@@ -180,7 +201,9 @@ class GibbsSampler:
             state.embedding = self._draw_embedding(side, state)
             state.offset = side.implicit @ state.embedding
         prior_mean = state.offset + state.hyper[0].float()
-        state.rows, sums = self._draw_rows(side, other_side, other, prior_mean, state.hyper[1])
+        state.rows, sums = self._draw_rows(
+            shard_side, other_side, other, prior_mean, state.hyper[1]
+        )
         return sums
 
     def _draw_embedding(self, side: RatingViews, state: _State) -> Tensor:
@@ -207,14 +230,15 @@ class GibbsSampler:
         prior_mean: Tensor,
         precision: Tensor,
     ) -> tuple[Tensor, tuple[float, float]]:
-        """Every row of one side at once; returns the rows and, for the global draws,
-        the training squared error and residual sum under the new rows."""
+        """Every row of one side at once (``side``: the ratings summed here, all or this
+        rank's shard); returns the rows and, for the global draws, the training squared
+        error and residual sum under the new rows."""
         k = self.config.n_factors
         features = torch.cat([other[:, :k], torch.ones_like(other[:, :1])], 1)
         packed = features[:, self.tri[0]] * features[:, self.tri[1]]
-        gram = gram_from_triangle(side.ones @ packed, self.width, self.tri[2])
+        gram = gram_from_triangle(self.reduce(side.ones @ packed), self.width, self.tri[2])
         offset64 = self.global_mean + other[:, k].double()  # the target subtracts this
-        moment = self._targets(side, offset64) @ features.double()
+        moment = self.reduce(self._targets(side, offset64) @ features.double())
         rows = draw_rows(gram, moment, precision, prior_mean, self.noise_precision, self.generator)
         target_sum = self.sum_ratings - float(other_side.counts @ offset64)
         target_squares = (
@@ -355,6 +379,7 @@ def run_gibbs(
     valid: tuple[Tensor, Tensor, Tensor] | None = None,
     rating_range: tuple[float, float] | None = None,
     on_sweep: SweepCallback | None = None,
+    shard: tuple[Tensor, Tensor, Tensor] | None = None,
 ) -> BayesianMF:
     """Run the chain for ``config.sweeps`` sweeps and return the kept samples' model.
 
@@ -367,6 +392,8 @@ def run_gibbs(
         valid: optional ``(user_idx, item_idx, rating)`` to report the RMSE of the
             running-average prediction on, each sweep.
         rating_range: predictions are clipped to it (None: training min and max).
+        shard: in a torch.distributed job, this rank's share of the training ratings
+            (see :class:`GibbsSampler`);
         on_sweep: called after each sweep with ``(sweep, train RMSE, valid RMSE or None,
             seconds)``; the train RMSE is of the running average on at most
             ``config.monitor_ratings`` training ratings (a fixed random subset). Before
@@ -380,8 +407,9 @@ def run_gibbs(
         TrainingDivergedError: if the chain produces non-finite values.
     """
     sampler = GibbsSampler(
-        user_idx, item_idx, rating, n_users, n_items, config, generator, device, rating_range
-    )
+        user_idx, item_idx, rating, n_users, n_items, config, generator, device, rating_range,
+        shard,
+    )  # fmt: skip
     schedule = kept_sweeps(config, n_users, n_items)
     model = sampler.new_model(len(schedule))
     low, high = sampler.rating_range

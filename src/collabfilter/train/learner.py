@@ -42,10 +42,11 @@ from collabfilter.errors import ConfigError, DataError
 from collabfilter.fitted import EpochRecord, FittedModel
 from collabfilter.models import build_model
 from collabfilter.persist import save_model
+from collabfilter.train import distributed
 from collabfilter.train.gibbs import run_gibbs
 from collabfilter.train.loop import run_epochs, sweep_rates
 from collabfilter.train.progress import EpochReporter, announce
-from collabfilter.train.steps import make_steps
+from collabfilter.train.steps import Steps, make_steps
 from collabfilter.train.tuning import DecayChoice, choose_decay
 
 
@@ -247,10 +248,8 @@ class Learner(FittedModel):
 
     def _fit_sgd(self, config: TrainConfig) -> list[EpochRecord]:
         data = self.train_tensors
-        generator = torch.Generator().manual_seed(self.options.seed)
         with seeded(self.options.seed, self._device):  # dropout masks
-            steps = make_steps(self.model, data, config, self.options, generator)
-            n_batches = data.n_batches(config.batch_for(len(data)))
+            steps, n_batches = self._sgd_steps(config)
             with EpochReporter(config.epochs, n_batches, self.options.progress) as reporter:
                 result = run_epochs(
                     steps,
@@ -272,6 +271,25 @@ class Learner(FittedModel):
         self.kept_best = result.restored
         return result.records
 
+    def _sgd_steps(self, config: TrainConfig) -> tuple[Steps, int]:
+        """The steps of ``config`` and their batches per epoch: on all the training
+        ratings, or, in a torch.distributed job, on this rank's shard with the ranks'
+        changes summed after every step (:mod:`collabfilter.train.distributed`)."""
+        data, options = self.train_tensors, self.options
+        group = distributed.current()
+        if group is None:
+            generator = torch.Generator().manual_seed(options.seed)
+            steps = make_steps(self.model, data, config, options, generator)
+            return steps, data.n_batches(config.batch_for(len(data)))
+        rows = distributed.shard_rows(len(data), group, options.seed)
+        shard = RatingTensors(self.train_ratings.subset(rows), self._device)
+        generator = torch.Generator().manual_seed(options.seed + group.rank)
+        local = make_steps(self.model, shard, config, options, generator,
+                           shard_of=(data, group.world_size))  # fmt: skip
+        batch = max(1, config.batch_for(len(data)) // group.world_size)
+        n_batches = distributed.agree_on_batches(shard.n_batches(batch))
+        return distributed.SyncedSteps(local, self.model, n_batches), n_batches
+
     def _fit_gibbs(self, config: BayesConfig) -> list[EpochRecord]:
         """Run the Gibbs chain; each sweep is a row of the table (running-average RMSE of
         the kept samples, squared in the loss columns), and the chain's kept samples
@@ -279,6 +297,11 @@ class Learner(FittedModel):
         if self.model_config is not None and self.model_config.kind == "bayes":
             config = replace(config, n_factors=self.model_config.n_factors)
         data, valid = self.train_tensors, self.valid_tensors
+        shard = None
+        group = distributed.current()
+        if group is not None:  # data-parallel sums of this rank's ratings
+            rows = torch.from_numpy(distributed.shard_rows(len(data), group, self.options.seed))
+            shard = (data.user_idx[rows], data.item_idx[rows], data.rating[rows])
         records: list[EpochRecord] = []
         first = len(self.history) + 1
         generator = torch.Generator(device=self._device).manual_seed(self.options.seed)
@@ -300,7 +323,7 @@ class Learner(FittedModel):
                 data.user_idx, data.item_idx, data.rating, data.n_users, data.n_items, config,
                 generator=generator, device=self._device,
                 valid=None if valid is None else (valid.user_idx, valid.item_idx, valid.rating),
-                rating_range=(scale.low, scale.high), on_sweep=on_sweep,
+                rating_range=(scale.low, scale.high), on_sweep=on_sweep, shard=shard,
             )  # fmt: skip
         self.config = config
         return records

@@ -102,7 +102,11 @@ def squared_error(model: nn.Module, batch: Batch) -> Tensor:
 
 
 def choose_form(
-    model: nn.Module, config: TrainConfig, data: RatingTensors, requested: StepForm
+    model: nn.Module,
+    config: TrainConfig,
+    data: RatingTensors,
+    requested: StepForm,
+    batch_size: int | None = None,
 ) -> Form:
     """The form that trains ``model``: ``requested``, or by the rule of ``"auto"``.
 
@@ -113,7 +117,8 @@ def choose_form(
     if requested == "auto":
         if not closed:
             return "autograd"
-        return "sparse" if sparse.suits(data, config.batch_for(len(data))) else "gather"
+        batch = batch_size or config.batch_for(len(data))
+        return "sparse" if sparse.suits(data, batch) else "gather"
     if requested != "autograd" and not closed:
         raise ConfigError(
             f"step={requested!r} trains DotProduct/DotProductBias under plain sgd (no "
@@ -131,14 +136,23 @@ def make_steps(
     config: TrainConfig,
     options: RunOptions,
     generator: torch.Generator,
+    *,
+    shard_of: tuple[RatingTensors, int] | None = None,
 ) -> Steps:
-    """The steps that train ``model`` on ``data`` with ``config`` (see the module)."""
-    form = choose_form(model, config, data, options.step)
-    batch_size = config.batch_for(len(data))
+    """The steps that train ``model`` on ``data`` with ``config`` (see the module).
+
+    ``shard_of=(whole, parts)`` says ``data`` is one of ``parts`` shards of ``whole``
+    (data-parallel training): decays and rates then follow ``whole``'s counts and batch
+    size, and this shard's batches are that batch size divided by ``parts``.
+    """
+    whole, parts = shard_of if shard_of is not None else (data, 1)
+    crowd_batch = config.batch_for(len(whole))
+    batch_size = max(1, crowd_batch // parts)
+    form = choose_form(model, config, data, options.step, batch_size)
     tables: Tables = getattr(model, "ROW_TABLES", {})
-    counts = {"user": data.user_counts(), "item": data.item_counts()}
+    counts = {"user": whole.user_counts(), "item": whole.item_counts()}
     decays = row_decays(tables, config, counts)
-    rates = side_rates(config, counts, batch_size)
+    rates = side_rates(config, counts, crowd_batch)
     order = EpochOrder(len(data), batch_size, generator, options.shuffle_block)
     if form == "autograd":
         optimizer = RowOptimizer(
