@@ -60,11 +60,11 @@ def _child(fn: Callable[..., Any], args: tuple[Any, ...], queue: Any) -> None:
     start = time.perf_counter()
     result = fn(*args)
     elapsed = time.perf_counter() - start
-    peak = _peak_rss()
+    peak = peak_rss()
     queue.put((result, elapsed, peak))
 
 
-def _peak_rss() -> int:
+def peak_rss() -> int:
     """This process's peak resident memory in bytes (VmHWM resets at exec, unlike
     ru_maxrss, which a spawned child inherits from its parent)."""
     status = Path("/proc/self/status")

@@ -1,5 +1,6 @@
 """Getting ratings in: MovieLens and generic tables, id vocabularies, splits, synthetic data."""
 
+from collabfilter.data.encoded import load_encoded, save_encoded
 from collabfilter.data.encoding import Vocabulary
 from collabfilter.data.io import ColumnMap, LoadReport
 from collabfilter.data.movielens import REGISTRY, load_movielens, load_movielens_fold
@@ -28,8 +29,10 @@ __all__ = [
     "SyntheticRatings",
     "Vocabulary",
     "generate_ratings",
+    "load_encoded",
     "load_movielens",
     "load_movielens_fold",
+    "save_encoded",
     "split_by_user",
     "split_kfold",
     "split_random",
