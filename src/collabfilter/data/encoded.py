@@ -5,9 +5,9 @@ each time. Once encoded, a ``Ratings`` is a few flat arrays (int32 codes, float3
 ratings, int64 timestamps) and two vocabularies; :func:`save_encoded` writes them as
 ``.npy`` files beside a JSON description into a folder, and :func:`load_encoded` maps
 them back (memory-mapped copy-on-write by default: pages are read as they are used,
-and the file never changes). The folder
-is written under a temporary name and renamed, so an interrupted save leaves nothing
-half-written; every array's length is checked on loading.
+and the file never changes). The folder is written under a temporary name and renamed,
+so an interrupted save leaves nothing half-written; every array's length is checked on
+loading.
 """
 
 from __future__ import annotations
