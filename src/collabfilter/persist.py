@@ -221,7 +221,9 @@ def _tensors(
         raise fail(f"tensors do not match the record (extra {extra}, missing {missing})")
     tensors = {}
     for name, record in recorded.items():
-        tensor = handle.get_tensor(name)
+        # a copy, not a view of the mapped file: the model must not depend on the file
+        # once loaded (a file overwritten in place would pull pages from under it)
+        tensor = handle.get_tensor(name).clone()
         if not isinstance(record, dict) or _describe(tensor) != record:
             raise fail(f"tensor {name!r} checksum, dtype or shape mismatch: altered or damaged")
         tensors[name] = tensor

@@ -228,3 +228,15 @@ def test_the_file_holds_what_recommendation_needs(saved):
     assert document["training_data"]["ratings"] == len(learner.train_ratings)
     assert set(document["written_by"]) == {"collabfilter", "torch", "python"}
     assert document["parts"]["rating"]["history"][0]["epoch"] == 1
+
+
+def test_a_loaded_model_does_not_depend_on_its_file(saved, tmp_path):
+    learner, path = saved
+    target = tmp_path / "m.cf"
+    target.write_bytes(path.read_bytes())
+    loaded = cf.load_model(target)
+    expected = loaded.predict_ratings(learner.valid_ratings)
+    with open(target, "r+b") as handle:  # overwritten in place, then cut short
+        handle.write(b"\0" * len(path.read_bytes()))
+        handle.truncate(10)
+    assert np.array_equal(loaded.predict_ratings(learner.valid_ratings), expected)
