@@ -1,6 +1,6 @@
 """Bayesian MF by Gibbs sampling against myFM, on ml-100k and synthetic data at scale.
 
-Usage: python benchmarks/bench_bayes.py [--skip-folds] [--skip-myfm] [--skip-latest]
+Usage: python benchmarks/bench_bayes.py [--skip-folds] [--skip-myfm]
        [--skip-scale] [--threads N] [--sweeps 200] [--scale-ratings 10000000]
 
 Prints, after the machine header:
@@ -14,9 +14,7 @@ Prints, after the machine header:
   the same machine speed. Nothing is chosen on the held-out parts.
 * the share of held-out 90/10 ratings inside our nominal 80/90/95% predictive
   intervals (mean +- z * predictive std);
-* the same comparison on synthetic ratings in ml-latest-small's shape (610 users,
-  9,724 items, 100,836 half-star ratings, long tails, one very heavy user), random
-  80/20 split;
+* (synthetic data in other shapes, beside myFM, are in ``bench_accuracy.py``);
 * sweeps over 10M synthetic ratings in ml-25m's shape (``bench_scale.py``'s file):
   seconds and ratings/s per sweep, and the peak memory of that process.
 """
@@ -41,7 +39,6 @@ import torch
 from collabfilter import (
     Ratings,
     Split,
-    generate_ratings,
     load_movielens,
     load_movielens_fold,
     split_random,
@@ -181,25 +178,6 @@ def coverage(split: Split, config: BayesConfig) -> None:
     )  # fmt: skip
 
 
-def latest_small_like(config: BayesConfig, with_myfm: bool) -> None:
-    synthetic = generate_ratings(
-        610, 9724, 100_836, half_stars=True, popularity_exponent=1.3, activity_exponent=0.9,
-        seed=0,
-    )  # fmt: skip
-    ratings = synthetic.ratings
-    counts = ratings.item_counts()
-    print(
-        f"ml-latest-small-like synthetic: {len(ratings):,} ratings, {ratings.n_users} users, "
-        f"{ratings.n_items:,} items, {int((counts == 1).sum()):,} items with one rating, "
-        f"heaviest user {int(ratings.user_counts().max()):,} ratings, half stars"
-    )
-    split = split_random(ratings, 0.2, seed=42, keep_known=False)
-    compare("80/20", split, config, with_myfm)
-    reference = synthetic.truth.reference_rmse(split.train, split.valid)
-    floor = synthetic.truth.noise_floor(split.valid.user_idx, split.valid.item_idx)
-    print(f"         noise floor {floor:.4f}, Bayesian reference {reference:.4f}")
-
-
 def scale_sweeps(path: Path, sweeps: int, threads: int | None) -> dict[str, object]:
     """Runs in a fresh process: load, hold out 5%, run ``sweeps`` sweeps."""
     if threads is not None:
@@ -224,7 +202,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--skip-folds", action="store_true", help="u1 only, not u1..u5")
     parser.add_argument("--skip-myfm", action="store_true", help="ours only")
-    parser.add_argument("--skip-latest", action="store_true", help="no ml-latest-small shape")
     parser.add_argument("--skip-scale", action="store_true", help="no 10M sweeps")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--sweeps", type=int, default=200)
@@ -245,8 +222,6 @@ def main() -> None:
         means = {label: np.mean([results[f][label].rmse for f in folds]) for label in results["u1"]}
         print("u1-u5 mean RMSE: " + ", ".join(f"{k} {v:.4f}" for k, v in means.items()))
     coverage(splits["90/10"], config)
-    if not args.skip_latest:
-        latest_small_like(config, not args.skip_myfm)
     if not args.skip_scale:
         from bench_scale import prepare
 
