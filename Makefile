@@ -45,7 +45,14 @@ format: $(STAMP)
 	$(PY) -m ruff format .
 	$(PY) -m ruff check --fix .
 
-bench: $(STAMP)
+BENCH_STAMP := $(VENV)/.collabfilter-bench-installed
+
+$(BENCH_STAMP): $(STAMP)
+	$(PIP) -e '.[dev,bench]'
+	touch $(BENCH_STAMP)
+
+# The benchmarks measure peers (myFM, LensKit) side by side: installed here only.
+bench: $(BENCH_STAMP)
 	$(PY) benchmarks/run_all.py
 
 clean:
