@@ -1,9 +1,10 @@
-"""Top-N evaluation on a per-user hold-out, for a model or the most-popular baseline.
+"""Top-N evaluation on a per-user hold-out, for any scorer, a rating model or the
+most-popular baseline.
 
 Every user's candidates are all items except those they rated in training; the
 held-out items (optionally only those rated at least ``relevance``) are the hits.
-All users are scored at once, block by block, with the same masking as
-:func:`collabfilter.recommend.recommend`.
+Users with a hit to find are scored block by block (see
+:func:`collabfilter.evaluate.evaluate_top_n`): no users x items array is ever built.
 """
 
 from __future__ import annotations
@@ -16,33 +17,64 @@ import torch
 from torch import Tensor
 
 from collabfilter.data import Ratings, Split
-from collabfilter.evaluate import ranking_metrics
-from collabfilter.recommend import USER_BLOCK, SeenItems, score_users
+from collabfilter.evaluate import ItemSets, evaluate_top_n, popular_items
+from collabfilter.recommend import USER_BLOCK, score_users
 from collabfilter.train import Learner
 
 POPULARITY_WEIGHT = 1.5
 """The popularity prior ``w`` of the blended ranking, chosen on a per-user hold-out
 carved from the training part of ml-100k (``benchmarks/bench_ranking.py``)."""
 
+POPULAR_SHARE = 0.01
+"""``popular_share`` counts recommendations among this share of most-rated items."""
 
-def relevance_matrix(test: Ratings, relevance: float | None) -> np.ndarray:
-    """Boolean ``(users, items)``: held-out pairs rated at least ``relevance``."""
+
+def seen_items(ratings: Ratings) -> ItemSets:
+    """The items each user rated, as CSR rows."""
+    return ItemSets.from_pairs(ratings.user_idx, ratings.item_idx, ratings.n_users, ratings.n_items)
+
+
+def relevant_items(test: Ratings, relevance: float | None) -> ItemSets:
+    """The held-out items rated at least ``relevance`` (all of them for None)."""
     keep = np.ones(len(test), dtype=bool) if relevance is None else test.rating >= relevance
-    matrix = np.zeros((test.n_users, test.n_items), dtype=bool)
-    matrix[test.user_idx[keep], test.item_idx[keep]] = True
-    return matrix
+    return ItemSets.from_pairs(test.user_idx[keep], test.item_idx[keep], test.n_users, test.n_items)
 
 
-def _top_lists(scores_for: Callable[[np.ndarray], Tensor], train: Ratings, k: int) -> np.ndarray:
-    seen = SeenItems(train)
-    users = np.arange(train.n_users)
-    tops = []
-    for start in range(0, len(users), USER_BLOCK):
-        block = users[start : start + USER_BLOCK]
-        scores = scores_for(block)
-        seen.mask(scores, block)
-        tops.append(torch.topk(scores, k, dim=1).indices.numpy())
-    return np.concatenate(tops)
+def evaluate_scores(
+    scores_for: Callable[[np.ndarray], Tensor],
+    split: Split,
+    *,
+    ks: Sequence[int] = (10, 20),
+    relevance: float | None = 4.0,
+    block_size: int = USER_BLOCK,
+) -> pd.DataFrame:
+    """Top-N metrics of any scorer on ``split``, one row per ``k``.
+
+    Args:
+        scores_for: scores of every item for a block of user indices, a float tensor
+            ``(len(block), n_items)`` (it is modified: return a fresh one), e.g. a
+            top-N module's ``score_items``.
+        split: a hold-out whose training part defines what each user has seen.
+        ks: list lengths.
+        relevance: held-out ratings at least this count as hits (None: all).
+        block_size: users scored at once.
+
+    Returns:
+        Columns ``k``, ``precision``, ``recall``, ``ndcg``, ``map``, ``hit_rate``,
+        ``coverage``, ``popular_share`` (share of recommendations from the 1% most
+        rated training items) and ``users``.
+    """
+    rows = evaluate_top_n(
+        scores_for,
+        seen_items(split.train),
+        relevant_items(split.valid, relevance),
+        ks=ks,
+        popular=popular_items(split.train.item_counts(), POPULAR_SHARE),
+        block_size=block_size,
+    )
+    table = pd.DataFrame(rows)
+    table["k"] = table["k"].astype(int)
+    return table
 
 
 def evaluate_ranking(
@@ -62,7 +94,6 @@ def evaluate_ranking(
     weight ``w`` in ``popularity_weights`` adds a row ranking by
     ``predicted + w * log(1 + n_i)`` (see :func:`collabfilter.recommend.recommend`).
     """
-    relevant = relevance_matrix(split.valid, relevance)
     counts = split.train.item_counts().astype(np.float32)
     popularity = torch.from_numpy(counts)
     log_popularity = torch.log1p(popularity)
@@ -75,9 +106,9 @@ def evaluate_ranking(
         for w in popularity_weights
     }
     scorers["most popular"] = lambda block: popularity.expand(len(block), -1).clone()
-    rows = []
+    tables = []
     for name, scorer in scorers.items():
-        top = _top_lists(scorer, split.train, max(ks))
-        for k in ks:
-            rows.append({"scorer": name, "k": k, **ranking_metrics(top, relevant, k)})
-    return pd.DataFrame(rows)
+        table = evaluate_scores(scorer, split, ks=ks, relevance=relevance)
+        tables.append(table.assign(scorer=name))
+    combined = pd.concat(tables, ignore_index=True)
+    return combined[["scorer", *[c for c in combined.columns if c != "scorer"]]]
