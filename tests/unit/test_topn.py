@@ -11,6 +11,7 @@ from safetensors.torch import load_file, save_file
 from collabfilter import Ratings, generate_ratings, split_by_user
 from collabfilter.config import TopNConfig, config_from_dict, config_to_dict
 from collabfilter.errors import ConfigError, DataError
+from collabfilter.models import knn
 from collabfilter.models.ease import EASE, fit_ease
 from collabfilter.models.ials import ImplicitALS, fit_ials
 from collabfilter.models.interactions import InteractionWeights, TopNModel
@@ -137,6 +138,13 @@ def test_explain_parts_sum_to_the_score(fitted, kind):
     if kind != "ials":  # item-item weights: an item of another cluster explains little
         parts = model.explain(history, 26, ratings)
         assert parts[[0, 2]].abs().min() > parts[[1, 4]].abs().max()
+
+
+def test_knn_scores_alike_with_packed_and_unpacked_similarities(fitted, monkeypatch):
+    users = torch.arange(50)
+    unpacked = fitted["item_knn"].score_items(users)
+    monkeypatch.setattr(knn, "DENSE_SIMILARITIES", 0)
+    assert torch.allclose(fitted["item_knn"].score_items(users), unpacked, atol=1e-6)
 
 
 @pytest.mark.parametrize("kind", list(FITS))

