@@ -123,9 +123,12 @@ class ItemKNN(TopNModel):
     @staticmethod
     def memory_bytes(n_users: int, n_items: int, n_interactions: int, n_neighbours: int) -> int:
         """Peak bytes of a fit: two copies of the rows (X and its transpose), a dense
-        block of similarities with its top-k workspace, and the kept neighbours."""
+        block of similarities with its top-k workspace, the kept neighbours, and torch's
+        sparse-sparse products beyond the small catalogues that one dense block covers
+        (measured at 59,047 items: 1.2 GB more at 457k ratings, 4.6 GB at 3.1M)."""
         block = min(n_items * n_items, max(BLOCK_ENTRIES, n_items))
-        return 3 * 4 * block + 2 * 20 * n_interactions + 40 * n_items * n_neighbours
+        products = 2000 * n_interactions if n_items * n_items > BLOCK_ENTRIES else 0
+        return 3 * 4 * block + 2 * 20 * n_interactions + 40 * n_items * n_neighbours + products
 
 
 def fit_item_knn(
