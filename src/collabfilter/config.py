@@ -15,7 +15,7 @@ from typing import Any, Literal, TypeVar, get_args
 
 from collabfilter.errors import ConfigError
 
-ModelKind = Literal["dot", "dot_bias", "nn", "bayes"]
+ModelKind = Literal["dot", "dot_bias", "nn", "bayes", "topn"]
 OptimizerName = Literal["sgd", "adam", "adamw"]
 ScheduleName = Literal["one_cycle", "cosine", "constant"]
 StepForm = Literal["auto", "sparse", "gather", "autograd"]
@@ -63,7 +63,8 @@ class ModelConfig:
 
     kind: ModelKind = "dot_bias"
     """``"dot"`` (factors only), ``"dot_bias"`` (factors + biases), ``"nn"`` (MLP) or
-    ``"bayes"`` (Bayesian factorisation by Gibbs sampling, :class:`BayesConfig`)."""
+    ``"bayes"`` (Bayesian factorisation by Gibbs sampling, :class:`BayesConfig`) or
+    ``"topn"`` (a ranking model chosen and fitted for top-N lists, :class:`TopNConfig`)."""
     n_factors: int = 64
     """Length of the user and item factor vectors (dot models)."""
     y_range: tuple[float, float] | None = None
@@ -390,6 +391,91 @@ class BayesConfig:
         )
 
 
+TopNKind = Literal["ease", "ials", "item_knn"]
+
+
+def _grid(value: tuple[Any, ...], name: str, low: float, high: float | None = None) -> None:
+    _require(len(value) >= 1, f"{name} needs at least one value")
+    inside = all(v >= low and (high is None or v <= high) for v in value)
+    bounds = f"[{low}, {high}]" if high is not None else f">= {low}"
+    _require(inside, f"{name} values must lie in {bounds}, got {value}")
+
+
+@dataclass(frozen=True)
+class TopNConfig:
+    """How ``collabfilter.train.topn`` picks, tunes and fits a top-N model.
+
+    Settings are chosen on a per-user hold-out carved out of the *training* ratings
+    (never the test part), by NDCG@``k``; the winner is refitted on all training
+    ratings. Grids are relative to the data where the right scale depends on it (EASE's
+    penalty on the number of raters per item, iALS's unobserved weight on the ratings
+    per user), so the defaults carry from ml-100k to ml-25m. Each model's grid is
+    searched one setting at a time (start at each grid's middle value, sweep the
+    settings in turn, keep the best): the cost is the sum of the grid sizes, not their
+    product.
+    """
+
+    candidates: tuple[TopNKind, ...] = ("ease", "ials", "item_knn")
+    """Models to consider."""
+    relevance: float | None = 4.0
+    """Carved ratings at least this count as hits, and training ratings below it get a
+    ``low_rating_weights`` weight; None: every rating is a hit with weight 1."""
+    low_rating_weights: tuple[float, ...] = (1.0, 0.3)
+    """Interaction weights tried for ratings below ``relevance`` (in (0, 1])."""
+    ease_l2_scales: tuple[float, ...] = (2.5, 5.0, 10.0, 20.0)
+    """EASE penalties, as multiples of the mean of ``diag(X'X)`` (weighted raters per
+    item) on the carved training part."""
+    ials_factors: tuple[int, ...] = (64, 128)
+    """iALS factor counts."""
+    ials_l2: tuple[float, ...] = (0.01, 0.03, 0.1)
+    """iALS frequency-scaled penalties."""
+    ials_unobserved_scales: tuple[float, ...] = (1.0, 3.0, 10.0)
+    """iALS unobserved weights ``a0``, as multiples of (mean weighted ratings per user)
+    / items: at 1, the unobserved pairs of a typical user weigh as much in total as
+    their ratings."""
+    ials_sweeps: int = 10
+    """iALS alternations."""
+    knn_neighbours: tuple[int, ...] = (50, 100, 200, 400)
+    """Item-kNN neighbours per item."""
+    carve_fraction: float = 0.2
+    """Share of each user's training ratings held out for the choice."""
+    k: int = 10
+    """The choice maximises NDCG at this list length."""
+    memory_budget: int = 4 * 2**30
+    """Bytes a fit may take; candidates estimated above it are skipped (EASE's items x
+    items matrices: 59,047 items need 42 GB)."""
+    max_select_users: int = 20_000
+    """The choice looks at the ratings of at most this many users (a seeded sample),
+    so its cost stays bounded at any scale; the refit uses every user."""
+    seed: int = 42
+    """Seeds the carve, the user sample and the iALS initialisation."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "candidates", tuple(self.candidates))
+        _require(len(self.candidates) >= 1, "candidates needs at least one model")
+        for kind in self.candidates:
+            _choice(kind, TopNKind, "candidates")
+        grids = {
+            "low_rating_weights": (1e-6, 1.0), "ease_l2_scales": (1e-9, None),
+            "ials_factors": (1, None), "ials_l2": (1e-12, None),
+            "ials_unobserved_scales": (0.0, None), "knn_neighbours": (1, None),
+        }  # fmt: skip
+        for name, (low, high) in grids.items():
+            object.__setattr__(self, name, tuple(getattr(self, name)))
+            _grid(getattr(self, name), name, low, high)
+        _require(self.ials_sweeps >= 1, f"ials_sweeps must be >= 1, got {self.ials_sweeps}")
+        _require(
+            0.0 < self.carve_fraction < 1.0,
+            f"carve_fraction must lie in (0, 1), got {self.carve_fraction}",
+        )
+        _require(self.k >= 1, f"k must be >= 1, got {self.k}")
+        _require(self.memory_budget > 0, f"memory_budget must be > 0, got {self.memory_budget}")
+        _require(
+            self.max_select_users >= 1,
+            f"max_select_users must be >= 1, got {self.max_select_users}",
+        )
+
+
 _TUNED_ON_ML100K = TrainConfig(
     lr=0.04, rate_exponent=0.0, batch_size=8192, weight_decay=0.09, item_weight_decay=0.12,
     bias_weight_decay=0.06, user_decay_exponent=0.75, item_decay_exponent=0.4,
@@ -397,9 +483,10 @@ _TUNED_ON_ML100K = TrainConfig(
 """The first default recipe, chosen on validation carved from ml-100k's training files;
 kept as the base of the ``nn`` and ``dot`` recipes, whose results it fixes."""
 
-FitConfig = TrainConfig | BayesConfig
-"""How a model is trained: sgd epochs (:class:`TrainConfig`) or Gibbs sweeps
-(:class:`BayesConfig`)."""
+FitConfig = TrainConfig | BayesConfig | TopNConfig
+"""How a model is trained: sgd epochs (:class:`TrainConfig`), Gibbs sweeps
+(:class:`BayesConfig`), or the choice and closed-form fit of a ranking model
+(:class:`TopNConfig`)."""
 
 RECIPES: dict[str, tuple[ModelConfig, FitConfig]] = {
     "dot_bias": (ModelConfig(kind="dot_bias"), TrainConfig(tune_decay=True)),
@@ -419,6 +506,7 @@ RECIPES: dict[str, tuple[ModelConfig, FitConfig]] = {
         ),
     ),
     "bayes": (ModelConfig(kind="bayes", n_factors=10), BayesConfig()),
+    "topn": (ModelConfig(kind="topn"), TopNConfig()),
 }  # fmt: skip
 """Model and training recipes by name.
 
@@ -429,16 +517,20 @@ at the one-cycle peak for rows seen many times per batch), one decay strength fo
 with rarely seen rows shrunk relatively more (frequency exponents 0.5), and that
 strength chosen by ``fit_recipe`` on a part carved out of the training ratings
 (``tune_decay``). ``bayes`` samples its hyper-parameters (no rate, no decay to tune) and is the most
-accurate: see :class:`BayesConfig`. ``nn`` and ``dot`` keep settings chosen on
+accurate: see :class:`BayesConfig`. ``topn`` is for top-N lists, not ratings: it
+chooses among EASE, implicit ALS and item-kNN on ratings carved out of the training
+data (:class:`TopNConfig`). ``nn`` and ``dot`` keep settings chosen on
 validation carved out of
 ml-100k's training files (``benchmarks/tune_recipe.py``); ``dot_bias_large`` was chosen
 on validation carved out of 10M synthetic ratings in ml-25m's shape
 (``benchmarks/bench_scale.py``): larger batches and fewer epochs."""
 
-C = TypeVar("C", ModelConfig, TrainConfig, BayesConfig, RunOptions)
+C = TypeVar("C", ModelConfig, TrainConfig, BayesConfig, TopNConfig, RunOptions)
 
 
-def config_to_dict(config: ModelConfig | TrainConfig | BayesConfig | RunOptions) -> dict[str, Any]:
+def config_to_dict(
+    config: ModelConfig | TrainConfig | BayesConfig | TopNConfig | RunOptions,
+) -> dict[str, Any]:
     """A JSON-ready dict of a config (tuples become lists)."""
     return {
         f.name: list(v) if isinstance(v := getattr(config, f.name), tuple) else v
@@ -473,6 +565,8 @@ __all__ = [
     "RECIPES",
     "BayesConfig",
     "FitConfig",
+    "TopNConfig",
+    "TopNKind",
     "ModelConfig",
     "RunOptions",
     "TrainConfig",
@@ -480,3 +574,6 @@ __all__ = [
     "config_to_dict",
     "with_changes",
 ]
+
+
+# ----------------------------------------------------------------------------- top-N

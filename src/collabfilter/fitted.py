@@ -46,7 +46,8 @@ class EpochRecord:
     """One row of the training table (an epoch, a sampler sweep, or a closed-form fit)."""
 
     epoch: int
-    train_loss: float
+    train_loss: float | None
+    """Training MSE (None for a closed-form ranking fit, which has no rating loss)."""
     valid_loss: float | None
     valid_rmse: float | None
     seconds: float

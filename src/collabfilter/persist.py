@@ -41,6 +41,7 @@ from torch import Tensor, nn
 from collabfilter.config import (
     BayesConfig,
     ModelConfig,
+    TopNConfig,
     TrainConfig,
     config_from_dict,
     config_to_dict,
@@ -49,7 +50,15 @@ from collabfilter.data import RatingScale, Vocabulary
 from collabfilter.data.interactions import Interactions
 from collabfilter.errors import CollabFilterError, ModelFileError
 from collabfilter.fitted import EpochRecord, FittedModel
-from collabfilter.models import BayesianMF, DotProduct, DotProductBias, EmbeddingNN
+from collabfilter.models import (
+    EASE,
+    BayesianMF,
+    DotProduct,
+    DotProductBias,
+    EmbeddingNN,
+    ImplicitALS,
+    ItemKNN,
+)
 
 FORMAT = "collabfilter-model"
 FORMAT_VERSION = 1
@@ -61,13 +70,14 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 ``n + 1``. Version 1 is the first format, so there is nothing to migrate yet."""
 
 MODULES: dict[str, type[nn.Module]] = {
-    cls.__name__: cls for cls in (DotProduct, DotProductBias, EmbeddingNN, BayesianMF)
+    cls.__name__: cls
+    for cls in (DotProduct, DotProductBias, EmbeddingNN, BayesianMF, EASE, ImplicitALS, ItemKNN)
 }
 """The only classes a model file can name: loading builds one of these from its
 recorded constructor arguments (``from_spec`` where a class has one), then fills in
 the weights."""
 
-CONFIGS: dict[str, Any] = {"TrainConfig": TrainConfig, "BayesConfig": BayesConfig}
+CONFIGS: dict[str, Any] = {cls.__name__: cls for cls in (TrainConfig, BayesConfig, TopNConfig)}
 """Training-config classes a model file can name."""
 
 ROLES = ("rating", "ranking")
@@ -279,7 +289,8 @@ def _part(
     if cls is None:
         raise fail(f"unknown model class {module_spec.get('class')!r}; known: {sorted(MODULES)}")
     args = _mapping(module_spec, "args", fail)
-    if args.get("n_users") != len(users) or args.get("n_items") != len(items):
+    shape = args.get("sizes", args)  # ranking models keep their sizes apart
+    if shape.get("n_users") != len(users) or shape.get("n_items") != len(items):
         raise fail(f"{role} model sizes disagree with the vocabularies")
     try:
         build = getattr(cls, "from_spec", None)

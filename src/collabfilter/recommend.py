@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -21,7 +21,7 @@ from torch import Tensor
 from collabfilter.errors import CollabFilterError, DataError
 from collabfilter.fitted import FittedModel, require_known_users
 from collabfilter.interpret import find_item, find_items, item_labels
-from collabfilter.models import DotProduct, DotProductBias
+from collabfilter.models import DotProduct, DotProductBias, TopNModel
 from collabfilter.models.ops import sigmoid_range
 from collabfilter.train.regularization import new_user_decay
 
@@ -48,6 +48,8 @@ class Recommendations:
     item_idx: np.ndarray
     scores: np.ndarray
     spread: np.ndarray | None = None
+    score_name: str = "predicted"
+    """What the scores are: ``"predicted"`` ratings, or a ranking model's ``"score"``."""
 
     def __len__(self) -> int:
         return len(self.users)
@@ -68,7 +70,7 @@ class Recommendations:
                 "rank": ranks,
                 "item": model.items.id_of(self.item_idx),
                 "title": item_labels(model, self.item_idx),
-                ("predicted" if model.predicts_ratings else "score"): self.scores,
+                self.score_name: self.scores,
             }
         )
         if self.spread is not None:
@@ -99,12 +101,15 @@ def recommend(
     exclude_seen: bool = True,
     min_ratings: int | None = None,
     popularity_weight: float = 0.0,
+    by: Literal["auto", "rating", "ranking"] = "auto",
 ) -> Recommendations:
     """The ``k`` best items for each user by the model's scores.
 
     A rating model ranks by predicted rating, which answers "what would this user rate
     highest" and favours excellent films few people watch; a ranking model (recipe
-    ``"topn"``) is trained for top-N lists and ranks far better on held-out data.
+    ``"topn"``) is trained for top-N lists and ranks far better on held-out data. A
+    model file may hold both: then the ranking model makes the lists unless ``by``
+    asks for predicted ratings.
 
     Args:
         model: a trained learner or a loaded model.
@@ -117,12 +122,16 @@ def recommend(
             model does not know what people tend to watch at all, and on held-out
             data that popularity prior lifts NDCG/recall above the most-popular
             baseline (``scores`` stay the model's scores).
+        by: ``"auto"`` ranks with the model's ranking companion when it has one (else
+            the model itself), ``"rating"`` by predicted rating, ``"ranking"`` requires
+            a ranking model.
 
     Raises:
         UnknownIdError: for users the model does not know (see :func:`recommend_new_user`).
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    model = ranking_model(model, by)
     user_idx = require_known_users(model, users)
     counts = torch.from_numpy(model.interactions.item_counts().astype(np.float32))
     blocked = _rare_items(model, min_ratings)
@@ -151,8 +160,27 @@ def recommend(
             model.users.id_of(owners), model.items.id_of(picked)
         )["predictive_std"].to_numpy()
     return Recommendations(
-        model.users.id_of(user_idx), offsets, picked, np.concatenate(scores), spread
-    )
+        model.users.id_of(user_idx), offsets, picked, np.concatenate(scores), spread,
+        "predicted" if model.predicts_ratings else "score",
+    )  # fmt: skip
+
+
+def ranking_model(model: FittedModel, by: Literal["auto", "rating", "ranking"]) -> FittedModel:
+    """The model whose scores order the lists (see :func:`recommend`'s ``by``)."""
+    if by not in ("auto", "rating", "ranking"):
+        raise ValueError(f"by must be 'auto', 'rating' or 'ranking', got {by!r}")
+    if by == "rating":
+        if not model.predicts_ratings:
+            raise CollabFilterError("this is a ranking model: it does not predict ratings")
+        return model
+    if model.ranker is not None:
+        return model.ranker
+    if by == "ranking" and model.predicts_ratings:
+        raise CollabFilterError(
+            "this model predicts ratings and holds no ranking model: train the topn recipe "
+            "(and save it beside the rating model) for top-N lists"
+        )
+    return model
 
 
 def shown(model: FittedModel, scores: Tensor) -> Tensor:
@@ -225,6 +253,8 @@ def fold_in(model: FittedModel, rated: Mapping[Any, float], *, iterations: int =
     """
     item_idx, values = rated_items(model, rated)
     module = model.model
+    if isinstance(module, TopNModel):  # the rated set (and ratings) is all it needs
+        return FoldedUser(torch.zeros(0), 0.0, 0.0, (torch.from_numpy(item_idx), values))
     own = getattr(module, "fold_in", None)
     if own is not None:
         device = model.device
@@ -294,10 +324,15 @@ def _gauss_newton(
 @torch.no_grad()
 def score_folded(model: FittedModel, user: FoldedUser) -> Tensor:
     """Scores of every item for a folded-in user, shape ``(items,)``, on the CPU."""
+    if isinstance(model.model, TopNModel):
+        item_idx, values = user.state
+        device = model.device
+        scores: Tensor = model.model.score_new(item_idx.to(device), values.to(device))
+        return scores.float().cpu()
     own = getattr(model.model, "score_folded", None)
     if own is not None:
-        scores: Tensor = own(user.state)
-        return scores.float().cpu()
+        folded: Tensor = own(user.state)
+        return folded.float().cpu()
     dot = _dot_model(model)
     x = dot.item_factors.detach().cpu() @ user.factors
     if isinstance(dot, DotProductBias):
@@ -313,14 +348,16 @@ def recommend_new_user(
     *,
     k: int = 10,
     min_ratings: int | None = None,
+    by: Literal["auto", "rating", "ranking"] = "auto",
 ) -> pd.DataFrame:
     """Recommendations for someone not in the data, from a few ratings (fold-in).
 
     Returns a frame of rank, item id, title and score (``predicted`` for rating
-    models); the rated items themselves are excluded.
+    models); the rated items themselves are excluded. ``by`` as for :func:`recommend`.
     """
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
+    model = ranking_model(model, by)
     user = fold_in(model, rated)
     scores = score_folded(model, user).clone()
     require_finite(scores)
@@ -363,10 +400,18 @@ class Explanation:
 
 @torch.no_grad()
 def explain(model: FittedModel, user: Any, item: Any, *, n_similar: int = 3) -> Explanation:
-    """Why ``user`` gets ``item``: the prediction's parts and related rated items."""
+    """Why ``user`` gets ``item``: the score's parts and the rated items behind it.
+
+    For a ranking model the parts are the user's rated items themselves ("because you
+    rated ..."): each one's contribution to the item's score, which add up to it.
+    """
+    if isinstance(model.model, TopNModel):
+        return _explain_ranking(model, user, item, n_similar)
     dot = model.model
     if not isinstance(dot, DotProductBias):
-        raise CollabFilterError(f"explain needs a DotProductBias model, not {type(dot).__name__}")
+        raise CollabFilterError(
+            f"explain needs a DotProductBias or a ranking model, not {type(dot).__name__}"
+        )
     u = model.users.index_of(user)
     i = find_item(model, item)
     user_factors = dot.user_factors.detach().cpu()
@@ -388,3 +433,27 @@ def explain(model: FittedModel, user: Any, item: Any, *, n_similar: int = 3) -> 
     )  # fmt: skip
     title = str(item_labels(model, [i])[0])
     return Explanation(user, model.items.id_of([i])[0], title, prediction, terms, similar)
+
+
+def _explain_ranking(model: FittedModel, user: Any, item: Any, n_similar: int) -> Explanation:
+    module = model.model
+    assert isinstance(module, TopNModel)
+    u = model.users.index_of(user)
+    i = find_item(model, item)
+    rated, ratings = model.interactions.items_of(u)
+    history = torch.from_numpy(rated.astype(np.int64))
+    contributions = module.explain(
+        history.to(model.device), i, torch.tensor(ratings).to(model.device)
+    )
+    parts = contributions.float().cpu().numpy()
+    order = np.argsort(-parts, kind="stable")
+    labels = item_labels(model, rated)
+    because = pd.DataFrame(
+        {"item": model.items.id_of(rated[order]), "title": labels[order],
+         "contribution": parts[order], "their rating": ratings[order]}
+    )  # fmt: skip
+    terms = {str(labels[j]): float(parts[j]) for j in order[:n_similar]}
+    title = str(item_labels(model, [i])[0])
+    return Explanation(
+        user, model.items.id_of([i])[0], title, float(parts.sum()), terms, because.head(n_similar)
+    )

@@ -98,8 +98,7 @@ class Recommender:
     def recommend(self, users: Any, *, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
         """The ``k`` best items for each raw user id: user, rank, item, title, score."""
         model = self.fitted
-        lists = recommend(model.ranker or model, users, k=k, exclude_seen=exclude_seen)
-        return lists.to_frame(model.ranker or model)
+        return recommend(model, users, k=k, exclude_seen=exclude_seen).to_frame(model)
 
     def save(self, path: str | Path) -> Path:
         """Write the trained model to ``path`` (a model file, see :mod:`collabfilter.persist`)."""

@@ -1,11 +1,21 @@
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from collabfilter import Ratings
 from collabfilter.baselines import BiasBaseline, standard_baselines
 from collabfilter.errors import DataError, NotFittedError
-from collabfilter.evaluate import error_by_bucket, error_metrics, mae, ranking_metrics, rmse
+from collabfilter.evaluate import (
+    ItemSets,
+    error_by_bucket,
+    error_metrics,
+    evaluate_top_n,
+    mae,
+    popular_items,
+    ranking_metrics,
+    rmse,
+)
 
 
 def test_error_metrics_by_hand():
@@ -26,10 +36,9 @@ def test_ranking_metrics_by_hand():
     # user 0: hits at ranks 1 and 3 of 3 relevant; user 1: no hit of 1 relevant;
     # user 2: nothing relevant (skipped)
     top = np.array([[0, 1, 2], [3, 4, 0], [1, 2, 3]])
-    relevant = np.zeros((3, 6), dtype=bool)
-    relevant[0, [0, 2, 5]] = True
-    relevant[1, 5] = True
-    metrics = ranking_metrics(top, relevant, k=3)
+    relevant = ItemSets.from_pairs([0, 0, 0, 1], [0, 2, 5, 5], n_users=3, n_items=6)
+    popular = popular_items(np.array([9, 1, 1, 8, 1, 1]), share=0.34)  # items 0 and 3
+    metrics = ranking_metrics(top, relevant, k=3, popular=popular)
     assert metrics["users"] == 2
     assert metrics["precision"] == pytest.approx((2 / 3 + 0) / 2)
     assert metrics["recall"] == pytest.approx((2 / 3 + 0) / 2)
@@ -38,9 +47,58 @@ def test_ranking_metrics_by_hand():
     assert metrics["ndcg"] == pytest.approx(dcg / ideal / 2)
     assert metrics["map"] == pytest.approx((1 + 2 / 3) / 3 / 2)
     assert metrics["hit_rate"] == pytest.approx(0.5)
-    assert metrics["coverage"] == pytest.approx(5 / 6)
+    assert metrics["coverage"] == pytest.approx(5 / 6)  # items 0-4 recommended to users 0, 1
+    assert metrics["popular_share"] == pytest.approx((1 / 3 + 2 / 3) / 2)
     with pytest.raises(DataError):
         ranking_metrics(top, relevant, k=4)
+    with pytest.raises(DataError, match="one row per user"):
+        ranking_metrics(top[:2], relevant, k=3)
+
+
+def test_item_sets_mask_and_membership():
+    sets = ItemSets.from_pairs([2, 0, 2, 2], [1, 3, 0, 1], n_users=3, n_items=4)  # a repeat
+    assert sets.lengths().tolist() == [1, 0, 2] and sets.indices.tolist() == [3, 0, 1]
+    scores = torch.zeros(2, 4)
+    sets.mask(scores, np.array([2, 0]))
+    assert torch.isinf(scores).tolist() == [[True, True, False, False],
+                                            [False, False, False, True]]  # fmt: skip
+    assert sets.contains(np.array([0, 2]), np.array([[3, 1], [3, 1]])).tolist() == [
+        [True, False], [False, True]]  # fmt: skip
+    with pytest.raises(DataError, match="item_idx"):
+        ItemSets.from_pairs([0], [4], n_users=1, n_items=4)
+
+
+def test_blocked_evaluation_equals_one_block(rng):
+    n_users, n_items = 300, 50
+    seen = ItemSets.from_pairs(rng.integers(0, n_users, 2000), rng.integers(0, n_items, 2000),
+                               n_users, n_items)  # fmt: skip
+    relevant = ItemSets.from_pairs(rng.integers(0, n_users, 600), rng.integers(0, n_items, 600),
+                                   n_users, n_items)  # fmt: skip
+    table = torch.from_numpy(rng.random((n_users, n_items)).astype(np.float32))
+    calls = []
+
+    def scores_for(block):
+        calls.append(len(block))
+        return table[torch.from_numpy(block)].clone()
+
+    popular = popular_items(np.arange(n_items))
+    blocked = evaluate_top_n(scores_for, seen, relevant, ks=(5, 10), popular=popular,
+                             block_size=64)  # fmt: skip
+    assert max(calls) == 64 and sum(calls) == int((relevant.lengths() > 0).sum())
+    whole = evaluate_top_n(scores_for, seen, relevant, ks=(5, 10), popular=popular,
+                           block_size=n_users)  # fmt: skip
+    for by_block, at_once in zip(blocked, whole, strict=True):
+        assert by_block == pytest.approx(at_once)
+    # the reference: dense masking and ranking of every user at once
+    masked = table.clone()
+    rows, items = seen.block(np.arange(n_users))
+    masked[rows, items] = -torch.inf
+    top = torch.topk(masked, 10, dim=1).indices.numpy()
+    assert blocked[1]["ndcg"] == pytest.approx(ranking_metrics(top, relevant, 10)["ndcg"])
+    seen_top = seen.contains(np.arange(n_users), top)
+    assert not seen_top.any()
+    with pytest.raises(DataError, match="expected"):
+        evaluate_top_n(lambda block: torch.zeros(len(block), 3), seen, relevant)
 
 
 def test_error_by_bucket_labels_and_counts():

@@ -164,6 +164,10 @@ def test_ranking_evaluation_and_nn_limits(data):
     table = evaluate_ranking(fitted, split, ks=(5, 10))
     assert set(table.scorer) == {"model", "model + 1.5 log popularity", "most popular"}
     assert table.ndcg.between(0, 1).all() and table.recall.between(0, 1).all()
+    by_scorer = table[table.k == 10].set_index("scorer")
+    # the 1% most rated are 4 of 400 items: at most 4 of 10 slots, fewer once seen
+    assert 0 < by_scorer.popular_share["most popular"] <= 0.4
+    assert table.coverage.between(0, 1).all()
     neural = collab_learner(split.train, None, model="nn", config=config, options=QUIET)
     assert neural.score_users(np.array([0, 1])).shape == (2, ratings.n_items)
     with pytest.raises(CollabFilterError, match="place a new user"):

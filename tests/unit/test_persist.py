@@ -240,3 +240,26 @@ def test_a_loaded_model_does_not_depend_on_its_file(saved, tmp_path):
         handle.write(b"\0" * len(path.read_bytes()))
         handle.truncate(10)
     assert np.array_equal(loaded.predict_ratings(learner.valid_ratings), expected)
+
+
+@pytest.mark.parametrize("candidate", ["ease", "ials", "item_knn"])
+def test_round_trip_of_ranking_models(split, tmp_path, candidate):
+    from collabfilter.config import TopNConfig
+
+    config = TopNConfig(candidates=(candidate,), ials_sweeps=2)
+    learner = collab_learner(split.train, model="topn", config=config, options=QUIET)
+    learner.fit_recipe()
+    assert learner.topn_report.kind == candidate
+    loaded = cf.load_model(learner.save(tmp_path / "ranker.cf"))
+    assert type(loaded.model) is type(learner.model) and not loaded.predicts_ratings
+    users = np.arange(20)
+    assert torch.equal(loaded.score_users(users), learner.score_users(users))
+    ours, theirs = (
+        recommend(learner, learner.users.ids[:5]),
+        recommend(loaded, loaded.users.ids[:5]),
+    )
+    assert np.array_equal(ours.item_idx, theirs.item_idx)
+    rated = {3: 5.0, 11: 2.0}
+    pd.testing.assert_frame_equal(
+        recommend_new_user(loaded, rated), recommend_new_user(learner, rated)
+    )

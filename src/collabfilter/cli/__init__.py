@@ -60,8 +60,8 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--model", choices=sorted(RECIPES), default="dot_bias",
-        help="recipe: dot_bias (default, adapts to the data), bayes (most accurate), nn, dot, "
-        "dot_bias_large (millions of ratings)",
+        help="recipe: dot_bias (default, adapts to the data), bayes (most accurate ratings), "
+        "topn (top-N lists), nn, dot, dot_bias_large (millions of ratings)",
     )  # fmt: skip
     parser.add_argument("--epochs", type=int, help="epochs (bayes: sweeps; default: the recipe's)")
     parser.add_argument("--lr", type=float, help="peak learning rate")
@@ -109,6 +109,11 @@ def _add_model_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
         help="how to hold out validation ratings (u1..u5, ua, ub: ml-100k's own files)",
     )  # fmt: skip
     train.add_argument("--out", type=Path, metavar="MODEL", help="model file to write")
+    train.add_argument(
+        "--with-ranking", action="store_true",
+        help="also fit the topn recipe on the same ratings and keep both in the model file "
+        "(ratings from the first, top-N lists from the second)",
+    )  # fmt: skip
     _json_flag(train)
     train.set_defaults(run=model_commands.train)
     evaluate = commands.add_parser("evaluate", help="a model's error on ratings, beside baselines")
@@ -150,6 +155,10 @@ def _add_query_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
                      help='a new user\'s rating, e.g. "Star Wars (1977)=5" (repeat)')  # fmt: skip
     recommend.add_argument("-n", type=int, default=10, help="how many items")
     recommend.add_argument("--min-ratings", type=int, help="only items rated this often")
+    recommend.add_argument(
+        "--by", choices=["auto", "rating", "ranking"], default="auto",
+        help="order by the file's ranking model when it has one (auto), or by predicted rating",
+    )  # fmt: skip
     _json_flag(recommend)
     recommend.set_defaults(run=query_commands.recommend)
     similar = commands.add_parser("similar", help="the items nearest to an item")

@@ -103,23 +103,34 @@ def _train(args: argparse.Namespace, console: Console, group: Any) -> int:
     start = time.perf_counter()
     learner.fit_recipe()
     seconds = time.perf_counter() - start
+    ranker = None
+    if args.with_ranking and learner.predicts_ratings:  # one file serving both kinds of query
+        ranker = collab_learner(split.train, valid, model="topn",
+                                options=RunOptions(seed=args.seed, progress=False))  # fmt: skip
+        ranker.fit_recipe()
     digest = None if group is None else distributed.check_identical(learner.model)
     if not main:
         return 0
     choice = getattr(learner, "decay_choice", None)
     table = metrics_table(learner, split, args.model, seconds) if valid is not None else None
     if args.out is not None:
-        learner.save(args.out)
+        learner.save(args.out, ranking=ranker)
     if args.json:
         emit_json({
             "model": args.model, "seconds": seconds, "history": records(learner.history_frame()),
             "metrics": learner.metrics, "validation": None if table is None else records(table),
             "model_file": None if args.out is None else str(args.out),
             "processes": 1 if group is None else group.world_size, "parameters_sha256": digest,
+            "ranking": None if ranker is None else {"report": str(ranker.topn_report),
+                                                    "metrics": ranker.metrics},
         })  # fmt: skip
         return 0
     if choice is not None:
         console.print(f"note: {choice.describe()}", highlight=False)
+    for fitted in (learner, ranker):
+        report = getattr(fitted, "topn_report", None)
+        if report is not None:
+            console.print(str(report), highlight=False)
     if digest is not None:
         console.print(
             f"parameters identical on all {group.world_size} ranks (sha256 {digest[:16]})"

@@ -30,14 +30,14 @@ def recommend(args: argparse.Namespace, console: Console) -> int:
     from collabfilter import recommend as rec
 
     model = load(args.model)
-    ranker = model.ranker or model
     if args.rated:
-        frame = rec.recommend_new_user(ranker, parse_rated(args.rated), k=args.n,
-                                       min_ratings=args.min_ratings)  # fmt: skip
+        frame = rec.recommend_new_user(model, parse_rated(args.rated), k=args.n,
+                                       min_ratings=args.min_ratings, by=args.by)  # fmt: skip
         heading = f"{len(frame)} recommendations for a new user ({len(args.rated)} ratings)"
     else:
-        lists = rec.recommend(ranker, [args.user], k=args.n, min_ratings=args.min_ratings)
-        frame = lists.to_frame(ranker).drop(columns="user")
+        lists = rec.recommend(model, [args.user], k=args.n, min_ratings=args.min_ratings,
+                              by=args.by)  # fmt: skip
+        frame = lists.to_frame(model).drop(columns="user")
         heading = f"{len(frame)} recommendations for user {lists.users[0]}"
     if args.json:
         emit_json({"user": None if args.rated else _raw(model, args.user), "items": records(frame)})

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,6 +33,7 @@ from collabfilter.config import (
     BayesConfig,
     ModelConfig,
     RunOptions,
+    TopNConfig,
     TrainConfig,
     with_changes,
 )
@@ -39,6 +41,7 @@ from collabfilter.data import Ratings, Split
 from collabfilter.data.interactions import Interactions
 from collabfilter.data.tensors import RatingTensors
 from collabfilter.errors import ConfigError, DataError
+from collabfilter.evaluate import ItemSets, evaluate_top_n
 from collabfilter.fitted import EpochRecord, FittedModel
 from collabfilter.models import build_model
 from collabfilter.persist import save_model
@@ -47,6 +50,7 @@ from collabfilter.train.gibbs import run_gibbs
 from collabfilter.train.loop import run_epochs, sweep_rates
 from collabfilter.train.progress import EpochReporter, announce
 from collabfilter.train.steps import Steps, make_steps
+from collabfilter.train.topn import TopNReport, fit_topn
 from collabfilter.train.tuning import DecayChoice, choose_decay
 
 
@@ -149,6 +153,8 @@ class Learner(FittedModel):
         self.on_epoch = on_epoch
         self.decay_choice: DecayChoice | None = None
         """What ``fit_recipe`` chose for the decay strength, when the recipe tunes it."""
+        self.topn_report: TopNReport | None = None
+        """Which ranking model ``fit_recipe`` chose and why (the ``topn`` recipe)."""
         self.best_epoch: int | None = None
         self.kept_best = False
         """Whether the weights are those of an epoch chosen on the validation ratings."""
@@ -241,9 +247,11 @@ class Learner(FittedModel):
         records = fitter(self, config)
         self.history.extend(records)
         last = self.history[-1]
-        self.metrics = {"train_mse": last.train_loss}
+        self.metrics = {} if last.train_loss is None else {"train_mse": last.train_loss}
         if last.valid_rmse is not None:
             self.metrics["valid_rmse"] = _final_valid_rmse(self)
+        if isinstance(config, TopNConfig):
+            self.metrics.update(self._ranking_metrics(config.relevance))
         return records
 
     def _fit_sgd(self, config: TrainConfig) -> list[EpochRecord]:
@@ -328,8 +336,39 @@ class Learner(FittedModel):
         self.config = config
         return records
 
+    def _fit_topn(self, config: TopNConfig) -> list[EpochRecord]:
+        """Choose a ranking model on ratings carved out of the training part and fit it
+        (:mod:`collabfilter.train.topn`); the report says what was chosen and why. With
+        validation ratings, their NDCG@10 and recall@20 go into ``metrics``."""
+        start = time.perf_counter()
+        module, report = fit_topn(self.train_ratings, config)
+        self.model = module.to(self._device)
+        self.topn_report = report
+        announce(str(report), self.options.progress)
+        record = EpochRecord(len(self.history) + 1, None, None, None, time.perf_counter() - start)
+        if self.on_epoch is not None:
+            self.on_epoch(record)
+        return [record]
+
+    def _ranking_metrics(self, relevance: float | None) -> dict[str, float]:
+        """NDCG@10 and recall@20 on the validation ratings (hits: rated >= relevance,
+        or every validation rating for None)."""
+        valid = self.valid_ratings
+        if valid is None or len(valid) == 0:
+            return {}
+        n_users, n_items = len(self.users), len(self.items)
+        data = self.interactions
+        hits = np.ones(len(valid), dtype=bool) if relevance is None else valid.rating >= relevance
+        rows = evaluate_top_n(
+            self.score_users,
+            ItemSets.from_pairs(data.user_idx(), data.item_idx, n_users, n_items),
+            ItemSets.from_pairs(valid.user_idx[hits], valid.item_idx[hits], n_users, n_items),
+        )
+        at = {int(row["k"]): row for row in rows}
+        return {"valid_ndcg@10": at[10]["ndcg"], "valid_recall@20": at[20]["recall"]}
+
     def _validate(self) -> tuple[float | None, float | None]:
-        if self.valid_tensors is None or len(self.valid_tensors) == 0:
+        if self.valid_tensors is None or len(self.valid_tensors) == 0 or not self.predicts_ratings:
             return None, None
         valid = self.valid_tensors
         predictions = self.predict_indices(valid.user_idx.long(), valid.item_idx.long())
@@ -402,6 +441,7 @@ def suggest(lrs: np.ndarray, losses: np.ndarray) -> LRFinderResult:
 FITTERS: dict[type, Callable[[Learner, Any], list[EpochRecord]]] = {
     TrainConfig: Learner._fit_sgd,
     BayesConfig: Learner._fit_gibbs,
+    TopNConfig: Learner._fit_topn,
 }
 """How each kind of training config is fitted: a model family plugs in here."""
 

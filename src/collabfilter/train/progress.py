@@ -34,7 +34,7 @@ def format_record(record: EpochRecord) -> str:
         return f"{value:10.4f}" if value is not None else f"{'':10}"
 
     return (
-        f"{record.epoch:5d}  {record.train_loss:10.4f}  {number(record.valid_loss)}  "
+        f"{record.epoch:5d}  {number(record.train_loss)}  {number(record.valid_loss)}  "
         f"{number(record.valid_rmse)}  {record.seconds:6.2f}s"
     )
 

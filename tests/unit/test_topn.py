@@ -1,0 +1,247 @@
+"""Top-N models (EASE, iALS, item-kNN) and their automatic choice, on planted data."""
+
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from collabfilter import Ratings, generate_ratings, split_by_user
+from collabfilter.config import TopNConfig, config_from_dict, config_to_dict
+from collabfilter.errors import ConfigError, DataError
+from collabfilter.models import build_topn, knn
+from collabfilter.models.ease import EASE, fit_ease
+from collabfilter.models.ials import ImplicitALS, fit_ials
+from collabfilter.models.interactions import InteractionWeights, TopNModel
+from collabfilter.models.knn import ItemKNN, fit_item_knn
+from collabfilter.ranking import evaluate_scores
+from collabfilter.train.topn import fit_topn
+
+N_CLUSTERS, CLUSTER_SIZE = 8, 25
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """One thread: these fits are many small operations, and on a shared 2-core machine a
+    second thread waiting for a busy core makes each 5-10x slower (and timing tests
+    flaky); on an idle machine one thread costs little at these sizes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def clusters() -> Ratings:
+    """Users each like one cluster of items: 80% of their ratings fall in it (4-5 stars),
+    the rest on popular items anywhere (1-3 stars). Most-popular ignores the clusters."""
+    rng = np.random.default_rng(7)
+    n_users, n_items = 400, N_CLUSTERS * CLUSTER_SIZE
+    popularity = rng.permutation(np.arange(1, n_items + 1) ** -0.8)
+    popularity /= popularity.sum()
+    rows = []
+    for user in range(n_users):  # building the fixture, not the code under test
+        home = user % N_CLUSTERS
+        inside = rng.choice(CLUSTER_SIZE, 12, replace=False) + home * CLUSTER_SIZE
+        outside = rng.choice(n_items, 3, replace=False, p=popularity)
+        items = np.unique(np.concatenate([inside, outside]))
+        stars = np.where(items // CLUSTER_SIZE == home, rng.integers(4, 6, len(items)),
+                         rng.integers(1, 4, len(items)))  # fmt: skip
+        rows.append(pd.DataFrame({"user": user, "item": items, "rating": stars}))
+    return Ratings.from_df(pd.concat(rows, ignore_index=True))
+
+
+@pytest.fixture(scope="module")
+def split(clusters):
+    return split_by_user(clusters, frac=0.25, seed=3)
+
+
+def tensors(ratings: Ratings):
+    return (
+        torch.from_numpy(ratings.user_idx.astype(np.int64)),
+        torch.from_numpy(ratings.item_idx.astype(np.int64)),
+        ratings.n_users,
+        ratings.n_items,
+    )
+
+
+WEIGHTS = InteractionWeights(positive=4.0, low_weight=0.3)
+FITS = {
+    "ease": lambda r: fit_ease(*tensors(r), l2=20.0, ratings=torch.from_numpy(r.rating),
+                               weights=WEIGHTS),
+    "ials": lambda r: fit_ials(*tensors(r), n_factors=16, l2=0.03, unobserved_weight=0.05,
+                               ratings=torch.from_numpy(r.rating), weights=WEIGHTS),
+    "item_knn": lambda r: fit_item_knn(*tensors(r), n_neighbours=30,
+                                       ratings=torch.from_numpy(r.rating), weights=WEIGHTS),
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def fitted(split) -> dict[str, TopNModel]:
+    return {kind: fit(split.train) for kind, fit in FITS.items()}
+
+
+def ndcg(scores_for, split) -> float:
+    table = evaluate_scores(scores_for, split, ks=(10,))
+    return float(table.ndcg.iloc[0])
+
+
+@pytest.mark.parametrize("kind", list(FITS))
+def test_models_find_the_planted_clusters(fitted, split, kind):
+    counts = torch.from_numpy(split.train.item_counts().astype(np.float32))
+    popular = ndcg(lambda block: counts.expand(len(block), -1).clone(), split)
+    model = ndcg(lambda block: fitted[kind].score_items(torch.from_numpy(block)), split)
+    # the 16 unseen items of a user's cluster hold the ~3 hits: about 0.4 is the ceiling
+    assert model > 4.0 * popular and model > 0.3
+
+
+@pytest.mark.parametrize("kind", ["ease", "item_knn"])
+def test_fold_in_equals_a_known_user_exactly(fitted, split, kind):
+    train = split.train
+    for user in (0, 5, 17):
+        mine = train.user_idx == user
+        items = torch.from_numpy(train.item_idx[mine].astype(np.int64))
+        ratings = torch.from_numpy(train.rating[mine])
+        fresh = fitted[kind].score_new(items, ratings)
+        known = fitted[kind].score_items(torch.tensor([user]))[0]
+        assert torch.allclose(fresh, known, atol=1e-6)
+        assert torch.equal(torch.topk(fresh, 10).indices, torch.topk(known, 10).indices)
+
+
+def test_ials_fold_in_agrees_with_the_trained_factors(fitted, split):
+    train, model = split.train, fitted["ials"]
+    overlaps = []
+    for user in range(0, 40, 4):
+        mine = train.user_idx == user
+        items = torch.from_numpy(train.item_idx[mine].astype(np.int64))
+        fresh = model.score_new(items, torch.from_numpy(train.rating[mine]))
+        fresh[items] = -torch.inf
+        known = model.score_items(torch.tensor([user]))[0]
+        known[items] = -torch.inf
+        top_fresh, top_known = set(torch.topk(fresh, 10).indices.tolist()), torch.topk(known, 10)
+        overlaps.append(len(top_fresh & set(top_known.indices.tolist())))
+    assert np.mean(overlaps) >= 8
+
+
+@pytest.mark.parametrize("kind", list(FITS))
+def test_explain_parts_sum_to_the_score(fitted, kind):
+    model = fitted[kind]
+    history = torch.tensor([30, 3, 27, 11, 40])  # not sorted: parts follow this order
+    ratings = torch.tensor([5.0, 2.0, 4.0, 5.0, 1.0])
+    scores = model.score_new(history, ratings)
+    for item in (26, 28, 150):
+        parts = model.explain(history, item, ratings)
+        assert parts.shape == (5,)
+        assert float(parts.sum()) == pytest.approx(float(scores[item]), abs=1e-4)
+    if kind != "ials":  # item-item weights: an item of another cluster explains little
+        parts = model.explain(history, 26, ratings)
+        assert parts[[0, 2]].abs().min() > parts[[1, 4]].abs().max()
+
+
+def test_knn_scores_alike_with_packed_and_unpacked_similarities(fitted, monkeypatch):
+    users = torch.arange(50)
+    unpacked = fitted["item_knn"].score_items(users)
+    monkeypatch.setattr(knn, "DENSE_SIMILARITIES", 0)
+    assert torch.allclose(fitted["item_knn"].score_items(users), unpacked, atol=1e-6)
+
+
+@pytest.mark.parametrize("kind", list(FITS))
+def test_safetensors_round_trip_rebuilds_from_settings(fitted, kind, tmp_path):
+    model = fitted[kind]
+    save_file(model.state_dict(), tmp_path / "model.safetensors")
+    empty = build_topn(model.settings(), model.sizes())
+    assert type(empty) is {"ease": EASE, "ials": ImplicitALS, "item_knn": ItemKNN}[kind]
+    empty.load_state_dict(load_file(tmp_path / "model.safetensors"), strict=True)
+    users = torch.arange(10)
+    assert torch.equal(empty.score_items(users), model.score_items(users))
+    assert empty.settings() == model.settings()
+
+
+def test_interaction_weights_and_bad_input():
+    weights = InteractionWeights(positive=4.0, low_weight=0.25)
+    assert weights.of(torch.tensor([5.0, 4.0, 3.5]), 3).tolist() == [1.0, 1.0, 0.25]
+    assert weights.of(None, 2).tolist() == [1.0, 1.0]
+    with pytest.raises(ValueError, match="low_weight"):
+        InteractionWeights(4.0, 0.0)
+    user, item = torch.tensor([0, 0]), torch.tensor([1, 1])
+    with pytest.raises(ValueError, match="repeated"):
+        fit_ease(user, item, 2, 3, l2=1.0)
+    with pytest.raises(ValueError, match="at least one"):
+        fit_ease(torch.tensor([0]), torch.tensor([1]), 2, 3, l2=1.0).score_new(torch.tensor([]))
+
+
+def test_topn_config_validates_and_round_trips():
+    config = TopNConfig(candidates=("ials",), ials_factors=(8, 16), memory_budget=2**20)
+    assert config_from_dict(TopNConfig, config_to_dict(config)) == config
+    with pytest.raises(ConfigError, match="candidates"):
+        TopNConfig(candidates=("svd",))  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="low_rating_weights"):
+        TopNConfig(low_rating_weights=(0.0,))
+    with pytest.raises(ConfigError, match="carve_fraction"):
+        TopNConfig(carve_fraction=1.0)
+
+
+SMALL = dict(ease_l2_scales=(1.0, 4.0), ials_factors=(8,), ials_l2=(0.03,),
+             ials_unobserved_scales=(3.0,), knn_neighbours=(30,))  # fmt: skip
+
+
+def test_automatic_choice_reports_every_candidate(split):
+    model, report = fit_topn(split.train, TopNConfig(**SMALL))
+    assert report.kind == model.kind and report.settings == model.settings()
+    table = report.candidates
+    assert set(table.model) == {"ease", "ials", "item_knn"}
+    assert (table.note == "chosen").sum() == 1
+    chosen = table[table.note == "chosen"].iloc[0]
+    assert chosen.ndcg == table.ndcg.max() and "best NDCG@10" in report.reason
+    assert ndcg(lambda block: model.score_items(torch.from_numpy(block)), split) > 0.3
+    assert "carved" in str(report) and report.kind in str(report)
+
+
+def test_memory_budget_skips_what_would_not_fit(split):
+    sizes = (split.train.n_users, split.train.n_items, len(split.train))
+    budget = ImplicitALS.memory_bytes(*sizes, n_factors=8) + 1
+    assert EASE.memory_bytes(*sizes) > budget  # EASE's three items x items matrices
+    config = TopNConfig(candidates=("ease", "ials"), memory_budget=budget, **SMALL)
+    model, report = fit_topn(split.train, config)
+    assert model.kind == "ials"
+    ease = report.candidates[report.candidates.model == "ease"]
+    assert ease.note.str.startswith("skipped").all() and ease.ndcg.isna().all()
+    assert "over the memory budget: ease" in report.reason
+    with pytest.raises(DataError, match="memory_budget"):
+        fit_topn(split.train, TopNConfig(candidates=("ease",), memory_budget=1000))
+
+
+def test_choice_never_sees_the_test_part(split):
+    config = TopNConfig(candidates=("ease", "item_knn"), **SMALL)
+    _, with_test = fit_topn(split.train, config)
+    alone = Ratings.from_df(split.train.to_frame())  # rebuilt without any test rating
+    assert alone.n_items == split.train.n_items  # every item keeps a training rating
+    _, without = fit_topn(alone, config)
+    assert without.settings == with_test.settings
+    assert np.allclose(without.candidates.ndcg, with_test.candidates.ndcg, equal_nan=True)
+
+
+def test_fits_are_vectorised_on_a_larger_catalogue():
+    ratings = generate_ratings(3000, 2500, 150_000, seed=4).ratings
+    shape = tensors(ratings)
+    start = time.perf_counter()
+    models = [fit_ease(*shape, l2=100.0), fit_item_knn(*shape, n_neighbours=50),
+              fit_ials(*shape, n_factors=32, sweeps=4)]  # fmt: skip
+    for model in models:
+        for block in torch.arange(ratings.n_users).split(1024):
+            torch.topk(model.score_items(block), 20)
+    # a loop per user or item would take minutes here
+    assert time.perf_counter() - start < 30.0
+
+
+@pytest.mark.realdata
+def test_automatic_choice_on_ml100k(ml100k):
+    split = split_by_user(ml100k, frac=0.2, seed=42)
+    model, report = fit_topn(split.train)
+    table = evaluate_scores(lambda block: model.score_items(torch.from_numpy(block)), split)
+    metrics = table.set_index("k")
+    assert metrics.loc[10, "users"] == 927
+    assert metrics.loc[10, "ndcg"] >= 0.33 and metrics.loc[20, "recall"] >= 0.38
+    assert report.select_seconds < 60
