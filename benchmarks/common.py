@@ -8,6 +8,7 @@ import platform
 import resource
 import time
 from collections.abc import Callable
+from queue import Empty
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,15 @@ def run_isolated(fn: Callable[..., Any], *args: Any) -> tuple[Any, float, int]:
     queue = context.Queue()
     process = context.Process(target=_child, args=(fn, args, queue))
     process.start()
-    result = queue.get()
+    while True:  # a child killed (e.g. out of memory) never answers: do not wait forever
+        try:
+            result = queue.get(timeout=5)
+            break
+        except Empty:
+            if not process.is_alive():
+                raise RuntimeError(
+                    f"benchmark child died with exit code {process.exitcode} (killed for memory?)"
+                ) from None
     process.join()
     if process.exitcode != 0:
         raise RuntimeError(f"benchmark child failed with exit code {process.exitcode}")
