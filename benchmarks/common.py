@@ -8,8 +8,8 @@ import platform
 import resource
 import time
 from collections.abc import Callable
-from queue import Empty
 from pathlib import Path
+from queue import Empty
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
