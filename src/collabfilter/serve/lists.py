@@ -1,0 +1,182 @@
+"""Top-N lists, fold-in with stored ratings, explanations and batched predictions.
+
+A known user without stored ratings is scored by the list model's own row (one
+``score_users`` call, numpy slices for what they rated): this is the hot path and it
+touches no pandas and no title lookups. A user with stored ratings, or a new user, is
+folded in from everything they rated (:func:`collabfilter.recommend.fold_in`); the
+folded scores of a stored user are cached under the exact ratings they were computed
+from, so a write in any worker process makes every worker compute afresh, and a
+user read twice is folded in once.
+
+"Because you rated X": each recommended item is explained by the rated item, among
+those the user liked (rated at least their own mean and the scale's midpoint),
+whose item vector is closest by cosine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from collabfilter.errors import DataError
+from collabfilter.fitted import FittedModel
+from collabfilter.recommend import fold_in, require_finite, score_folded
+from collabfilter.serve.served import ItemList, ServedModel
+from collabfilter.serve.store import RawId
+
+Stored = tuple[tuple[RawId, float], ...]
+"""A user's stored ``(item_id, rating)`` pairs, as the database returns them."""
+
+
+def top_items(
+    served: ServedModel, scores: Tensor, exclude: np.ndarray, k: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` best items by ``scores`` (shape ``(items,)``, left unchanged), never
+    one of ``exclude`` nor a blocked rare item: ``(item_idx int64, scores float32)``,
+    possibly fewer than ``k``."""
+    require_finite(scores)
+    ranking = scores.clone()
+    ranking[torch.from_numpy(np.asarray(exclude, dtype=np.int64))] = -torch.inf
+    if served.blocked is not None:
+        ranking[served.blocked] = -torch.inf
+    top = torch.topk(ranking, min(k, len(ranking)))
+    picked = top.indices[torch.isfinite(top.values)]
+    return picked.numpy(), scores[picked].numpy()
+
+
+def explain_picks(
+    served: ServedModel, picked: np.ndarray, rated_idx: np.ndarray, rated_values: np.ndarray
+) -> np.ndarray:
+    """For each picked item, the position in ``rated_idx`` of the liked item most like
+    it (-1 when nothing the user rated is liked, or the model has no item vectors)."""
+    none = np.full(len(picked), -1, dtype=np.int64)
+    vectors = served.unit_vectors
+    if vectors is None or not len(rated_idx) or not len(picked):
+        return none
+    scale = served.model.scale
+    threshold = max(float(np.mean(rated_values)), (scale.low + scale.high) / 2)
+    liked = np.flatnonzero(rated_values >= threshold)
+    if not len(liked):
+        return none
+    rated_vectors = vectors[torch.from_numpy(rated_idx[liked].astype(np.int64))]
+    similarity = vectors[torch.from_numpy(picked.astype(np.int64))] @ rated_vectors.T
+    return np.asarray(liked[similarity.argmax(dim=1).numpy()], dtype=np.int64)
+
+
+def rated_by(served: ServedModel, row: int | None, stored: Stored) -> tuple[np.ndarray, np.ndarray]:
+    """Item indices (int64) and ratings (float64) of a user: their training ratings
+    (a known user) overridden and extended by what they sent."""
+    ratings: dict[int, float] = {}
+    if row is not None:
+        items, values = served.model.interactions.items_of(row)
+        ratings.update(zip(items.tolist(), values.astype(np.float64).tolist(), strict=True))
+    for item_id, rating in stored:
+        item_row = served.items.row(item_id)
+        if item_row is not None:  # an item the current model no longer has
+            ratings[item_row] = rating
+    return np.fromiter(ratings, np.int64, len(ratings)), np.fromiter(
+        ratings.values(), np.float64, len(ratings)
+    )
+
+
+def folded_scores(
+    model: FittedModel, served: ServedModel, rated_idx: np.ndarray, values: np.ndarray
+) -> Tensor:
+    """Scores of every item for someone who rated ``rated_idx`` with ``values``."""
+    if not len(rated_idx):
+        raise DataError("no ratings to recommend from: rate at least one item")
+    raw = [served.items.raw_id(int(i)) for i in rated_idx]
+    user = fold_in(model, dict(zip(raw, values.tolist(), strict=True)))
+    return score_folded(model, user)
+
+
+def user_list(
+    served: ServedModel, user_key: RawId, row: int | None, stored: Stored, k: int
+) -> ItemList:
+    """Top ``k`` for a user: a known one by their row, anyone with stored ratings by
+    fold-in (cached under those ratings). Everything they rated is excluded.
+
+    Raises:
+        DataError: for an unknown user who sent no ratings (the caller says 404).
+    """
+    lister = served.lister
+    if row is not None and not stored:
+        rated_idx, values = lister.interactions.items_of(row)
+        scores = lister.score_users(np.array([row], dtype=np.int64))[0]
+    else:
+        rated_idx, values = rated_by(served, row, stored)
+
+        def fold() -> Tensor:
+            return folded_scores(lister, served, rated_idx, values)
+
+        scores = served.folds.get_or_make(("list", user_key, stored), fold)
+    return finish(served, scores, rated_idx, np.asarray(values, dtype=np.float64), k)
+
+
+def new_user_list(
+    served: ServedModel, rated_idx: np.ndarray, values: np.ndarray, k: int
+) -> ItemList:
+    """Top ``k`` for someone known only by the ratings in a request."""
+    scores = folded_scores(served.lister, served, rated_idx, values)
+    return finish(served, scores, rated_idx, values, k)
+
+
+def finish(
+    served: ServedModel, scores: Tensor, rated_idx: np.ndarray, values: np.ndarray, k: int
+) -> ItemList:
+    """The list and its explanations from a user's scores and ratings."""
+    picked, picked_scores = top_items(served, scores, rated_idx, k)
+    because = explain_picks(served, picked, rated_idx, values)
+    return ItemList(picked, picked_scores, because, np.asarray(rated_idx), values)
+
+
+def predict_pairs(
+    served: ServedModel,
+    user_rows: Sequence[int | None],
+    user_keys: Sequence[RawId],
+    item_rows: np.ndarray,
+    stored: dict[RawId, Stored],
+) -> np.ndarray:
+    """Predicted ratings (float32) of pairs whose items are known: by the rating
+    model's rows for known users without stored ratings, by fold-in otherwise.
+
+    Raises:
+        DataError: naming users neither known nor with stored ratings.
+    """
+    model = served.model
+    result = np.empty(len(item_rows), dtype=np.float32)
+    pairs = zip(user_rows, user_keys, strict=True)
+    plain = np.array([row is not None and key not in stored for row, key in pairs], dtype=bool)
+    if plain.any():
+        users = torch.tensor([r for r, p in zip(user_rows, plain, strict=True) if p])
+        predicted = model.predict_indices(users, torch.from_numpy(item_rows[plain]))
+        require_finite(predicted, "predictions")
+        result[plain] = predicted.numpy()
+    folded = np.flatnonzero(~plain).tolist()
+    missing = sorted({str(user_keys[i]) for i in folded if user_keys[i] not in stored})
+    if missing:
+        raise DataError(
+            f"{len(missing)} unknown user(s): {missing[:5]}; the model knows users like "
+            f"{served.users.raw_id(0)!r}, and users who sent ratings"
+        )
+    groups: dict[RawId, list[int]] = {}
+    for position in folded:
+        groups.setdefault(user_keys[position], []).append(position)
+    for key, positions in groups.items():
+        scores = _rating_scores(served, key, user_rows[positions[0]], stored[key])
+        result[positions] = scores[torch.from_numpy(item_rows[positions])].numpy()
+    return result
+
+
+def _rating_scores(served: ServedModel, key: RawId, row: int | None, stored: Stored) -> Tensor:
+    def fold() -> Tensor:
+        rated_idx, values = rated_by(served, row, stored)
+        scores = folded_scores(served.model, served, rated_idx, values)
+        require_finite(scores, "predictions")
+        return scores
+
+    scores: Tensor = served.folds.get_or_make(("rating", key, stored), fold)
+    return scores
