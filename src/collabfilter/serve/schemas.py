@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
 
 MAX_PAIRS = 10_000
 """Pairs in one ``POST /predict``."""
@@ -43,7 +43,7 @@ class PredictResponse(BaseModel):
 
 class Rated(Strict):
     item: RawId
-    rating: float = Field(description="on the model's rating scale (see /health)")
+    rating: StrictFloat = Field(description="on the model's rating scale (see /health)")
 
 
 class RatingsRequest(Strict):

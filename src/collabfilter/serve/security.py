@@ -73,21 +73,29 @@ class Guard:
             await self._too_large(send)
             return
         received = 0
+        exceeded = False
 
         async def limited_receive() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             received += len(message.get("body", b""))
             if received > self.max_body:
+                exceeded = True
                 raise BodyTooLarge
             return message
 
-        async def send_with_headers(message: Message) -> None:
+        async def guarded_send(message: Message) -> None:
+            # The framework may turn the error raised while reading into a response of
+            # its own (FastAPI: 400); the client is told the real reason instead.
+            if exceeded:
+                if message["type"] == "http.response.start":
+                    await self._too_large(send)
+                return
             if message["type"] == "http.response.start":
                 message["headers"] = [*message.get("headers", []), *_HEADERS]
             await send(message)
 
-        await self.app(scope, limited_receive, send_with_headers)
+        await self.app(scope, limited_receive, guarded_send)
 
     async def _too_large(self, send: Send) -> None:
         body = json.dumps({"detail": f"request body over {self.max_body} bytes"}).encode()

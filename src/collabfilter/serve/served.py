@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -49,9 +51,13 @@ class FileSignature:
     def of(cls, path: Path) -> FileSignature | None:
         """The file's signature, or None when it is absent."""
         try:
-            stat = os.stat(path)
+            return cls.of_stat(os.stat(path))
         except FileNotFoundError:
             return None
+
+    @classmethod
+    def of_stat(cls, stat: os.stat_result) -> FileSignature:
+        """The signature of a ``stat`` result."""
         return cls(stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
@@ -195,8 +201,7 @@ class ServedModel:
     def load(cls, path: str | Path, *, min_ratings: int | None = None) -> ServedModel:
         """Load the model file at ``path`` (see :func:`collabfilter.load_model`)."""
         path = Path(path)
-        signature = FileSignature.of(path)
-        model = load_model(path)
+        signature, model = _load_snapshot(path)
         loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
         lister = model.ranker or model
         return cls(path, signature, model, lister, loaded_at, min_ratings)
@@ -226,6 +231,23 @@ class ServedModel:
     def view(self, key: Hashable, make: Callable[[], _T]) -> _T:
         """A derived view (map, bias table) built on first request and kept."""
         return self.views.get_or_make(key, make)
+
+
+def _load_snapshot(path: Path) -> tuple[FileSignature, FittedModel]:
+    """Load a private copy of the model file, deleted once loaded.
+
+    A loaded model's tensors are mapped from its file, not copied: had the server
+    loaded ``path`` itself, anyone overwriting that file in place (``cp new.cf
+    served.cf`` truncates it first) would crash the server with SIGBUS on its next
+    request. The copy is read from one open handle, so its signature is the signature
+    of exactly what was loaded; the mapping outlives the deleted copy.
+    """
+    with open(path, "rb") as source:
+        signature = FileSignature.of_stat(os.fstat(source.fileno()))
+        with tempfile.NamedTemporaryFile(prefix="collabfilter-serving-", suffix=".cf") as copy:
+            shutil.copyfileobj(source, copy, 1 << 20)
+            copy.flush()
+            return signature, load_model(copy.name)
 
 
 def _unit_vectors(model: FittedModel) -> Tensor | None:
