@@ -28,9 +28,11 @@ def synthetic_ratings(n_ratings: int = 4000, seed: int = 1) -> cf.Ratings:
     return synthetic.ratings.with_titles(titles)
 
 
-def train_and_save(ratings: cf.Ratings, path: Path, *, epochs: int | None = 2) -> Path:
+def train_and_save(
+    ratings: cf.Ratings, path: Path, *, epochs: int | None = 2, tune_decay: bool = True
+) -> Path:
     """A dot_bias model of ``ratings`` written to ``path``."""
-    config = RECIPES["dot_bias"][1]
+    config = replace(RECIPES["dot_bias"][1], tune_decay=tune_decay)
     if epochs is not None:
         config = replace(config, epochs=epochs)
     learner = collab_learner(ratings, config=config, options=QUIET)

@@ -97,13 +97,19 @@ async def biases(request: Request, among: AMONG = 500) -> JSONBody:
 
 
 @router.get("/items/{item_id}/similar", response_model=s.SimilarResponse, responses=ERRORS)
-async def similar(request: Request, item_id: str, n: N = 10) -> JSONBody:
+async def similar(
+    request: Request,
+    item_id: str,
+    n: N = 10,
+    min_ratings: Annotated[int | None, Query(ge=1, description="fewest ratings shown")] = None,
+) -> JSONBody:
     """The items whose factors are closest to this one's (cosine)."""
     served = _service(request).holder.current
     row = served.items.row(item_id)
     if row is None:
         raise UnknownIdError(f"unknown item id {item_id!r}; search items with /items?q=")
-    found = similar_items(served.model, served.items.raw_id(row), k=n)
+    raw_id = served.items.raw_id(row)
+    found = similar_items(served.model, raw_id, k=n, min_ratings=min_ratings)
     items = _found(served, found["item"].tolist())
     for entry, value in zip(items, found["similarity"].tolist(), strict=True):
         entry["similarity"] = round(float(value), 4)

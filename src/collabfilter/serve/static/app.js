@@ -105,7 +105,9 @@ function onSearch() {
 
 async function showNeighbours(entry) {
   try {
-    const similar = await api(`/items/${encodeURIComponent(entry.item)}/similar?n=10`);
+    // Neighbours with a handful of ratings are mostly noise: the page leaves them out.
+    const path = `/items/${encodeURIComponent(entry.item)}/similar?n=10&min_ratings=20`;
+    const similar = await api(path);
     $("#neighbours-of").textContent = similar.item.title;
     fill($("#neighbours"), similar.items,
       (e) => `similarity ${e.similarity.toFixed(2)} \u00b7 ${e.ratings} ratings`);
