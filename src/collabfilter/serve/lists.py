@@ -19,7 +19,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from collabfilter.errors import DataError
 from collabfilter.fitted import FittedModel
@@ -32,19 +31,22 @@ Stored = tuple[tuple[RawId, float], ...]
 
 
 def top_items(
-    served: ServedModel, scores: Tensor, exclude: np.ndarray, k: int
+    served: ServedModel, scores: np.ndarray, exclude: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` best items by ``scores`` (shape ``(items,)``, left unchanged), never
     one of ``exclude`` nor a blocked rare item: ``(item_idx int64, scores float32)``,
-    possibly fewer than ``k``."""
-    require_finite(scores)
-    ranking = scores.clone()
-    ranking[torch.from_numpy(np.asarray(exclude, dtype=np.int64))] = -torch.inf
+    possibly fewer than ``k``; equal scores keep index order, as ``torch.topk`` does."""
+    if not np.isfinite(scores).all():
+        require_finite(torch.from_numpy(scores))  # raises, with the library's message
+    ranking = scores.copy()
+    ranking[exclude] = -np.inf
     if served.blocked is not None:
-        ranking[served.blocked] = -torch.inf
-    top = torch.topk(ranking, min(k, len(ranking)))
-    picked = top.indices[torch.isfinite(top.values)]
-    return picked.numpy(), scores[picked].numpy()
+        ranking[served.blocked] = -np.inf
+    k = min(k, len(ranking))
+    best = np.argpartition(-ranking, k - 1)[:k]
+    best = best[np.lexsort((best, -ranking[best]))]
+    best = best[np.isfinite(ranking[best])].astype(np.int64)
+    return best, scores[best]
 
 
 def explain_picks(
@@ -61,9 +63,8 @@ def explain_picks(
     liked = np.flatnonzero(rated_values >= threshold)
     if not len(liked):
         return none
-    rated_vectors = vectors[torch.from_numpy(rated_idx[liked].astype(np.int64))]
-    similarity = vectors[torch.from_numpy(picked.astype(np.int64))] @ rated_vectors.T
-    return np.asarray(liked[similarity.argmax(dim=1).numpy()], dtype=np.int64)
+    similarity = vectors[picked] @ vectors[rated_idx[liked]].T
+    return np.asarray(liked[similarity.argmax(axis=1)], dtype=np.int64)
 
 
 def rated_by(served: ServedModel, row: int | None, stored: Stored) -> tuple[np.ndarray, np.ndarray]:
@@ -84,13 +85,13 @@ def rated_by(served: ServedModel, row: int | None, stored: Stored) -> tuple[np.n
 
 def folded_scores(
     model: FittedModel, served: ServedModel, rated_idx: np.ndarray, values: np.ndarray
-) -> Tensor:
-    """Scores of every item for someone who rated ``rated_idx`` with ``values``."""
+) -> np.ndarray:
+    """Scores (float32) of every item for someone who rated ``rated_idx`` with ``values``."""
     if not len(rated_idx):
         raise DataError("no ratings to recommend from: rate at least one item")
     raw = [served.items.raw_id(int(i)) for i in rated_idx]
     user = fold_in(model, dict(zip(raw, values.tolist(), strict=True)))
-    return score_folded(model, user)
+    return np.asarray(score_folded(model, user).numpy(), dtype=np.float32)
 
 
 def user_list(
@@ -105,11 +106,14 @@ def user_list(
     lister = served.lister
     if row is not None and not stored:
         rated_idx, values = lister.interactions.items_of(row)
-        scores = lister.score_users(np.array([row], dtype=np.int64))[0]
+        if served.scorer is not None:
+            scores = served.scorer.scores(row)
+        else:
+            scores = lister.score_users(np.array([row], dtype=np.int64))[0].numpy()
     else:
         rated_idx, values = rated_by(served, row, stored)
 
-        def fold() -> Tensor:
+        def fold() -> np.ndarray:
             return folded_scores(lister, served, rated_idx, values)
 
         scores = served.folds.get_or_make(("list", user_key, stored), fold)
@@ -125,7 +129,7 @@ def new_user_list(
 
 
 def finish(
-    served: ServedModel, scores: Tensor, rated_idx: np.ndarray, values: np.ndarray, k: int
+    served: ServedModel, scores: np.ndarray, rated_idx: np.ndarray, values: np.ndarray, k: int
 ) -> ItemList:
     """The list and its explanations from a user's scores and ratings."""
     picked, picked_scores = top_items(served, scores, rated_idx, k)
@@ -151,8 +155,13 @@ def predict_pairs(
     pairs = zip(user_rows, user_keys, strict=True)
     plain = np.array([row is not None and key not in stored for row, key in pairs], dtype=bool)
     if plain.any():
-        users = torch.tensor([r for r, p in zip(user_rows, plain, strict=True) if p])
-        predicted = model.predict_indices(users, torch.from_numpy(item_rows[plain]))
+        users = np.array([r for r, p in zip(user_rows, plain, strict=True) if p], dtype=np.int64)
+        if served.rating_scorer is not None:
+            predicted = torch.from_numpy(served.rating_scorer.pairs(users, item_rows[plain]))
+        else:
+            predicted = model.predict_indices(
+                torch.from_numpy(users), torch.from_numpy(item_rows[plain])
+            )
         require_finite(predicted, "predictions")
         result[plain] = predicted.numpy()
     folded = np.flatnonzero(~plain).tolist()
@@ -167,16 +176,16 @@ def predict_pairs(
         groups.setdefault(user_keys[position], []).append(position)
     for key, positions in groups.items():
         scores = _rating_scores(served, key, user_rows[positions[0]], stored[key])
-        result[positions] = scores[torch.from_numpy(item_rows[positions])].numpy()
+        result[positions] = scores[item_rows[positions]]
     return result
 
 
-def _rating_scores(served: ServedModel, key: RawId, row: int | None, stored: Stored) -> Tensor:
-    def fold() -> Tensor:
+def _rating_scores(served: ServedModel, key: RawId, row: int | None, stored: Stored) -> np.ndarray:
+    def fold() -> np.ndarray:
         rated_idx, values = rated_by(served, row, stored)
         scores = folded_scores(served.model, served, rated_idx, values)
-        require_finite(scores, "predictions")
+        require_finite(torch.from_numpy(scores), "predictions")
         return scores
 
-    scores: Tensor = served.folds.get_or_make(("rating", key, stored), fold)
+    scores: np.ndarray = served.folds.get_or_make(("rating", key, stored), fold)
     return scores
