@@ -311,7 +311,9 @@ def test_concurrent_writes_from_two_workers_all_land(model_file, tmp_path):
         assert errors == []
         frame = read_stored_ratings(db)
         assert len(frame) == 8 * 25
-        # a write through one worker shows in the other's lists at once
+        # a write through one worker shows in the other's lists at once, even when the
+        # other has just answered for that user
+        assert two.get("/users/9000/recommendations?n=50").json()["rated"] == 25
         one.post("/users/9000/ratings", json={"ratings": [{"item": 100, "rating": 5}]})
         listed = two.get("/users/9000/recommendations?n=50").json()
         assert listed["rated"] == 26 and 100 not in {e["item"] for e in listed["items"]}

@@ -24,10 +24,7 @@ from collabfilter.errors import DataError
 from collabfilter.fitted import FittedModel
 from collabfilter.recommend import fold_in, require_finite, score_folded
 from collabfilter.serve.served import ItemList, ServedModel
-from collabfilter.serve.store import RawId
-
-Stored = tuple[tuple[RawId, float], ...]
-"""A user's stored ``(item_id, rating)`` pairs, as the database returns them."""
+from collabfilter.serve.store import RawId, Stored
 
 
 def top_items(
@@ -157,13 +154,14 @@ def predict_pairs(
     if plain.any():
         users = np.array([r for r, p in zip(user_rows, plain, strict=True) if p], dtype=np.int64)
         if served.rating_scorer is not None:
-            predicted = torch.from_numpy(served.rating_scorer.pairs(users, item_rows[plain]))
+            predicted = served.rating_scorer.pairs(users, item_rows[plain])
         else:
             predicted = model.predict_indices(
                 torch.from_numpy(users), torch.from_numpy(item_rows[plain])
-            )
-        require_finite(predicted, "predictions")
-        result[plain] = predicted.numpy()
+            ).numpy()
+        if not np.isfinite(predicted).all():
+            require_finite(torch.from_numpy(predicted), "predictions")
+        result[plain] = predicted
     folded = np.flatnonzero(~plain).tolist()
     missing = sorted({str(user_keys[i]) for i in folded if user_keys[i] not in stored})
     if missing:

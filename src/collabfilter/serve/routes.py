@@ -169,7 +169,7 @@ async def predict(request: Request, body: s.PredictRequest) -> JSONBody:
         )
     else:
         predicted = predict_pairs(served, user_rows, user_keys, item_rows, stored)
-    return JSONBody({"predictions": [round(value, 4) for value in predicted.tolist()]})
+    return JSONBody({"predictions": np.round(predicted.astype(np.float64), 4).tolist()})
 
 
 @router.post(

@@ -72,6 +72,7 @@ class IdLookup:
     def __init__(self, vocabulary: Vocabulary) -> None:
         self.vocabulary = vocabulary
         self.integral = vocabulary.ids.dtype.kind == "i"
+        self.ids: list[RawId] = vocabulary.ids.tolist()
         self._rows: dict[RawId, int] = {}
 
     def row(self, value: RawId) -> int | None:
@@ -87,10 +88,7 @@ class IdLookup:
 
     def raw_id(self, row: int) -> RawId:
         """The raw id of a row as a Python int or str (its own type)."""
-        value: RawId = (
-            self.vocabulary.ids[row].item() if self.integral else self.vocabulary.ids[row]
-        )
-        return value
+        return self.ids[row]
 
     def key(self, value: RawId) -> RawId:
         """``value`` in the vocabulary's type, known or not: how a user is stored.
@@ -254,7 +252,7 @@ class ServedModel:
         model = self.model
         self.users = IdLookup(model.users)
         self.items = IdLookup(model.items)
-        self.item_ids = model.items.ids.tolist()
+        self.item_ids = self.items.ids
         self.labels = [str(label) for label in model.items.labels()]
         self.counts = model.interactions.item_counts()
         self.blocked = None

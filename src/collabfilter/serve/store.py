@@ -45,6 +45,9 @@ _SCHEMA = (
 
 RawId = int | str
 """A raw user or item id as stored: an integer or text, in the vocabulary's type."""
+Stored = tuple[tuple[RawId, float], ...]
+"""A user's stored ``(item_id, rating)`` pairs, by item id."""
+_ANSWERS_KEPT = 100_000
 
 
 class StoreError(CollabFilterError, OSError):
@@ -121,6 +124,7 @@ class RatingStore:
         now = int(time.time())
         rows = [(user_id, item_id, float(rating), now) for item_id, rating in ratings]
         connection = self._connection()
+        self._local.version = None  # this connection's own commits do not move data_version
         with _transaction(connection):
             connection.executemany(
                 "INSERT INTO ratings VALUES (?, ?, ?, ?) ON CONFLICT (user_id, item_id) "
@@ -132,34 +136,49 @@ class RatingStore:
             ).fetchone()
         return int(count)
 
-    def ratings_of(self, user_id: RawId) -> tuple[tuple[RawId, float], ...]:
+    def ratings_of(self, user_id: RawId) -> Stored:
         """The ``(item_id, rating)`` pairs a user sent, by item id."""
-        rows = self._connection().execute(
-            "SELECT item_id, rating FROM ratings WHERE user_id = ? ORDER BY item_id", (user_id,)
-        )
-        return tuple((item, float(rating)) for item, rating in rows)
+        return self.ratings_of_users([user_id]).get(user_id, ())
 
-    def ratings_of_users(
-        self, user_ids: Iterable[RawId]
-    ) -> dict[RawId, tuple[tuple[RawId, float], ...]]:
-        """:meth:`ratings_of` for several users in one query (users without any left out)."""
-        wanted = list(dict.fromkeys(user_ids))
-        found: dict[RawId, list[tuple[RawId, float]]] = {}
+    def ratings_of_users(self, user_ids: Iterable[RawId]) -> dict[RawId, Stored]:
+        """:meth:`ratings_of` for several users (users without any left out).
+
+        Answers are kept per thread until the database changes: ``PRAGMA data_version``
+        moves whenever another connection commits (any thread or process), and this
+        thread's own writes clear its answers, so a read never misses a committed write.
+        """
+        cache = self._fresh_answers()
+        wanted = [user for user in dict.fromkeys(user_ids) if user not in cache]
+        if wanted:
+            found: dict[RawId, list[tuple[RawId, float]]] = {user: [] for user in wanted}
+            connection = self._connection()
+            for start in range(0, len(wanted), 500):  # SQLite bounds variables per query
+                part = wanted[start : start + 500]
+                rows = connection.execute(
+                    "SELECT user_id, item_id, rating FROM ratings WHERE user_id IN "
+                    f"({','.join('?' * len(part))}) ORDER BY user_id, item_id",
+                    part,
+                )
+                for user, item, rating in rows:
+                    found[user].append((item, float(rating)))
+            if len(cache) + len(found) > _ANSWERS_KEPT:
+                cache.clear()
+            cache.update((user, tuple(pairs)) for user, pairs in found.items())
+        return {user: cache[user] for user in dict.fromkeys(user_ids) if cache.get(user)}
+
+    def _fresh_answers(self) -> dict[RawId, Stored]:
         connection = self._connection()
-        for start in range(0, len(wanted), 500):  # SQLite bounds the variables per query
-            part = wanted[start : start + 500]
-            rows = connection.execute(
-                "SELECT user_id, item_id, rating FROM ratings WHERE user_id IN "
-                f"({','.join('?' * len(part))}) ORDER BY user_id, item_id",
-                part,
-            )
-            for user, item, rating in rows:
-                found.setdefault(user, []).append((item, float(rating)))
-        return {user: tuple(pairs) for user, pairs in found.items()}
+        (version,) = connection.execute("PRAGMA data_version").fetchone()
+        local = self._local
+        if getattr(local, "version", None) != version:
+            local.version, local.answers = version, {}
+        answers: dict[RawId, Stored] = local.answers
+        return answers
 
     def forget(self, user_id: RawId) -> int:
         """Delete everything a user sent; returns how many ratings were deleted."""
         connection = self._connection()
+        self._local.version = None
         with _transaction(connection):
             cursor = connection.execute("DELETE FROM ratings WHERE user_id = ?", (user_id,))
         return int(cursor.rowcount)
