@@ -8,6 +8,7 @@ share the ratings database, where everything a request changes lives.
 
 from __future__ import annotations
 
+import gc
 import ipaddress
 import json
 import logging
@@ -171,10 +172,15 @@ def app_from_environment() -> Any:
 def _build(settings: ServeSettings, token: str | None) -> Any:
     from collabfilter.serve.app import create_app
 
-    return create_app(
+    app = create_app(
         settings.model, settings.db, token, reload_poll=settings.reload_poll,
         min_ratings=settings.min_ratings, torch_threads=1,
     )  # fmt: skip
+    # Everything imported and loaded so far lives as long as the process: moved out of
+    # the collector's generations, full collections no longer walk it mid-request.
+    gc.collect()
+    gc.freeze()
+    return app
 
 
 def _log_to_stderr(level: str) -> None:
