@@ -13,8 +13,8 @@ parsing a response is a few string operations):
 * open loop: requests scheduled at a fixed rate whatever the server does, latency
   measured from each request's *scheduled* send time, so a stalled server is charged
   for the requests queued behind the stall (no coordinated omission). Rates rise until
-  p99 exceeds the target or a request fails; the highest rate that kept p99 within the
-  target is reported.
+  p99 exceeds the target or a request fails, twice in a row at the same rate (both
+  tries are printed); the highest rate that kept p99 within the target is reported.
 
 Requests: ``GET /users/{id}/recommendations?n=10`` over all users in turn, and
 ``POST /predict`` with 100 random (user, item) pairs. The load generator shares the
@@ -168,6 +168,11 @@ async def open_loop(port: int, requests: list[bytes], rate: float, seconds: floa
     return Outcome(latencies, errors, count / rate)
 
 
+def _load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load average {one:.2f} (1 min), {five:.2f} (5 min)"
+
+
 def trained_model() -> Path:
     """A default dot_bias model of ml-100k, trained once and kept under benchmarks/.work."""
     path = WORK / "bench_serve_ml100k.cf"
@@ -177,8 +182,9 @@ def trained_model() -> Path:
         from collabfilter.train import collab_learner
 
         WORK.mkdir(parents=True, exist_ok=True)
-        learner = collab_learner(load_movielens("ml-100k", path=SHARED / "ml-100k"),
-                                 options=RunOptions(progress=False))  # fmt: skip
+        local = SHARED / "ml-100k"  # else COLLABFILTER_DATA_DIR, the cache, a download
+        ratings = load_movielens("ml-100k", path=local if local.exists() else None)
+        learner = collab_learner(ratings, options=RunOptions(progress=False))
         learner.fit_recipe()
         learner.save(path)
     return path
@@ -234,13 +240,19 @@ async def measure(port: int, loads: dict[str, list[bytes]], args: argparse.Names
           "the scheduled send time")  # fmt: skip
     best = None
     for rate in args.rates:
-        outcome = await open_loop(port, loads["GET recommendations n=10"], rate, args.seconds)
-        print(outcome.row(f"  offered {rate:>5} req/s"), flush=True)
-        if outcome.errors or outcome.p99_ms() > args.target_ms:
+        kept = False
+        for attempt in ("", " (again)"):  # a stall of the shared machine gets one retry
+            outcome = await open_loop(port, loads["GET recommendations n=10"], rate, args.seconds)
+            print(outcome.row(f"  offered {rate:>5} req/s{attempt}"), flush=True)
+            kept = not outcome.errors and outcome.p99_ms() <= args.target_ms
+            if kept:
+                break
+        if not kept:
             break
         best = rate
     verdict = "none" if best is None else f"{best} req/s"
     print(f"\nhighest offered rate with p99 <= {args.target_ms:g} ms and no errors: {verdict}")
+    print(f"finished {datetime.now().isoformat(timespec='seconds')}; {_load_average()}")
 
 
 def main() -> None:
@@ -263,8 +275,9 @@ def main() -> None:
         runner = uvloop.run
     except ImportError:
         runner = asyncio.run
-    print(f"started {datetime.now().isoformat(timespec='seconds')}; model {model}; "
-          f"{args.workers} worker(s); generator loop {runner.__module__}")  # fmt: skip
+    started = datetime.now().isoformat(timespec="seconds")
+    print(f"started {started}; {_load_average()}; model {model}; {args.workers} worker(s); "
+          f"generator loop {runner.__module__}")  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         server, port = start_server(model, Path(folder) / "ratings.db", args.workers)
         try:
