@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["bench_load.py", "bench_accuracy.py", "bench_ranking.py", "bench_scale.py"]
+SCRIPTS = [
+    "bench_load.py",
+    "bench_accuracy.py",
+    "bench_ranking.py",
+    "bench_scale.py",
+    "bench_serve.py",
+]
 
 if __name__ == "__main__":
     failures = 0

@@ -485,3 +485,16 @@ def test_other_model_families_use_the_generic_path(tmp_path):
             loaded.predict([4], [9]).tolist(), abs=1e-4)  # fmt: skip
         refused(client.post("/recommendations", json={"ratings": [{"item": 5, "rating": 4}]}),
                 409, "fold-in")  # fmt: skip
+
+
+def test_module_entry_point_reports_errors_in_one_line(model_file, tmp_path, capsys):
+    from collabfilter.serve.__main__ import main
+
+    assert main([str(model_file), "--host", "0.0.0.0"]) == 1
+    assert "without a token" in capsys.readouterr().err
+    assert main([str(tmp_path / "missing.cf")]) == 1
+    assert "not found" in capsys.readouterr().err
+    damaged = tmp_path / "damaged.cf"
+    damaged.write_bytes(model_file.read_bytes()[:5000])
+    assert main([str(damaged), "--db", str(tmp_path / "ratings.db")]) == 1
+    assert f"collabfilter serve: {damaged}: not a readable" in capsys.readouterr().err

@@ -12,24 +12,26 @@ needs neither.
 
 from __future__ import annotations
 
+from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from collabfilter.serve.server import ServeSettings, check_settings, default_db_path, run
 from collabfilter.serve.store import RatingStore, StoreError, read_stored_ratings
 
 if TYPE_CHECKING:
-    from fastapi import FastAPI
+    from collabfilter.serve.app import create_app
 
 
-def create_app(model_path: Any, db_path: Any, token: str | None = None, **options: Any) -> FastAPI:
-    """See :func:`collabfilter.serve.app.create_app` (imported here on first use)."""
-    try:
-        from collabfilter.serve.app import create_app as build
-    except ImportError as error:  # pragma: no cover - depends on the installed extras
-        raise ImportError(
-            f"the service needs FastAPI and uvicorn: pip install 'collabfilter[serve]' ({error})"
-        ) from error
-    return build(model_path, db_path, token, **options)
+def __getattr__(name: str) -> Any:
+    if name == "create_app":
+        try:
+            return import_module("collabfilter.serve.app").create_app
+        except ImportError as error:  # depends on the installed extras
+            raise ImportError(
+                f"the service needs FastAPI and uvicorn: pip install 'collabfilter[serve]' "
+                f"({error})"
+            ) from error
+    raise AttributeError(f"module 'collabfilter.serve' has no attribute {name!r}")
 
 
 __all__ = [

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from collabfilter.data import Vocabulary
-from collabfilter.errors import CollabFilterError, DataError
+from collabfilter.errors import CollabFilterError, DataError, ModelFileError
 from collabfilter.fitted import FittedModel
 from collabfilter.interpret import item_factors, title_index
 from collabfilter.models import DotProduct, DotProductBias
@@ -316,7 +316,10 @@ def _load_snapshot(path: Path) -> tuple[FileSignature, FittedModel]:
         with tempfile.NamedTemporaryFile(prefix="collabfilter-serving-", suffix=".cf") as copy:
             shutil.copyfileobj(source, copy, 1 << 20)
             copy.flush()
-            return signature, load_model(copy.name)
+            try:
+                return signature, load_model(copy.name)
+            except ModelFileError as error:  # name the file the user gave, not the copy
+                raise ModelFileError(str(error).replace(copy.name, str(path))) from None
 
 
 def _unit_vectors(model: FittedModel) -> np.ndarray | None:
