@@ -1,12 +1,13 @@
 """Top-N lists, fold-in with stored ratings, explanations and batched predictions.
 
-A known user without stored ratings is scored by the list model's own row (one
-``score_users`` call, numpy slices for what they rated): this is the hot path and it
-touches no pandas and no title lookups. A user with stored ratings, or a new user, is
-folded in from everything they rated (:func:`collabfilter.recommend.fold_in`); the
-folded scores of a stored user are cached under the exact ratings they were computed
-from, so a write in any worker process makes every worker compute afresh, and a
-user read twice is folded in once.
+A known user without stored ratings is scored from the list model's own row: for dot
+models by :class:`~collabfilter.serve.served.DotScorer` (one matrix-vector product in
+numpy), for others by ``score_users``; top-N and explanations are numpy too. This is
+the hot path: no pandas, no title lookups, no per-request set-up. A user with stored
+ratings, or a new user, is folded in from everything they rated
+(:func:`collabfilter.recommend.fold_in`); the folded scores of a stored user are cached
+under the exact ratings they were computed from, so a write in any worker process
+makes every worker compute afresh, and a user read twice is folded in once.
 
 "Because you rated X": each recommended item is explained by the rated item, among
 those the user liked (rated at least their own mean and the scale's midpoint),
