@@ -8,8 +8,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 SCRIPTS = [
-    "bench_load.py", "bench_accuracy.py", "bench_bayes.py", "bench_ranking.py", "bench_scale.py",
-]  # fmt: skip
+    "bench_load.py",
+    "bench_accuracy.py",
+    "bench_bayes.py",
+    "bench_ranking.py",
+    "bench_scale.py",
+    "bench_serve.py",
+]
 
 if __name__ == "__main__":
     failures = 0

@@ -245,3 +245,22 @@ def test_automatic_choice_on_ml100k(ml100k):
     assert metrics.loc[10, "users"] == 927
     assert metrics.loc[10, "ndcg"] >= 0.33 and metrics.loc[20, "recall"] >= 0.38
     assert report.select_seconds < 60
+
+
+@pytest.mark.parametrize("kind", ["ease", "ials", "item_knn"])
+def test_explaining_many_items_at_once_is_explaining_each(kind):
+    from collabfilter.models import fit_ease, fit_ials, fit_item_knn
+
+    ratings = generate_ratings(80, 120, 2000, n_factors=3, seed=4).ratings
+    users, items = torch.from_numpy(ratings.user_idx), torch.from_numpy(ratings.item_idx)
+    fit = {
+        "ease": lambda: fit_ease(users, items, 80, 120, l2=5.0),
+        "ials": lambda: fit_ials(users, items, 80, 120, n_factors=4, sweeps=2),
+        "item_knn": lambda: fit_item_knn(users, items, 80, 120, n_neighbours=10),
+    }[kind]
+    model = fit()
+    history, picks = torch.tensor([3, 7, 11, 20]), torch.tensor([5, 9, 40])
+    many = model.explain_many(history, picks)
+    assert many.shape == (4, 3)
+    for column, item in enumerate(picks.tolist()):
+        assert torch.allclose(many[:, column], model.explain(history, item), atol=1e-5)

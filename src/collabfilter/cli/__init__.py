@@ -110,6 +110,10 @@ def _add_model_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )  # fmt: skip
     train.add_argument("--out", type=Path, metavar="MODEL", help="model file to write")
     train.add_argument(
+        "--ratings-db", type=Path, metavar="PATH",
+        help="also train on the ratings a running service stored (collabfilter serve --db)",
+    )  # fmt: skip
+    train.add_argument(
         "--with-ranking", action="store_true",
         help="also fit the topn recipe on the same ratings and keep both in the model file "
         "(ratings from the first, top-N lists from the second)",
@@ -176,6 +180,21 @@ def _add_query_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     interpret.set_defaults(run=query_commands.interpret)
 
 
+def _add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from collabfilter.serve import __main__ as serve_cli
+
+    serve = commands.add_parser(
+        "serve", help="serve a model file over HTTP, with a web page (FastAPI on uvicorn)"
+    )
+    serve_cli.add_arguments(serve)
+
+    def run_server(args: argparse.Namespace, console: Console) -> int:
+        serve_cli.serve(args)
+        return 0
+
+    serve.set_defaults(run=run_server)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``collabfilter`` command."""
     parser = argparse.ArgumentParser(
@@ -186,6 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_commands(commands)
     _add_model_commands(commands)
     _add_query_commands(commands)
+    _add_serve_command(commands)
     return parser
 
 

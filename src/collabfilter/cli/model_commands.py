@@ -85,6 +85,8 @@ def _train(args: argparse.Namespace, console: Console, group: Any) -> int:
 
     ratings = load_ratings(args)
     split = make_split(ratings, args)
+    if args.ratings_db is not None:
+        split = _with_stored_ratings(split, args.ratings_db)
     valid = split.valid if len(split.valid) else None
     model_config, config, model_changes = _recipe(args)
     main = group is None or group.is_main
@@ -142,6 +144,26 @@ def _train(args: argparse.Namespace, console: Console, group: Any) -> int:
     else:
         console.print("\n(no model file written: pass --out MODEL to keep it)", style="dim")
     return 0
+
+
+def _with_stored_ratings(split: Split, path: Path) -> Split:
+    """``split`` with the ratings a service stored added to its training part (a user's
+    stored rating of an item replaces the one in the data)."""
+    import pandas as pd
+
+    from collabfilter.serve import read_stored_ratings
+
+    stored = read_stored_ratings(require_file(path, "ratings database"))
+    if stored.empty:
+        return split
+    train = split.train.to_frame()[["user", "item", "rating"]]
+    stored = stored[["user", "item", "rating"]]
+    combined = pd.concat([train, stored], ignore_index=True)
+    titles = split.train.items.titles
+    merged = Ratings.from_df(combined, scale=split.train.scale, duplicates="last")
+    if titles is not None:
+        merged = merged.with_titles(dict(zip(split.train.items.ids, titles, strict=True)))
+    return Split(merged, split.valid, split.report)
 
 
 def load(path: Path) -> FittedModel:

@@ -72,6 +72,16 @@ class EASE(TopNModel):
         order = _input_order(history_item_idx, rows.indices)
         return rows.values[order] * self.item_weights[rows.indices[order], item_idx]
 
+    @torch.no_grad()
+    def explain_many(
+        self, history_item_idx: Tensor, item_idx: Tensor, ratings: Tensor | None = None
+    ) -> Tensor:
+        """``x_uj * B[j, i]`` for each rated ``j`` and each item ``i``, in one gather."""
+        rows = self.new_rows(history_item_idx, ratings)
+        order = _input_order(history_item_idx, rows.indices)
+        picked = self.item_weights[rows.indices[order]][:, torch.as_tensor(item_idx, dtype=INDEX)]
+        return rows.values[order].unsqueeze(1) * picked
+
     def settings(self) -> dict[str, Any]:
         return {**super().settings(), "l2": self.l2}
 

@@ -130,6 +130,19 @@ class ImplicitALS(TopNModel):
         solved: Tensor = torch.linalg.solve(system[0], self.item_factors[item_idx].double())
         return (weight * (self.item_factors[history].double() @ solved)).float()
 
+    @torch.no_grad()
+    def explain_many(
+        self, history_item_idx: Tensor, item_idx: Tensor, ratings: Tensor | None = None
+    ) -> Tensor:
+        """:meth:`explain` for several items: one solve with a column per item."""
+        history = torch.as_tensor(history_item_idx, dtype=INDEX).reshape(-1)
+        rows = self.new_rows(history, ratings)
+        system, _ = self._systems(rows)
+        weight = rows.values[torch.searchsorted(rows.indices, history)].double()
+        items = self.item_factors[torch.as_tensor(item_idx, dtype=INDEX)].double()
+        solved: Tensor = torch.linalg.solve(system[0], items.T)  # (factors, items)
+        return (weight.unsqueeze(1) * (self.item_factors[history].double() @ solved)).float()
+
     def settings(self) -> dict[str, Any]:
         return {
             **super().settings(),

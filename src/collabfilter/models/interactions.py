@@ -287,6 +287,14 @@ class TopNModel(nn.Module):
         float32 in the order given; they sum to ``score_new(history, ratings)[item]``."""
         raise NotImplementedError
 
+    def explain_many(
+        self, history_item_idx: Tensor, item_idx: Tensor, ratings: Tensor | None = None
+    ) -> Tensor:
+        """:meth:`explain` for several items at once, ``(len(history), len(item_idx))``
+        (a list's explanations in one call; subclasses answer it in one product)."""
+        columns = [self.explain(history_item_idx, int(item), ratings) for item in item_idx]
+        return torch.stack(columns, 1) if columns else torch.zeros(len(history_item_idx), 0)
+
     def settings(self) -> dict[str, Any]:
         """Hyper-parameters as a JSON-ready dict (with ``kind``)."""
         return {"kind": self.kind, "weights": self.weights.to_dict()}

@@ -1,0 +1,58 @@
+"""``python -m collabfilter.serve MODEL [options]``: the service without the CLI."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from collabfilter.errors import CollabFilterError
+from collabfilter.serve.server import run
+
+
+def parser() -> argparse.ArgumentParser:
+    """The options of ``collabfilter serve``."""
+    result = argparse.ArgumentParser(
+        prog="collabfilter serve", description="Serve a model file over HTTP."
+    )
+    add_arguments(result)
+    return result
+
+
+def add_arguments(result: argparse.ArgumentParser) -> None:
+    """Add the options of ``collabfilter serve`` to a parser (here and in the CLI)."""
+    result.add_argument("model", help="a model file (learner.save / collabfilter train)")
+    result.add_argument("--host", default="127.0.0.1", help="address (default: loopback)")
+    result.add_argument("--port", type=int, default=8000)
+    result.add_argument("--db", default=None, help="ratings database (default: beside MODEL)")
+    result.add_argument("--token", default=None, help="bearer token for writes "
+                        "(default: COLLABFILTER_TOKEN; required beyond loopback)")  # fmt: skip
+    result.add_argument("--workers", type=int, default=1)
+    result.add_argument("--reload-poll", type=float, default=1.0,
+                        help="seconds between checks of MODEL (0: never)")  # fmt: skip
+    result.add_argument("--min-ratings", type=int, default=None,
+                        help="never recommend items with fewer training ratings")  # fmt: skip
+    result.add_argument("--no-access-log", action="store_true")
+
+
+def serve(args: argparse.Namespace) -> None:
+    """Run the server the parsed options describe (errors propagate)."""
+    run(
+        args.model, args.host, args.port, args.db, args.token, args.workers,
+        args.reload_poll, min_ratings=args.min_ratings, access_log=not args.no_access_log,
+    )  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the server; errors become one line on stderr and exit code 1."""
+    args = parser().parse_args(argv)
+    try:
+        serve(args)
+    except (CollabFilterError, OSError) as error:
+        print(f"collabfilter serve: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""Request and response bodies of the HTTP API (they make the OpenAPI schema).
+
+Requests are validated strictly: ids are JSON integers or strings (never booleans or
+fractions), ratings finite numbers, unknown fields refused, and every list bounded.
+Responses are built by the routes directly (no per-request validation on the hot
+path); the tests check them against these models.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+
+MAX_PAIRS = 10_000
+"""Pairs in one ``POST /predict``."""
+MAX_RATINGS = 1_000
+"""Ratings in one request."""
+MAX_N = 100
+"""Items in one list (``n``)."""
+MAX_AMONG = 2_000
+"""Items on the map or in the bias table."""
+
+RawId = Annotated[StrictInt | StrictStr, Field(description="a raw id, in the data's own type")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class Pair(Strict):
+    user: RawId
+    item: RawId
+
+
+class PredictRequest(Strict):
+    pairs: list[Pair] = Field(min_length=1, max_length=MAX_PAIRS)
+
+
+class PredictResponse(BaseModel):
+    predictions: list[float] = Field(description="predicted ratings, in the order of the pairs")
+
+
+class Rated(Strict):
+    item: RawId
+    rating: StrictFloat = Field(description="on the model's rating scale (see /health)")
+
+
+class RatingsRequest(Strict):
+    ratings: list[Rated] = Field(min_length=1, max_length=MAX_RATINGS)
+
+
+class Because(BaseModel):
+    item: RawId
+    title: str
+    rating: float
+
+
+class ListedItem(BaseModel):
+    item: RawId
+    title: str
+    score: float
+    because: Because | None = Field(
+        description="the liked item the user rated that is most like this one"
+    )
+
+
+class ItemListResponse(BaseModel):
+    user: RawId | None
+    known: bool = Field(description="whether the model was trained on this user's ratings")
+    rated: int = Field(description="items the user rated (excluded from the list)")
+    scores: Literal["predicted rating", "ranking score"]
+    items: list[ListedItem]
+
+
+class FoundItem(BaseModel):
+    item: RawId
+    title: str
+    ratings: int = Field(description="training ratings of the item")
+
+
+class SearchResponse(BaseModel):
+    query: str
+    items: list[FoundItem]
+
+
+class SimilarItem(FoundItem):
+    similarity: float
+
+
+class SimilarResponse(BaseModel):
+    item: FoundItem
+    items: list[SimilarItem]
+
+
+class MapPoint(FoundItem):
+    x: float
+    y: float
+
+
+class MapResponse(BaseModel):
+    explained: list[float] = Field(description="share of variance of each component")
+    items: list[MapPoint]
+
+
+class BiasRow(FoundItem):
+    bias: float
+    mean_rating: float | None
+
+
+class BiasesResponse(BaseModel):
+    items: list[BiasRow]
+
+
+class StoredResponse(BaseModel):
+    user: RawId
+    stored: int = Field(description="ratings stored by this request")
+    total: int = Field(description="ratings this user has sent, all requests")
+
+
+class ForgetResponse(BaseModel):
+    user: RawId
+    deleted: int
+
+
+class HealthResponse(BaseModel):
+    status: Literal["ok"]
+    model: dict[str, object]
+    database: dict[str, object]
+
+
+class ReloadResponse(BaseModel):
+    reloaded: bool
+    model: dict[str, object]
+
+
+class ErrorResponse(BaseModel):
+    detail: str
