@@ -26,4 +26,5 @@ def test_the_tutorial_notebook_runs(ml100k_dir, tmp_path):
         str(o.get("text", "")) + str(o.get("data", {}).get("text/plain", "")) for o in outputs
     )
     assert "Return of the Jedi" in text and "suggested peak rate" in text
+    assert "'ranker': 'EASE'" in text or "'ranker': 'ImplicitALS'" in text  # served, both models
     assert (tmp_path / "out" / "tutorial" / "movies.cf").is_file()

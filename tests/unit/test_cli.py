@@ -93,7 +93,7 @@ def test_the_executable_ends_normally_with_the_commands_code_and_output(tmp_path
 
 def test_every_command_has_help(capsys):
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
-    assert {"train", "evaluate", "predict", "recommend", "similar", "interpret", "lr-find",
+    assert {"train", "evaluate", "predict", "recommend", "similar", "interpret", "lr-find", "serve",
             "summary", "datasets", "fetch", "synth", "demo"} <= set(commands)  # fmt: skip
     for name in commands:
         with pytest.raises(SystemExit) as caught:

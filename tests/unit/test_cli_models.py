@@ -126,3 +126,33 @@ def test_train_and_query_a_bayes_model(files, tmp_path, capsys):
     picks = run_json(capsys, ["recommend", str(model), "--user", "3", "-n", "3"])
     assert all(row["+/- std"] > 0 for row in picks["items"])
     assert main(["train", str(data), "--model", "bayes", "--lr", "0.1"]) == EXIT_DATA
+
+
+def test_train_includes_the_ratings_a_service_stored(files, tmp_path, capsys):
+    import collabfilter as cf
+    from collabfilter.serve import RatingStore
+
+    data, _, _ = files
+    database = tmp_path / "ratings.sqlite"
+    store = RatingStore(database)
+    store.add(9001, [(7, 5.0), (8, 4.0), (9, 1.0)])  # a user the data does not have
+    store.close()
+    model = tmp_path / "next.cf"
+    command = ["train", str(data), "--title", "title", "--epochs", "2", "--wd", "0.1",
+               "--ratings-db", str(database), "--out", str(model)]  # fmt: skip
+    assert main(command) == 0
+    retrained = cf.load_model(model)
+    assert 9001 in retrained.users.ids.tolist()
+    assert set(retrained.interactions.items_of(retrained.users.index_of(9001))[0]) == set(
+        retrained.items.index([7, 8, 9])
+    )
+    assert main([*command[:-4], "--ratings-db", str(tmp_path / "absent.sqlite")]) == EXIT_MISSING
+
+
+def test_serve_refuses_bad_settings_with_one_line(files, tmp_path, capsys):
+    _, model, _ = files
+    capsys.readouterr()
+    assert main(["serve", str(tmp_path / "absent.cf")]) == EXIT_MISSING
+    assert main(["serve", str(model), "--host", "0.0.0.0"]) == 1  # beyond loopback, no token
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and "token" in errors[1]
