@@ -161,8 +161,8 @@ class TrainConfig:
     """Exponent of the per-row rate reduction for crowded rows (see the class docstring);
     0: one rate for every row."""
     batch_size: int | None = None
-    """Ratings per step. None: about a hundredth of the training ratings (a power of
-    two in [256, 32768]), so that every epoch takes ~100 steps whatever the data size."""
+    """Ratings per step. None: about a fortieth of the training ratings (a power of two
+    in [256, 32768]), so that every epoch takes ~40 steps whatever the data size."""
     dense_lr: float = 3e-3
     """Adam step size of dense parameters under ``optimizer="sgd"``."""
     grad_clip: float | None = None
@@ -184,7 +184,7 @@ class TrainConfig:
         """The batch size for ``n_ratings`` training ratings (see ``batch_size``)."""
         if self.batch_size is not None:
             return self.batch_size
-        return int(min(max(2 ** round(math.log2(max(n_ratings, 1) / 100)), 256), 32768))
+        return int(min(max(2 ** round(math.log2(max(n_ratings, 1) / 40)), 256), 32768))
 
     def scaled_decay(self, multiplier: float) -> TrainConfig:
         """This config with every table's decay strength multiplied by ``multiplier``."""
@@ -510,8 +510,8 @@ RECIPES: dict[str, tuple[ModelConfig, FitConfig]] = {
 }  # fmt: skip
 """Model and training recipes by name.
 
-``dot_bias``, the default, adapts to the data: batches of about a hundredth of the
-ratings (a row then appears in a batch about a hundredth as often as in the data),
+``dot_bias``, the default, adapts to the data: batches of about a fortieth of the
+ratings (a row then appears in a batch about a fortieth as often as in the data),
 rates of rows crowded in a batch divided by the fourth root of their crowding (tamer
 at the one-cycle peak for rows seen many times per batch), one decay strength for every table
 with rarely seen rows shrunk relatively more (frequency exponents 0.5), and that

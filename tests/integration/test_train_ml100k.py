@@ -25,7 +25,7 @@ def held_out_rmse(train, valid, model="dot_bias"):
 
 def test_dot_bias_recipe_on_the_90_10_split(ml100k):
     train, valid = split_random(ml100k, 0.1, seed=42, keep_known=False)
-    assert held_out_rmse(train, valid) < 0.903  # measured 0.899; fastai 0.919
+    assert held_out_rmse(train, valid) < 0.902  # measured 0.897; fastai 0.919
 
 
 def test_dot_bias_recipe_on_u1(ml100k_dir):
@@ -39,10 +39,10 @@ def test_the_lessons_flow_reaches_fastais_result(ml100k):
     train, valid = split_random(ml100k, 0.1, seed=42, keep_known=False)
     learner = collab_learner(train, None, options=QUIET)
     suggestion = learner.lr_find().suggestion
-    assert 0.05 < suggestion < 0.5  # per-rating sgd rates (measured 0.16-0.20)
+    assert 0.05 < suggestion < 0.5  # per-rating sgd rates (measured 0.18-0.21)
     learner.fit_one_cycle(5, suggestion, wd=0.1)
     predictions = learner.predict_ratings(valid)
-    assert float(np.sqrt(np.mean((predictions - valid.rating) ** 2))) < 0.919  # measured 0.907
+    assert float(np.sqrt(np.mean((predictions - valid.rating) ** 2))) < 0.919  # measured 0.908
 
 
 def test_nn_recipe_on_the_90_10_split(ml100k):

@@ -267,7 +267,7 @@ def test_the_default_recipe_adapts_its_batch_and_decay_to_the_data(shape):
     assert (
         not learner.config.tune_decay and learner.metrics["decay_multiplier"] == choice.multiplier
     )
-    expected_batch = max(256, 2 ** round(np.log2(len(train) / 100)))  # ~100 steps per epoch
+    expected_batch = max(256, 2 ** round(np.log2(len(train) / 40)))  # ~40 steps per epoch
     assert RECIPES["dot_bias"][1].batch_for(len(train)) == expected_batch
     floor = synthetic.truth.noise_floor(valid.user_idx, valid.item_idx)
     reference = synthetic.truth.reference_rmse(train, valid)

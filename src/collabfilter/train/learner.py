@@ -58,10 +58,11 @@ from collabfilter.train.tuning import DecayChoice, choose_decay
 class LRFinderResult:
     """Loss along an exponential sweep of learning rates, and suggested peak rates.
 
-    ``suggestion`` is the rate at the lowest smoothed loss: the largest step that still
-    helps most. One-cycle spends most of its run well below its peak (its average rate
-    is about half of it), so that rate is a good peak for per-rating sgd. fastai's rules
-    are beside it: ``steep``, where the smoothed loss falls fastest, and ``minimum``, a
+    ``suggestion`` is 1.5 times the rate at the lowest smoothed loss, the single step
+    that helps most. One-cycle warms up from a 25th of its peak and anneals to almost
+    nothing, so its rates average about half its peak: a peak of 1.5 times that rate
+    keeps most steps at or below it, which suits per-rating sgd. fastai's rules are
+    beside it: ``steep``, where the smoothed loss falls fastest, and ``minimum``, a
     tenth of the rate at the lowest loss; they suit Adam, which reaches its loss
     minimum at much smaller rates. Rates are in the units of the optimizer swept: per
     rating for ``sgd``, Adam's step size for ``adam``/``adamw``.
@@ -434,7 +435,7 @@ def suggest(lrs: np.ndarray, losses: np.ndarray) -> LRFinderResult:
     slopes = np.gradient(smoothed, np.log(lrs))
     steepest = int(np.argmin(slopes[: max(3, lowest + 1)]))
     return LRFinderResult(
-        lrs, losses, float(lrs[lowest]), float(lrs[steepest]), float(lrs[lowest] / 10)
+        lrs, losses, float(1.5 * lrs[lowest]), float(lrs[steepest]), float(lrs[lowest] / 10)
     )
 
 

@@ -11,9 +11,9 @@ caller's held-out data is never seen.
 Trials run the recipe's real schedule: with a shortened one, undertrained models favour
 weak decay, and midway through a one-cycle run the ranking of strengths is not yet the
 final one (it settles in the last quarter). So the search is sequential successive
-halving: the recipe's own strength runs in full, each other multiple is abandoned at
-three quarters of its schedule when it trails the best run so far at that epoch, and
-the search steps outwards by factors of two while the best is at an edge.
+halving: the recipe's own strength runs in full, each other multiple is abandoned when
+it trails the best run so far at the same epoch (clearly at 60% of its schedule, at all
+at 75%), and the search steps outwards by factors of two while the best is at an edge.
 """
 
 from __future__ import annotations
@@ -30,8 +30,10 @@ from collabfilter.fitted import EpochRecord
 
 CARVED = 0.1
 """Share of the training ratings carved out to score the candidates."""
-CHECKPOINT = 0.75
-"""Share of a trial's schedule after which a trailing trial is abandoned."""
+CHECKPOINTS = ((0.6, 0.01), (0.75, 0.0))
+"""(share of a trial's schedule, relative margin): a trial trailing the best finished
+run at that epoch by more than the margin is abandoned. Midway the ranking is not yet
+settled, so only a clear loser stops early; at three quarters it has settled."""
 LIMITS = (1 / 16, 16.0)
 
 Trial = Callable[[nn.Module, Split, TrainConfig, Callable[[EpochRecord], None]], None]
@@ -84,7 +86,7 @@ def choose_decay(
         trial: runs one trial (see :data:`Trial`).
     """
     part = split_random(train, CARVED, seed=options.seed, keep_known=True)
-    checkpoint = max(1, round(CHECKPOINT * config.epochs))
+    checkpoints = {max(1, round(share * config.epochs)): margin for share, margin in CHECKPOINTS}
     leader: dict[int, float] = {}  # the best finished trial's carved RMSE by epoch
     scores: dict[float, float] = {}
     abandoned: set[float] = set()
@@ -95,7 +97,12 @@ def choose_decay(
         def watch(record: EpochRecord) -> None:
             assert record.valid_rmse is not None
             path[record.epoch] = record.valid_rmse
-            if record.epoch == checkpoint and leader and record.valid_rmse > leader[checkpoint]:
+            margin = checkpoints.get(record.epoch)
+            if (
+                margin is not None
+                and leader
+                and record.valid_rmse > leader[record.epoch] * (1 + margin)
+            ):
                 raise _Abandon
 
         trial_config = replace(config.scaled_decay(multiplier), tune_decay=False)
