@@ -1,7 +1,7 @@
 """Bayesian MF by Gibbs sampling against myFM, on ml-100k and synthetic data at scale.
 
 Usage: python benchmarks/bench_bayes.py [--skip-folds] [--skip-myfm]
-       [--skip-scale] [--threads N] [--sweeps 200] [--scale-ratings 10000000]
+       [--skip-scale] [--threads N] [--sweeps 200] [--scale-size 10m]
 
 Prints, after the machine header:
 
@@ -205,7 +205,7 @@ def main() -> None:
     parser.add_argument("--skip-scale", action="store_true", help="no 10M sweeps")
     parser.add_argument("--threads", type=int, help="torch threads (default: torch's)")
     parser.add_argument("--sweeps", type=int, default=200)
-    parser.add_argument("--scale-ratings", type=int, default=10_000_000)
+    parser.add_argument("--scale-size", default="10m", help="a size of bench_scale.py")
     parser.add_argument("--scale-sweeps", type=int, default=4)
     args = parser.parse_args()
     if args.threads is not None:
@@ -225,7 +225,7 @@ def main() -> None:
     if not args.skip_scale:
         from bench_scale import prepare
 
-        path, _ = prepare(args.scale_ratings)
+        path, _, _ = prepare(args.scale_size)
         result, _, peak = run_isolated(scale_sweeps, path, args.scale_sweeps, args.threads)
         n = result["n_train"]
         print(f"{n:,} synthetic training ratings (ml-25m shape), {args.scale_sweeps} sweeps:")
