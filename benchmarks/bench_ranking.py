@@ -49,7 +49,7 @@ from collabfilter.data import Split, split_temporal_by_user
 from collabfilter.data.synthetic import ML25M_SHAPE
 from collabfilter.evaluate import ItemSets, popular_items, ranking_metrics
 from collabfilter.ranking import POPULARITY_WEIGHT, relevant_items, seen_items
-from collabfilter.recommend import recommend
+from collabfilter.recommend import Recommendations, recommend
 from collabfilter.train import collab_learner
 from collabfilter.train.topn import fit_model, fit_topn
 from common import SHARED, WORK, gib, machine_header, run_isolated
@@ -125,6 +125,13 @@ def numpy_ease(split: Split, l2: float = 500.0) -> Callable[[int], TopLists]:
     return top
 
 
+def full_lists(recommendations: Recommendations, k: int) -> TopLists:
+    """``recommend``'s lists as a (users, k) array; every user here has k unseen items."""
+    if not np.all(np.diff(recommendations.offsets) == k):
+        raise ValueError(f"a user got fewer than {k} items: the table needs full lists")
+    return recommendations.item_idx.reshape(-1, k)
+
+
 def most_popular(split: Split) -> Callable[[int], TopLists]:
     counts = torch.from_numpy(split.train.item_counts().astype(np.float32))
     seen = seen_items(split.train)
@@ -136,7 +143,7 @@ def rating_model(weight: float) -> Callable[[Split], Callable[[int], TopLists]]:
         learner = collab_learner(split.train, None, options=RunOptions(progress=False))
         learner.fit_recipe()
         users = learner.users.ids
-        return lambda k: recommend(learner, users, k=k, popularity_weight=weight).item_idx
+        return lambda k: full_lists(recommend(learner, users, k=k, popularity_weight=weight), k)
 
     return fit
 
@@ -178,9 +185,10 @@ def lenskit_method(kind: str) -> Callable[[Split], Callable[[int], TopLists]]:
 def evaluate(top: TopLists, split: Split) -> dict[str, float]:
     relevant = relevant_items(split.valid, 4.0)
     popular = popular_items(split.train.item_counts(), 0.01)
-    padded = np.where(top < 0, 0, top)  # short lists (never seen here) would count item 0
-    at10 = ranking_metrics(padded, relevant, 10, popular=popular)
-    at20 = ranking_metrics(padded, relevant, 20, popular=popular)
+    if (top < 0).any():
+        raise ValueError("a method returned a short list: every user here has 20 unseen items")
+    at10 = ranking_metrics(top, relevant, 10, popular=popular)
+    at20 = ranking_metrics(top, relevant, 20, popular=popular)
     return {"NDCG@10": at10["ndcg"], "recall@20": at20["recall"],
             "coverage@20": at20["coverage"], "popular share@20": at20["popular_share"],
             "users": at10["users"]}  # fmt: skip

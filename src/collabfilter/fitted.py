@@ -309,6 +309,20 @@ class FittedModel:
         scores: Tensor = self.model.score_items(index)  # type: ignore[operator]
         return scores.float().cpu()
 
+    @torch.no_grad()  # not inference_mode: callers mask the result in place
+    def rank_users(self, user_idx: np.ndarray) -> Tensor:
+        """Scores that order every item for the given users as :meth:`score_users` does,
+        at less cost where the model offers it (``rank_items``: a rating model leaves out
+        its per-user terms and its monotone output function), ``(n, items)`` float32 on
+        the CPU. For ranking lists only: they are not predictions."""
+        rank = getattr(self.model, "rank_items", None)
+        if rank is None:
+            return self.score_users(user_idx)
+        self.model.eval()
+        index = torch.from_numpy(np.asarray(user_idx, dtype=np.int64)).to(self.device)
+        scores: Tensor = rank(index)
+        return scores.float().cpu()
+
     def training_ratings(self) -> Ratings:
         """The training ratings the model kept, as a ``Ratings`` in its vocabularies
         (e.g. to fit baselines beside a loaded model)."""

@@ -22,6 +22,7 @@ from collabfilter.ranking import evaluate_ranking
 from collabfilter.recommend import (
     explain,
     fold_in,
+    mask_seen,
     recommend,
     recommend_new_user,
     score_folded,
@@ -179,3 +180,28 @@ def test_top_items_by_bias(learner):
 
     top = top_items_by_bias(learner, 5, min_ratings=40)
     assert len(top) == 5 and top.bias.is_monotonic_decreasing and (top.ratings >= 40).all()
+
+
+def test_recommend_picks_the_items_of_highest_predicted_rating(learner):
+    """Lists are ranked by cheaper scores (logits without the user's terms and the
+    sigmoid): they must hold the items the predicted ratings put first."""
+    users = learner.users.ids[:60]
+    user_idx = learner.users.index(users)
+    result = recommend(learner, users, k=10)
+    predicted = learner.score_users(user_idx)
+    mask_seen(learner, predicted, user_idx)
+    best = torch.topk(predicted, 10, dim=1)
+    assert np.allclose(result.scores, best.values.numpy().ravel(), atol=1e-5)
+    lists = result.item_idx.reshape(len(users), 10)
+    assert (lists == best.indices.numpy()).mean() > 0.99  # float32 ties may swap
+
+
+@pytest.mark.parametrize("table", ["item_factors", "user_factors", "item_bias"])
+def test_recommend_refuses_scores_that_are_not_finite(data, table):
+    _, ratings = data
+    damaged = collab_learner(ratings, None, options=QUIET)
+    damaged.fit(1)
+    with torch.no_grad():
+        getattr(damaged.model, table)[3] = float("nan")
+    with pytest.raises(CollabFilterError, match="not finite"):
+        recommend(damaged, damaged.users.ids, k=5)

@@ -54,7 +54,9 @@ class Interactions:
     @classmethod
     def from_ratings(cls, ratings: Ratings) -> Interactions:
         """The CSR form of ``ratings`` (sorted by user, then item)."""
-        order = np.lexsort((ratings.item_idx, ratings.user_idx))
+        # One stable sort of a combined key (lexsort would sort once per key).
+        key = ratings.user_idx.astype(np.int64) * max(ratings.n_items, 1) + ratings.item_idx
+        order = np.argsort(key, kind="stable")
         counts = np.bincount(ratings.user_idx, minlength=ratings.n_users)
         indptr = np.zeros(ratings.n_users + 1, dtype=np.int64)
         np.cumsum(counts, out=indptr[1:])

@@ -77,6 +77,11 @@ class DotProduct(nn.Module):
         x = self.user_factors[user_idx] @ self.item_factors.T
         return x if self.y_range is None else sigmoid_range(x, *self.y_range)
 
+    def rank_items(self, user_idx: Tensor) -> Tensor:
+        """Scores that order each user's items as :meth:`score_items` does (the sigmoid
+        is monotone, so it is left out): one pass over a users x items block."""
+        return self.user_factors[user_idx] @ self.item_factors.T
+
 
 class DotProductBias(BiasTerms, nn.Module):
     """Factors plus biases, squashed into ``y_range`` (fastai's ``EmbeddingDotBias``)::
@@ -156,3 +161,9 @@ class DotProductBias(BiasTerms, nn.Module):
         x = self.user_factors[user_idx] @ self.item_factors.T
         x = x + self.user_effect()[user_idx].unsqueeze(1) + self.item_effect().unsqueeze(0)
         return sigmoid_range(x + self.offset, *self.y_range)
+
+    def rank_items(self, user_idx: Tensor) -> Tensor:
+        """Scores that order each user's items as :meth:`score_items` does: the logits
+        without what is the same along a row (the user's bias, the offset) and without
+        the monotone sigmoid, in one matrix product that adds the item effects."""
+        return torch.addmm(self.item_effect(), self.user_factors[user_idx], self.item_factors.T)
