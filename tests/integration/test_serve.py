@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import math
 import re
 import shutil
 import threading
 import time
+import weakref
 
 import numpy as np
 import pandas as pd
@@ -498,3 +500,16 @@ def test_module_entry_point_reports_errors_in_one_line(model_file, tmp_path, cap
     damaged.write_bytes(model_file.read_bytes()[:5000])
     assert main([str(damaged), "--db", str(tmp_path / "ratings.db")]) == 1
     assert f"collabfilter serve: {damaged}: not a readable" in capsys.readouterr().err
+
+
+def test_heap_is_settled_at_start_and_after_a_reload(model_file, tmp_path):
+    """What lives as long as the server is kept out of the collector's full passes
+    (which stall every request), and a reload frees the old model."""
+    gc.unfreeze()
+    with TestClient(create_app(model_file, tmp_path / "ratings.db", reload_poll=0)) as client:
+        assert gc.get_freeze_count() > 0
+        old = weakref.ref(client.app.state.service.holder.current)
+        assert client.post("/admin/reload").status_code == 200
+        assert gc.get_freeze_count() > 0
+        assert old() is None
+    gc.unfreeze()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import threading
 from collections.abc import AsyncIterator
@@ -39,6 +40,19 @@ from collabfilter.serve.store import RatingStore
 
 STATIC = Path(__file__).parent / "static"
 log = logging.getLogger("collabfilter.serve")
+
+
+def settle_heap() -> None:
+    """Collect what is garbage now, then exempt everything alive from later collections.
+
+    A server's heap is mostly libraries and the model, alive until it exits; a full pass
+    of the cyclic collector over them stalls every request in flight, at moments nobody
+    chooses. So this runs once at start-up and once after each reload (where it also
+    frees the old model's cycles), and the collector only ever walks requests' objects.
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
 
 
 class ModelHolder:
@@ -69,6 +83,7 @@ class ModelHolder:
             served = ServedModel.load(self.path, min_ratings=self.min_ratings)
             self.current = served  # one reference: requests see the old or the new
             self._failed = None
+            settle_heap()
         log.info("serving %s (loaded %s)", self.path, served.loaded_at)
         return served
 
@@ -144,6 +159,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        settle_heap()
         watcher = asyncio.create_task(holder.watch(reload_poll)) if reload_poll else None
         try:
             yield
