@@ -15,6 +15,7 @@ counted, never mapped to another row.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -300,28 +301,24 @@ class FittedModel:
         ]  # fmt: skip
         return torch.cat(parts) if parts else torch.zeros(0)
 
-    @torch.no_grad()  # not inference_mode: callers mask the result in place
     def score_users(self, user_idx: np.ndarray) -> Tensor:
         """Scores of every item for the given user indices, ``(n, items)`` float32 on
         the CPU (predicted ratings, or ranking scores for ranking models)."""
-        self.model.eval()
-        index = torch.from_numpy(np.asarray(user_idx, dtype=np.int64)).to(self.device)
-        scores: Tensor = self.model.score_items(index)  # type: ignore[operator]
-        return scores.float().cpu()
+        return self._item_scores(self.model.score_items, user_idx)  # type: ignore[arg-type]
 
-    @torch.no_grad()  # not inference_mode: callers mask the result in place
     def rank_users(self, user_idx: np.ndarray) -> Tensor:
         """Scores that order every item for the given users as :meth:`score_users` does,
         at less cost where the model offers it (``rank_items``: a rating model leaves out
         its per-user terms and its monotone output function), ``(n, items)`` float32 on
         the CPU. For ranking lists only: they are not predictions."""
-        rank = getattr(self.model, "rank_items", None)
-        if rank is None:
-            return self.score_users(user_idx)
+        rank = getattr(self.model, "rank_items", self.model.score_items)
+        return self._item_scores(rank, user_idx)  # type: ignore[arg-type]
+
+    @torch.no_grad()  # not inference_mode: callers mask the result in place
+    def _item_scores(self, method: Callable[[Tensor], Tensor], user_idx: np.ndarray) -> Tensor:
         self.model.eval()
         index = torch.from_numpy(np.asarray(user_idx, dtype=np.int64)).to(self.device)
-        scores: Tensor = rank(index)
-        return scores.float().cpu()
+        return method(index).float().cpu()
 
     def training_ratings(self) -> Ratings:
         """The training ratings the model kept, as a ``Ratings`` in its vocabularies

@@ -140,9 +140,7 @@ def recommend(
     for start in range(0, len(user_idx), USER_BLOCK):
         block = user_idx[start : start + USER_BLOCK]
         if popularity_weight:
-            predicted = model.score_users(block)
-            require_finite(predicted)
-            ranking = predicted + popularity_weight * torch.log1p(counts)
+            ranking = model.score_users(block) + popularity_weight * torch.log1p(counts)
         else:
             ranking = model.rank_users(block)
         if exclude_seen:
@@ -153,16 +151,14 @@ def recommend(
         kept = top.values > -torch.inf  # masked items are -inf
         require_finite(top.values[top.values != -torch.inf])  # NaN sorts first: shows here
         top_items = top.indices[kept]
-        if popularity_weight:
-            chosen = torch.gather(predicted, 1, top.indices)[kept]
-        elif model.predicts_ratings and hasattr(model.model, "rank_items"):
+        if model.predicts_ratings:  # the ranking scores need not be ratings: predict them
             rows = torch.from_numpy(block.astype(np.int64)).repeat_interleave(kept.sum(1))
             chosen = model.predict_indices(rows, top_items)
             require_finite(chosen)
         else:
             chosen = top.values[kept]
         items.append(top_items.numpy())
-        scores.append(shown(model, chosen).numpy())
+        scores.append(chosen.numpy())
         lengths.append(kept.sum(1).numpy())
     offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
     picked = np.concatenate(items)
