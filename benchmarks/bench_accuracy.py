@@ -18,7 +18,9 @@ made on ratings carved out of the training part). Prints, after the machine head
    stars, long tails, a very heavy user) and in ml-1m's (6,040 users, 3,706 items, 1M
    ratings), random 80/20: the same rows beside the generator's noise floor and its
    Bayesian reference (what can be learned from that training set).
-3. The default recipe's fit time with and without its automatic decay choice; the
+0. The first fit of the process, which loads the compiled sgd step.
+3. The default recipe's fit time with and without its automatic decay choice (medians,
+   beside the same with the gather step); the
    share of held-out 90/10 ratings inside bayes' nominal 80/90/95% intervals; the nn
    recipe; the default fit with each form of the sgd step.
 4. fastai's recipe (DotProductBias, 50 factors, AdamW one-cycle, 5 epochs, batch 64)
@@ -112,24 +114,53 @@ def synthetic_shapes(with_myfm: bool, with_1m: bool) -> None:
         print(f"          noise floor {floor:.4f}, Bayesian reference {reference:.4f}")
 
 
-def default_fit_times(split: Split) -> None:
-    """The default fit alone (decay as chosen) and with its automatic choice."""
+def default_fit_times(split: Split, repeats: int = 3) -> None:
+    """The default fit alone (decay as chosen) and with its automatic choice, each
+    ``repeats`` times interleaved (medians), with the step the rule picks and with the
+    gather step beside it (the machine's speed drifts: compare the ratios)."""
     chosen, learner = ours(split, "dot_bias")
     assert learner.decay_choice is not None
-    plain = collab_learner(split.train, None, config=learner.config, options=QUIET)
-    start = time.perf_counter()
-    plain.fit_recipe()
-    alone = time.perf_counter() - start
+    fixed = learner.config
+    times: dict[str, list[float]] = {}
+    for _ in range(repeats):
+        for form in ("auto", "gather"):
+            for label, config in (("alone", fixed), ("with choice", RECIPES["dot_bias"][1])):
+                options = replace(QUIET, step=form)  # type: ignore[arg-type]
+                run = collab_learner(split.train, None, config=config, options=options)
+                start = time.perf_counter()
+                run.fit_recipe()
+                times.setdefault(f"{form} {label}", []).append(time.perf_counter() - start)
+    medians = {key: float(np.median(t)) for key, t in times.items()}
     print(
-        f"default recipe on 90/10: fit {alone:.2f} s, with its automatic decay choice "
-        f"{chosen.seconds:.2f} s ({learner.decay_choice.describe()})"
+        f"default recipe on 90/10 (medians of {repeats}): fit {medians['auto alone']:.2f} s, "
+        f"with its automatic decay choice {medians['auto with choice']:.2f} s; with "
+        f"step='gather' {medians['gather alone']:.2f} s / {medians['gather with choice']:.2f} s "
+        f"(ratio {medians['auto with choice'] / medians['gather with choice']:.2f})\n"
+        f"  {learner.decay_choice.describe()}"
+    )
+
+
+def first_fit() -> None:
+    """The first fit of a process also loads the compiled step (numba's import and its
+    on-disk cache, or a compilation on the very first run after an install)."""
+    split = ml100k_splits(False)["90/10"]
+    config = replace(RECIPES["dot_bias"][1], tune_decay=False, epochs=1)
+    times = []
+    for _ in range(2):
+        learner = collab_learner(split.train, None, config=config, options=QUIET)
+        start = time.perf_counter()
+        learner.fit_recipe()
+        times.append(time.perf_counter() - start)
+    print(
+        f"first fit of this process: one epoch took {times[0]:.2f} s, the next fit's "
+        f"{times[1]:.2f} s: loading the compiled step costs {times[0] - times[1]:.2f} s once"
     )
 
 
 def step_forms(split: Split, repeats: int = 3) -> None:
     """The default fit (its decay fixed) with each form of the sgd step, interleaved."""
     config = replace(RECIPES["dot_bias"][1], tune_decay=False)
-    times: dict[str, list[float]] = {"sparse": [], "gather": [], "autograd": []}
+    times: dict[str, list[float]] = {"compiled": [], "sparse": [], "gather": [], "autograd": []}
     scores = {}
     for _ in range(repeats):
         for form in times:
@@ -235,6 +266,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(machine_header("accuracy: our recipes beside myFM 0.4.0 (RMSE on held-out parts)"))
+    first_fit()
     print("\n1. ml-100k")
     named = splits(not args.skip_folds)
     results = {name: compare(name, split, not args.skip_myfm) for name, split in named.items()}

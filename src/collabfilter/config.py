@@ -18,7 +18,7 @@ from collabfilter.errors import ConfigError
 ModelKind = Literal["dot", "dot_bias", "nn", "bayes", "topn"]
 OptimizerName = Literal["sgd", "adam", "adamw"]
 ScheduleName = Literal["one_cycle", "cosine", "constant"]
-StepForm = Literal["auto", "sparse", "gather", "autograd"]
+StepForm = Literal["auto", "compiled", "sparse", "gather", "autograd"]
 
 
 class _NotGiven:
@@ -252,12 +252,15 @@ class RunOptions:
     progress: bool | None = None
     """Progress bar and epoch table: None shows them when stderr is a terminal."""
     step: StepForm = "auto"
-    """How a dot model's sgd step is computed: ``"sparse"`` (the batch as a sparse
-    users x items matrix; pays when the tables have no more rows than a batch has
-    ratings), ``"gather"`` (gathers and ``index_add_``), ``"autograd"`` (the generic
-    path every model and optimizer takes). ``"auto"``: sparse for small tables on the
-    CPU, gather for other dot models under plain sgd, autograd otherwise. The forms do
-    the same arithmetic in another order (the tests check they agree)."""
+    """How a dot model's sgd step is computed: ``"compiled"`` (one compiled loop per
+    batch, numba, CPU; pays while a batch's updates fit in a core's cache),
+    ``"sparse"`` (the batch as a sparse users x items matrix; pays when the tables have
+    no more rows than a batch has ratings), ``"gather"`` (gathers and ``index_add_``),
+    ``"autograd"`` (the generic path every model and optimizer takes). ``"auto"``:
+    compiled for small batches on the CPU, then sparse for small tables on the CPU,
+    gather for other dot models under plain sgd, autograd otherwise (see
+    :mod:`collabfilter.train.steps`). The forms do the same arithmetic in another order
+    (the tests check they agree)."""
     shuffle_block: int | None = None
     """Ratings per block of an epoch's order: 1 visits the ratings in an exact random
     permutation; larger blocks are faster on millions of ratings (see

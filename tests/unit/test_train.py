@@ -10,7 +10,7 @@ from collabfilter import generate_ratings, split_random
 from collabfilter.config import RECIPES, RunOptions, TrainConfig
 from collabfilter.errors import ConfigError, DataWarning, TrainingDivergedError, UnknownIdError
 from collabfilter.models import DotProduct, DotProductBias
-from collabfilter.train import Learner, collab_learner, shuffle
+from collabfilter.train import Learner, collab_learner, compiled, shuffle
 from collabfilter.train.regularization import side_rates
 from collabfilter.train.steps import choose_form
 
@@ -44,7 +44,7 @@ def test_default_recipe_learns_the_planted_structure(planted):
 
 
 @pytest.mark.parametrize("rate_exponent", [0.0, 0.5])
-@pytest.mark.parametrize("form", ["sparse", "gather"])
+@pytest.mark.parametrize("form", ["compiled", "sparse", "gather"])
 def test_closed_form_steps_match_the_autograd_step(planted, rate_exponent, form):
     _, (train, valid) = planted
     config = replace(RECIPES["dot_bias"][1], epochs=2, rate_exponent=rate_exponent)
@@ -70,17 +70,18 @@ SPARSE_CASES = {
     ("rate_exponent", "block"), [(0.0, 1), (0.5, 1), (0.5, 8)], ids=["exact", "rates", "blocked"]
 )
 @pytest.mark.parametrize("case", sorted(SPARSE_CASES))
-def test_sparse_products_match_the_gather_scatter_step(planted, case, rate_exponent, block):
-    """The small-table form (sparse matrix products) and the gather/index_add form draw
-    the same batches and must leave the same weights, in exact and in blocked epoch
-    orders."""
+@pytest.mark.parametrize("form", ["sparse", "compiled"])
+def test_cpu_forms_match_the_gather_scatter_step(planted, form, case, rate_exponent, block):
+    """The small-table form (sparse matrix products), the compiled loop and the
+    gather/index_add form draw the same batches and must leave the same weights, in
+    exact and in blocked epoch orders, for every dot model."""
     _, (train, valid) = planted
     lr = 0.04 if case.startswith("biases") else 0.005  # no sigmoid: smaller steps
     config = replace(
         RECIPES["dot_bias"][1], epochs=2, lr=lr, rate_exponent=rate_exponent, batch_size=2048
     )
     models = []
-    for step in ("sparse", "gather"):
+    for step in (form, "gather"):
         torch.manual_seed(0)
         model = SPARSE_CASES[case](train.n_users, train.n_items)
         with torch.no_grad():  # biases away from zero so that their decay matters
@@ -115,10 +116,16 @@ def test_the_step_form_is_an_explicit_choice(planted):
     learner = Learner(DotProduct(train.n_users, train.n_items, 4), train)
     tensors, config = learner.train_tensors, TrainConfig()
     rows = train.n_users + train.n_items
-    assert choose_form(learner.model, replace(config, batch_size=rows), tensors, "auto") == "sparse"
-    assert choose_form(learner.model, replace(config, batch_size=rows - 1), tensors, "auto") == (
-        "gather"
-    )
+    buffered = compiled.MAX_BUFFERED // 4  # ratings per batch the compiled loop takes
+    assert rows < buffered
+    for batch, form in [(buffered, "compiled"), (buffered + 1, "sparse"), (rows, "compiled")]:
+        assert choose_form(learner.model, replace(config, batch_size=batch), tensors, "auto") == (
+            form
+        )
+    wide_factors = compiled.MAX_BUFFERED // (rows - 1) + 1  # too wide to buffer in cache
+    wide = Learner(DotProduct(train.n_users, train.n_items, wide_factors), train)
+    wide_form = choose_form(wide.model, replace(config, batch_size=rows - 1), tensors, "auto")
+    assert wide_form == "gather"
     adam = replace(config, optimizer="adam")
     assert choose_form(learner.model, adam, tensors, "auto") == "autograd"
     with pytest.raises(ConfigError, match="step='gather' trains DotProduct"):

@@ -227,11 +227,14 @@ class Learner(FittedModel):
         part: Split,
         config: TrainConfig,
         on_epoch: Callable[[EpochRecord], None],
+        scored: frozenset[int],
     ) -> None:
-        """Train ``module`` quietly on one part, validating on the other (tuning)."""
+        """Train ``module`` quietly on one part, validating on the other after the
+        ``scored`` epochs (tuning)."""
         quiet = replace(self.options, progress=False)
-        Learner(module, part.train, part.valid, config=config, options=quiet,
-                on_epoch=on_epoch).fit_recipe()  # fmt: skip
+        trial = Learner(module, part.train, part.valid, config=config, options=quiet,
+                        on_epoch=on_epoch)  # fmt: skip
+        trial._fit_sgd(config, validate_at=scored)
 
     def _sgd_config(self, call: str) -> TrainConfig:
         if not isinstance(self.config, TrainConfig):
@@ -255,7 +258,9 @@ class Learner(FittedModel):
             self.metrics.update(self._ranking_metrics(config.relevance))
         return records
 
-    def _fit_sgd(self, config: TrainConfig) -> list[EpochRecord]:
+    def _fit_sgd(
+        self, config: TrainConfig, validate_at: frozenset[int] | None = None
+    ) -> list[EpochRecord]:
         data = self.train_tensors
         with seeded(self.options.seed, self._device):  # dropout masks
             steps, n_batches = self._sgd_steps(config)
@@ -270,6 +275,7 @@ class Learner(FittedModel):
                     reporter=reporter,
                     first_epoch=len(self.history) + 1,
                     on_record=self.on_epoch,
+                    validate_at=validate_at,
                 )
                 if result.restored:
                     reporter.note(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,8 +49,10 @@ def run_epochs(
     reporter: EpochReporter,
     first_epoch: int = 1,
     on_record: Callable[[EpochRecord], None] | None = None,
+    validate_at: Container[int] | None = None,
 ) -> LoopResult:
-    """Train for ``config.epochs`` epochs on the schedule ``config`` names."""
+    """Train for ``config.epochs`` epochs on the schedule ``config`` names, validating
+    after every epoch or only after those in ``validate_at`` (counted from 1)."""
     schedule = get_schedule(config.schedule, pct_start=config.pct_start)
     total_steps = config.epochs * n_batches
     best_loss, best_epoch, best_state, stale = float("inf"), None, None, 0
@@ -63,7 +65,8 @@ def run_epochs(
             half_sse += steps.step(batch, schedule((epoch * n_batches + k) / total_steps)).cpu()
             reporter.advance(1)
         train_loss = _finite_mse(2 * float(half_sse) / n_ratings, config)
-        valid_loss, valid_rmse = validate()
+        scored = validate_at is None or epoch + 1 in validate_at
+        valid_loss, valid_rmse = validate() if scored else (None, None)
         seconds = time.perf_counter() - start
         record = EpochRecord(first_epoch + epoch, train_loss, valid_loss, valid_rmse, seconds)
         records.append(record)

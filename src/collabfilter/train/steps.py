@@ -13,11 +13,17 @@ the batch's summed squared error.
   fast as autograd, on any device and at any size.
 - ``sparse``: the same arithmetic as sparse matrix products
   (:mod:`collabfilter.train.sparse`); faster still when the tables have no more rows
-  than a batch has ratings, on the CPU (``benchmarks/bench_accuracy.py`` times it beside
-  ``gather``).
+  than a batch has ratings, on the CPU.
+- ``compiled``: the same arithmetic as one compiled loop per batch
+  (:mod:`collabfilter.train.compiled`, numba, on the CPU); the fastest while a batch's
+  buffered updates fit in a core's cache (ml-100k's batches of 2,048 ratings), where the
+  forms above spend most of a step on dispatch and temporaries. Beyond that the forms
+  above, which use every core, take over.
 
-The form is :attr:`RunOptions.step <collabfilter.config.RunOptions.step>`; ``"auto"``
-applies the rule above. The tests check that all forms leave the same weights.
+``benchmarks/bench_accuracy.py`` times the forms side by side. The form is
+:attr:`RunOptions.step <collabfilter.config.RunOptions.step>`; ``"auto"`` applies the
+rules above, the compiled form first. The tests check that all forms leave the same
+weights.
 """
 
 from __future__ import annotations
@@ -31,12 +37,12 @@ from torch import Tensor, nn
 from collabfilter.config import RunOptions, StepForm, TrainConfig
 from collabfilter.data.tensors import Batch, RatingTensors
 from collabfilter.errors import ConfigError
-from collabfilter.train import fused, sparse
+from collabfilter.train import compiled, fused, sparse
 from collabfilter.train.optim import RowOptimizer
 from collabfilter.train.regularization import Tables, row_decays, side_rates
 from collabfilter.train.shuffle import EpochOrder
 
-Form = Literal["sparse", "gather", "autograd"]
+Form = Literal["compiled", "sparse", "gather", "autograd"]
 
 
 class Steps(Protocol):
@@ -118,6 +124,8 @@ def choose_form(
         if not closed:
             return "autograd"
         batch = batch_size or config.batch_for(len(data))
+        if compiled.suits(data, batch, _factors(model)):
+            return "compiled"
         return "sparse" if sparse.suits(data, batch) else "gather"
     if requested != "autograd" and not closed:
         raise ConfigError(
@@ -125,9 +133,14 @@ def choose_form(
             f"momentum, no clipping); this is {type(model).__name__} with optimizer="
             f"{config.optimizer!r}: use step='autograd' or 'auto'"
         )
-    if requested == "sparse" and data.device.type != "cpu":
-        raise ConfigError("step='sparse' runs on the CPU; use 'gather' on other devices")
+    if requested in ("compiled", "sparse") and data.device.type != "cpu":
+        raise ConfigError(f"step={requested!r} runs on the CPU; use 'gather' on other devices")
     return requested
+
+
+def _factors(model: nn.Module) -> int:
+    factors: Tensor = model.user_factors  # type: ignore[assignment]
+    return int(factors.shape[1])
 
 
 def make_steps(
@@ -177,7 +190,11 @@ def make_steps(
         betas=config.betas,
         dense_lr=config.dense_lr,
     )
-    runner = sparse.SparseDotSGD if form == "sparse" else fused.FusedDotSGD
+    runners: dict[str, type[fused.DotSGD[Any]]] = {
+        "compiled": compiled.CompiledDotSGD,
+        "sparse": sparse.SparseDotSGD,
+    }
+    runner = runners.get(form, fused.FusedDotSGD)
     return runner(
         model,  # type: ignore[arg-type]
         data,

@@ -36,9 +36,12 @@ run at that epoch by more than the margin is abandoned. Midway the ranking is no
 settled, so only a clear loser stops early; at three quarters it has settled."""
 LIMITS = (1 / 16, 16.0)
 
-Trial = Callable[[nn.Module, Split, TrainConfig, Callable[[EpochRecord], None]], None]
+Trial = Callable[
+    [nn.Module, Split, TrainConfig, Callable[[EpochRecord], None], frozenset[int]], None
+]
 """Trains a model on a split's training part with a config, validating on its other
-part, and calls back after every epoch (the callback may abandon the trial)."""
+part after the given epochs only (the checkpoints and the last: the others' scores are
+never read), and calls back after every epoch (the callback may abandon the trial)."""
 
 
 class _Abandon(Exception):
@@ -87,6 +90,7 @@ def choose_decay(
     """
     part = split_random(train, CARVED, seed=options.seed, keep_known=True)
     checkpoints = {max(1, round(share * config.epochs)): margin for share, margin in CHECKPOINTS}
+    scored = frozenset(checkpoints) | {config.epochs}
     leader: dict[int, float] = {}  # the best finished trial's carved RMSE by epoch
     scores: dict[float, float] = {}
     abandoned: set[float] = set()
@@ -95,7 +99,8 @@ def choose_decay(
         path: dict[int, float] = {}
 
         def watch(record: EpochRecord) -> None:
-            assert record.valid_rmse is not None
+            if record.valid_rmse is None:
+                return
             path[record.epoch] = record.valid_rmse
             margin = checkpoints.get(record.epoch)
             if (
@@ -107,7 +112,7 @@ def choose_decay(
 
         trial_config = replace(config.scaled_decay(multiplier), tune_decay=False)
         try:
-            trial(copy.deepcopy(initial), part, trial_config, watch)
+            trial(copy.deepcopy(initial), part, trial_config, watch, scored)
         except _Abandon:
             abandoned.add(multiplier)
         scores[multiplier] = path[max(path)]
