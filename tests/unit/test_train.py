@@ -11,6 +11,7 @@ from collabfilter.config import RECIPES, RunOptions, TrainConfig
 from collabfilter.errors import ConfigError, DataWarning, TrainingDivergedError, UnknownIdError
 from collabfilter.models import DotProduct, DotProductBias
 from collabfilter.train import Learner, collab_learner, compiled, shuffle
+from collabfilter.train.optim import RowOptimizer
 from collabfilter.train.regularization import side_rates
 from collabfilter.train.steps import choose_form
 
@@ -280,3 +281,20 @@ def test_the_default_recipe_adapts_its_batch_and_decay_to_the_data(shape):
     reference = synthetic.truth.reference_rmse(train, valid)
     achieved = rmse(learner, valid)
     assert achieved < reference + 0.5 * (reference - floor) + 0.03
+
+
+def test_adam_on_scalars_matches_the_tensor_step():
+    """The compiled step moves the activity prior's two weights with ``step_scalars``;
+    it must be the same Adam as the tensor path, and refuse what it does not do."""
+    weights = [torch.nn.Parameter(torch.tensor([0.3, -0.2])) for _ in range(2)]
+    tensor_path = RowOptimizer([("w", weights[0])], kind="sgd", lr=0.1, dense_lr=0.01)
+    scalar_path = RowOptimizer([("w", weights[1])], kind="sgd", lr=0.1, dense_lr=0.01)
+    for k in range(5):
+        grad = [0.5 - 0.3 * k, 0.1 * k**2]
+        weights[0].grad = torch.tensor(grad)
+        tensor_path.step(0.5 + 0.1 * k)
+        scalar_path.step_scalars(weights[1], grad, 0.5 + 0.1 * k)
+    assert torch.allclose(weights[0], weights[1], atol=1e-7)
+    decayed = torch.nn.Parameter(torch.zeros(2, 2))
+    with pytest.raises(ValueError, match="plain Adam"):
+        RowOptimizer([("d", decayed)], lr=0.1, dense_decay=0.1).step_scalars(decayed, [0.0], 1)

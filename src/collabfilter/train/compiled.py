@@ -139,8 +139,8 @@ class CompiledDotSGD(DotSGD[_Batch]):
         )
         if self.prior and isinstance(model, DotProductBias):
             # d loss / d beta = sum(dL/dx * activity) = -sum(step * activity) / lr
-            model.activity_weight.grad = torch.tensor([user_grad, item_grad]).div_(-lr)
-            self.dense.step(multiplier)
+            grad = [user_grad / -lr, item_grad / -lr]
+            self.dense.step_scalars(model.activity_weight, grad, multiplier)
         return torch.tensor(half_sse, dtype=torch.float64)
 
 

@@ -11,6 +11,7 @@ dense decay would rewrite all 10M entries of a large table at every step.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -71,6 +72,7 @@ class RowOptimizer:
         self.eps = eps
         self.grad_clip = grad_clip
         self.steps = 0
+        self._moments: dict[int, tuple[list[float], list[float]]] = {}  # see step_scalars
         self.slots = []
         for name, param in params:
             if not param.requires_grad:
@@ -96,6 +98,28 @@ class RowOptimizer:
             else:
                 self._dense_step(slot, grad, self.dense_lr * multiplier)
         self.zero_grad()
+
+    def step_scalars(self, param: nn.Parameter, grad: list[float], multiplier: float) -> None:
+        """The dense Adam step of one parameter of a few scalars (the activity prior's
+        two weights), its gradient given as floats: the update :meth:`step` makes, in
+        Python arithmetic, since torch's cost per operation would exceed the whole of a
+        compiled step on a small batch. The parameter must have no decay and no
+        clipping, and must be updated only this way."""
+        if self.grad_clip is not None or any(
+            slot.param is param and (isinstance(slot.decay, Tensor) or slot.decay != 0.0)
+            for slot in self.slots
+        ):
+            raise ValueError("step_scalars takes plain Adam steps only")
+        self.steps += 1
+        first, second = self._moments.setdefault(id(param), ([0.0] * len(grad), [0.0] * len(grad)))
+        beta1, beta2 = self.betas
+        scale = -self.dense_lr * multiplier / (1 - beta1**self.steps)
+        correction = 1 - beta2**self.steps
+        values = param.detach().numpy()
+        for k, g in enumerate(grad):
+            first[k] = beta1 * first[k] + (1 - beta1) * g
+            second[k] = beta2 * second[k] + (1 - beta2) * g * g
+            values[k] += scale * first[k] / (math.sqrt(second[k] / correction) + self.eps)
 
     # -------------------------------------------------------------- tables
     def _sparse_step(self, slot: _Slot, grad: Tensor, lr: float) -> None:
