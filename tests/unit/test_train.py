@@ -1,5 +1,6 @@
 """Training on planted structure: the engine learns what was planted, reproducibly."""
 
+import copy
 from dataclasses import replace
 
 import numpy as np
@@ -14,6 +15,7 @@ from collabfilter.train import Learner, collab_learner, compiled, shuffle
 from collabfilter.train.optim import RowOptimizer
 from collabfilter.train.regularization import side_rates
 from collabfilter.train.steps import choose_form
+from collabfilter.train.tuning import choose_decay
 
 QUIET = RunOptions(progress=False, seed=3)
 
@@ -295,6 +297,37 @@ def test_adam_on_scalars_matches_the_tensor_step():
         tensor_path.step(0.5 + 0.1 * k)
         scalar_path.step_scalars(weights[1], grad, 0.5 + 0.1 * k)
     assert torch.allclose(weights[0], weights[1], atol=1e-7)
-    decayed = torch.nn.Parameter(torch.zeros(2, 2))
-    with pytest.raises(ValueError, match="plain Adam"):
-        RowOptimizer([("d", decayed)], lr=0.1, dense_decay=0.1).step_scalars(decayed, [0.0], 1)
+    square = torch.nn.Parameter(torch.zeros(2, 2))
+    for optimizer, param, grad in [
+        (RowOptimizer([("d", square)], lr=0.1, dense_decay=0.1), square, [0.0] * 4),
+        (RowOptimizer([("c", weights[1])], lr=0.1, grad_clip=1.0), weights[1], [0.0] * 2),
+        (RowOptimizer([("w", weights[1])], lr=0.1), weights[1], [0.0]),
+    ]:
+        with pytest.raises(ValueError, match="plain Adam steps of 1-D parameters"):
+            optimizer.step_scalars(param, grad, 1.0)
+    frozen = torch.nn.Parameter(torch.ones(2), requires_grad=False)
+    RowOptimizer([("f", frozen)], lr=0.1).step_scalars(frozen, [1.0, 1.0], 1.0)
+    assert torch.equal(frozen, torch.ones(2))
+
+
+def test_the_decay_search_chooses_alike_when_it_scores_only_the_epochs_it_reads(planted):
+    """Trials validate only at the checkpoints and the last epoch; validating after
+    every epoch must give the very same choice and scores."""
+    _, (train, _) = planted
+    config = replace(RECIPES["dot_bias"][1], epochs=8)
+    learner = collab_learner(train, options=QUIET)
+    seen: list[frozenset[int] | None] = []
+    choices = []
+    for every in (False, True):
+
+        def trial(module, part, trial_config, watch, scored, every=every):
+            seen.append(scored)
+            learner._trial(module, part, trial_config, watch, None if every else scored)
+
+        model = copy.deepcopy(learner.model)
+        choices.append(choose_decay(train, model, config, QUIET, trial))
+    assert choices[0] == choices[1] and len(choices[0].scores) >= 3
+    assert seen[0] == frozenset({5, 6, 8})  # 60% and 75% of 8 epochs, and the last
+    early = replace(config, early_stopping=2)
+    choose_decay(train, copy.deepcopy(learner.model), early, QUIET, trial)
+    assert seen[-1] is None  # early stopping reads every epoch's score

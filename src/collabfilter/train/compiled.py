@@ -26,7 +26,8 @@ import torch
 from torch import Tensor
 
 from collabfilter.data.tensors import RatingTensors
-from collabfilter.models import DotProductBias
+from collabfilter.errors import ConfigError
+from collabfilter.models import DotProduct, DotProductBias
 from collabfilter.train.fused import DotSGD
 
 MAX_BUFFERED = 1 << 18
@@ -38,10 +39,15 @@ cache, the sparse products or the gathers (which use every core) are faster."""
 _FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
 
 
-def suits(data: RatingTensors, batch_size: int, n_factors: int) -> bool:
-    """Whether the compiled form pays: on the CPU, for batches whose buffered updates
-    stay in cache (:data:`MAX_BUFFERED`)."""
-    return data.device.type == "cpu" and batch_size * n_factors <= MAX_BUFFERED
+def suits(model: DotProduct | DotProductBias, data: RatingTensors, batch_size: int) -> bool:
+    """Whether the compiled form pays and applies: on the CPU, float32 tables, and
+    batches whose buffered updates stay in cache (:data:`MAX_BUFFERED`)."""
+    factors = model.user_factors
+    return (
+        data.device.type == "cpu"
+        and factors.dtype == torch.float32
+        and batch_size * factors.shape[1] <= MAX_BUFFERED
+    )
 
 
 @cache
@@ -55,51 +61,71 @@ def _compiled_step() -> Callable[..., tuple[float, float, float]]:
     return compiled  # type: ignore[no-any-return]
 
 
-class _Epoch(NamedTuple):
-    users: np.ndarray  # int64, visiting order
+class _Batch(NamedTuple):
+    """Ratings in visiting order: an epoch's, or a batch's slice of them."""
+
+    users: np.ndarray  # int64
     items: np.ndarray
     target: np.ndarray  # float32: low - rating under a range, else -rating
 
 
-class _Batch(NamedTuple):
-    users: np.ndarray
-    items: np.ndarray
-    target: np.ndarray
-
-
 class CompiledDotSGD(DotSGD[_Batch]):
-    """The step as one compiled pass over the batch's ratings (see the module)."""
+    """The step as one compiled pass over the batch's ratings (see the module).
+
+    Raises:
+        ConfigError: for tables that are not float32 on the CPU, or have fewer rows
+            than the data's users or items (the compiled loop does not check indices).
+    """
 
     def _prepare(self, rating: Tensor) -> None:
-        model, n_factors = self.model, self.model.user_factors.shape[1]
+        model, data = self.model, self.data
+        tables = dict(model.named_parameters())
+        for name, side in (("user", data.n_users), ("item", data.n_items)):
+            for role in ("factors", "bias"):
+                table = tables.get(f"{name}_{role}")
+                on_cpu = table is None or table.device.type == "cpu"
+                if table is not None and (
+                    table.shape[0] < side or table.dtype != torch.float32 or not on_cpu
+                ):
+                    raise ConfigError(
+                        f"step='compiled' needs float32 CPU tables with a row per {name}: "
+                        f"{name}_{role} is {table.dtype} {tuple(table.shape)} on "
+                        f"{table.device} for {side:,} {name}s; use step='gather'"
+                    )
         low = 0.0 if model.y_range is None else model.y_range[0]
         self.target = (low - rating).float()
         self.span = 0.0 if model.y_range is None else model.y_range[1] - model.y_range[0]
-        n = {"user": self.data.n_users, "item": self.data.n_items}
         self.prior = isinstance(model, DotProductBias) and model.activity_prior
+        size = {"user": data.n_users, "item": data.n_items}
 
-        def rows(values: Tensor | None, side: str, fill: float) -> np.ndarray:
+        def per_row(values: Tensor | None, side: str, fill: float) -> np.ndarray:
             if values is None:
-                return np.full(n[side], fill, np.float32)
+                return np.full(size[side], fill, np.float32)
             return values.detach().to(torch.float32).cpu().numpy().copy()
 
+        shrink = self.shrink
         self.shrink_rows = [
-            rows(self.shrink.get(f"{side}_{role}"), side, 0.0)
-            for role in ("factors", "bias")
-            for side in ("user", "item")
+            per_row(shrink.get("user_factors"), "user", 0.0),
+            per_row(shrink.get("item_factors"), "item", 0.0),
+            per_row(shrink.get("user_bias"), "user", 0.0),
+            per_row(shrink.get("item_bias"), "item", 0.0),
         ]
-        self.rate_rows = [rows(self.side_rate.get(side), side, 1.0) for side in ("user", "item")]
-        activity = [getattr(model, f"{side}_activity", None) for side in ("user", "item")]
+        self.rate_rows = [
+            per_row(self.side_rate.get("user"), "user", 1.0),
+            per_row(self.side_rate.get("item"), "item", 1.0),
+        ]
         self.activity_rows = [
-            rows(a if self.prior else None, side, 0.0)
-            for a, side in zip(activity, ("user", "item"), strict=True)
+            per_row(getattr(model, "user_activity", None) if self.prior else None, "user", 0.0),
+            per_row(getattr(model, "item_activity", None) if self.prior else None, "item", 0.0),
         ]
-        self.factor_buffers = np.empty((2, self.batch_size, n_factors), np.float32)
+        self.factor_buffers = np.empty(
+            (2, self.batch_size, model.user_factors.shape[1]), np.float32
+        )
         self.scalar_buffers = np.empty((2, self.batch_size), np.float32)
         self.no_bias = np.zeros(0, np.float32)
 
     def _batches(self, order: Tensor) -> Iterator[_Batch]:
-        epoch = _Epoch(
+        epoch = _Batch(
             self.users.index_select(0, order).long().numpy(),
             self.items.index_select(0, order).long().numpy(),
             self.target.index_select(0, order).numpy(),
@@ -138,9 +164,7 @@ class CompiledDotSGD(DotSGD[_Batch]):
             self.scalar_buffers,
         )
         if self.prior and isinstance(model, DotProductBias):
-            # d loss / d beta = sum(dL/dx * activity) = -sum(step * activity) / lr
-            grad = [user_grad / -lr, item_grad / -lr]
-            self.dense.step_scalars(model.activity_weight, grad, multiplier)
+            self.dense.step_scalars(model.activity_weight, [user_grad, item_grad], multiplier)
         return torch.tensor(half_sse, dtype=torch.float64)
 
 
@@ -169,10 +193,12 @@ def _dot_sgd_step(
     scalar_buffers: np.ndarray,
 ) -> tuple[float, float, float]:
     """One step over a batch: updates the tables in place; returns half the summed
-    squared error and the sums of ``step * activity`` per side (the prior's gradient).
+    squared error and the gradient of the loss by each activity weight.
 
     ``span`` is the width of the sigmoid range (0: no range); ``target`` is then
     ``low - rating`` (else ``-rating``). Empty bias arrays: a model without biases.
+    The logit, error and step of a rating are computed in float64, the updates of the
+    float32 tables in float32.
     """
     n, n_factors = users.shape[0], user_factors.shape[1]
     biased = user_bias.shape[0] > 0
@@ -191,13 +217,14 @@ def _dot_sgd_step(
         if span > 0.0:
             squashed = 1.0 / (1.0 + np.exp(-x))
             error = target[k] + squashed * span
-            step = squashed * (1.0 - squashed) * error * (-lr * span)
+            slope = squashed * (1.0 - squashed) * error * span  # d(error^2 / 2) / dx
         else:
             error = x + target[k]
-            step = -lr * error
+            slope = error
+        step = -lr * slope
         half_sse += 0.5 * error * error
-        user_grad += step * user_activity[u]
-        item_grad += step * item_activity[i]
+        user_grad += slope * user_activity[u]
+        item_grad += slope * item_activity[i]
         user_step = np.float32(step * user_rate[u])
         item_step = np.float32(step * item_rate[i])
         user_decay = np.float32(-lr * user_factor_shrink[u])

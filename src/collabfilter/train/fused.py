@@ -8,9 +8,10 @@ with ``index_add_``. Per-rating constants (decay weights, activity values) sit i
 matrix, gathered once per batch; at millions of ratings, epochs visit them in permuted
 blocks (:mod:`collabfilter.train.shuffle`), so that gathering them reads runs of
 memory instead of a cache miss per rating. This path serves large tables and
-devices other than the CPU; small tables on the CPU take the same arithmetic as sparse
-matrix products (:mod:`collabfilter.train.sparse`). The generic autograd path does the
-same arithmetic about twice as slowly; the tests check that all three leave the same
+devices other than the CPU; on the CPU, small batches take the same arithmetic as one
+compiled loop (:mod:`collabfilter.train.compiled`) and small tables as sparse matrix
+products (:mod:`collabfilter.train.sparse`). The generic autograd path does the same
+arithmetic about twice as slowly; the tests check that all forms leave the same
 weights.
 """
 
@@ -42,8 +43,8 @@ def supports(model: nn.Module, config: TrainConfig) -> bool:
 
 
 class DotSGD(Generic[BatchT]):
-    """Closed-form per-rating SGD steps for a dot-product model: what both forms of the
-    step share. A subclass cuts an epoch into batches and takes one step per batch.
+    """Closed-form per-rating SGD steps for a dot-product model: what the closed forms
+    of the step share. A subclass cuts an epoch into batches and takes one step per batch.
 
     Args:
         model: a ``DotProduct`` or ``DotProductBias``.

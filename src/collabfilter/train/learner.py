@@ -227,10 +227,10 @@ class Learner(FittedModel):
         part: Split,
         config: TrainConfig,
         on_epoch: Callable[[EpochRecord], None],
-        scored: frozenset[int],
+        scored: frozenset[int] | None,
     ) -> None:
         """Train ``module`` quietly on one part, validating on the other after the
-        ``scored`` epochs (tuning)."""
+        ``scored`` epochs (None: every epoch; tuning)."""
         quiet = replace(self.options, progress=False)
         trial = Learner(module, part.train, part.valid, config=config, options=quiet,
                         on_epoch=on_epoch)  # fmt: skip

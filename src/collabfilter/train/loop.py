@@ -52,7 +52,8 @@ def run_epochs(
     validate_at: Container[int] | None = None,
 ) -> LoopResult:
     """Train for ``config.epochs`` epochs on the schedule ``config`` names, validating
-    after every epoch or only after those in ``validate_at`` (counted from 1)."""
+    after every epoch, or only after the epochs of this run in ``validate_at`` (1 is
+    this run's first; the others' records have no validation figures)."""
     schedule = get_schedule(config.schedule, pct_start=config.pct_start)
     total_steps = config.epochs * n_batches
     best_loss, best_epoch, best_state, stale = float("inf"), None, None, 0

@@ -72,7 +72,7 @@ class RowOptimizer:
         self.eps = eps
         self.grad_clip = grad_clip
         self.steps = 0
-        self._moments: dict[int, tuple[list[float], list[float]]] = {}  # see step_scalars
+        self._scalar_moments: dict[str, tuple[list[float], list[float]]] = {}
         self.slots = []
         for name, param in params:
             if not param.requires_grad:
@@ -100,18 +100,35 @@ class RowOptimizer:
         self.zero_grad()
 
     def step_scalars(self, param: nn.Parameter, grad: list[float], multiplier: float) -> None:
-        """The dense Adam step of one parameter of a few scalars (the activity prior's
-        two weights), its gradient given as floats: the update :meth:`step` makes, in
-        Python arithmetic, since torch's cost per operation would exceed the whole of a
-        compiled step on a small batch. The parameter must have no decay and no
-        clipping, and must be updated only this way."""
-        if self.grad_clip is not None or any(
-            slot.param is param and (isinstance(slot.decay, Tensor) or slot.decay != 0.0)
-            for slot in self.slots
+        """The step :meth:`step` makes for a dense 1-D parameter of a few scalars (the
+        activity prior's two weights) under plain Adam, its gradient given as floats:
+        in Python arithmetic, since torch's cost per operation would exceed the whole
+        of a compiled step on a small batch. A parameter this optimizer does not train
+        (frozen) is left alone, as :meth:`step` leaves it.
+
+        Raises:
+            ValueError: for a parameter with decay or clipping, not 1-D, or a gradient
+                of another length.
+        """
+        slot = next((s for s in self.slots if s.param is param), None)
+        if slot is None:
+            return
+        if (
+            self.grad_clip is not None
+            or isinstance(slot.decay, Tensor)
+            or slot.decay != 0.0
+            or param.dim() != 1
+            or len(grad) != param.numel()
         ):
-            raise ValueError("step_scalars takes plain Adam steps only")
+            raise ValueError(
+                f"step_scalars takes plain Adam steps of 1-D parameters with one gradient "
+                f"per value; {slot.name} is {tuple(param.shape)} with decay {slot.decay}, "
+                f"clipping {self.grad_clip}, and {len(grad)} gradients"
+            )
         self.steps += 1
-        first, second = self._moments.setdefault(id(param), ([0.0] * len(grad), [0.0] * len(grad)))
+        if slot.name not in self._scalar_moments:
+            self._scalar_moments[slot.name] = ([0.0] * len(grad), [0.0] * len(grad))
+        first, second = self._scalar_moments[slot.name]
         beta1, beta2 = self.betas
         scale = -self.dense_lr * multiplier / (1 - beta1**self.steps)
         correction = 1 - beta2**self.steps

@@ -124,7 +124,7 @@ def choose_form(
         if not closed:
             return "autograd"
         batch = batch_size or config.batch_for(len(data))
-        if compiled.suits(data, batch, _factors(model)):
+        if compiled.suits(model, data, batch):  # type: ignore[arg-type]
             return "compiled"
         return "sparse" if sparse.suits(data, batch) else "gather"
     if requested != "autograd" and not closed:
@@ -136,11 +136,6 @@ def choose_form(
     if requested in ("compiled", "sparse") and data.device.type != "cpu":
         raise ConfigError(f"step={requested!r} runs on the CPU; use 'gather' on other devices")
     return requested
-
-
-def _factors(model: nn.Module) -> int:
-    factors: Tensor = model.user_factors  # type: ignore[assignment]
-    return int(factors.shape[1])
 
 
 def make_steps(

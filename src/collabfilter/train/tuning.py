@@ -37,11 +37,11 @@ settled, so only a clear loser stops early; at three quarters it has settled."""
 LIMITS = (1 / 16, 16.0)
 
 Trial = Callable[
-    [nn.Module, Split, TrainConfig, Callable[[EpochRecord], None], frozenset[int]], None
+    [nn.Module, Split, TrainConfig, Callable[[EpochRecord], None], frozenset[int] | None], None
 ]
 """Trains a model on a split's training part with a config, validating on its other
-part after the given epochs only (the checkpoints and the last: the others' scores are
-never read), and calls back after every epoch (the callback may abandon the trial)."""
+part after the given epochs only (None: after every epoch), and calls back after every
+epoch (the callback may abandon the trial)."""
 
 
 class _Abandon(Exception):
@@ -90,7 +90,10 @@ def choose_decay(
     """
     part = split_random(train, CARVED, seed=options.seed, keep_known=True)
     checkpoints = {max(1, round(share * config.epochs)): margin for share, margin in CHECKPOINTS}
-    scored = frozenset(checkpoints) | {config.epochs}
+    # Only the checkpoints' and the last epoch's scores are read; early stopping and
+    # keep_best read every epoch's, so then every epoch is scored.
+    every = config.early_stopping is not None or config.keep_best
+    scored = None if every else frozenset(checkpoints) | {config.epochs}
     leader: dict[int, float] = {}  # the best finished trial's carved RMSE by epoch
     scores: dict[float, float] = {}
     abandoned: set[float] = set()
@@ -99,8 +102,9 @@ def choose_decay(
         path: dict[int, float] = {}
 
         def watch(record: EpochRecord) -> None:
-            if record.valid_rmse is None:
+            if scored is not None and record.epoch not in scored:
                 return
+            assert record.valid_rmse is not None
             path[record.epoch] = record.valid_rmse
             margin = checkpoints.get(record.epoch)
             if (
