@@ -4,7 +4,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from collabfilter import Ratings, RatingScale
+from collabfilter import Ratings, RatingScale, generate_ratings
+from collabfilter.data.tensors import RatingTensors
 from collabfilter.errors import DataError, DataWarning, DuplicateRatingsError
 
 
@@ -107,3 +108,19 @@ def test_subset_shares_vocabularies_and_checks_alignment():
     with pytest.raises(DataError, match="item_idx must lie"):
         Ratings(np.array([0]), np.array([9]), np.array([1.0]), users=ratings.users,
                 items=ratings.items)  # fmt: skip
+
+
+def test_rating_tensors_copy_read_only_columns_and_share_writable_ones():
+    """torch has no read-only tensors: a read-only column (memory-mapped, Arrow) is
+    copied, silently and without torch's warning; a writable one is shared."""
+    ratings = generate_ratings(50, 40, 500, seed=1).ratings
+    shared = RatingTensors(ratings)
+    assert np.shares_memory(shared.rating.numpy(), ratings.rating)
+    for column in (ratings.user_idx, ratings.item_idx, ratings.rating):
+        column.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        copied = RatingTensors(ratings)
+    assert not np.shares_memory(copied.rating.numpy(), ratings.rating)
+    assert np.array_equal(copied.rating.numpy(), ratings.rating)
+    assert np.array_equal(copied.user_idx.numpy(), ratings.user_idx)
