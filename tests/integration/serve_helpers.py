@@ -10,7 +10,7 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-import httpx
+import httpx2 as httpx
 import pandas as pd
 
 import collabfilter as cf

@@ -8,7 +8,7 @@ import sqlite3
 import threading
 import time
 
-import httpx
+import httpx2 as httpx
 import pytest
 from serve_helpers import ServerProcess, synthetic_ratings, train_and_save
 
