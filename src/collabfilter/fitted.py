@@ -27,6 +27,7 @@ from torch import Tensor, nn
 from collabfilter.config import ModelConfig, TrainConfig
 from collabfilter.data import Ratings, RatingScale, Vocabulary
 from collabfilter.data.interactions import Interactions
+from collabfilter.data.tensors import tensor_of
 from collabfilter.errors import CollabFilterError, DataError, DataWarning, UnknownIdError
 
 UnknownPolicy = Literal["error", "nan", "baseline"]
@@ -229,7 +230,7 @@ class FittedModel:
         self.model.eval()
         device = self.device
         mean, spread, predictive = self.model.predict_with_uncertainty(  # type: ignore[operator]
-            torch.from_numpy(pairs.user_idx).to(device), torch.from_numpy(pairs.item_idx).to(device)
+            tensor_of(pairs.user_idx).to(device), tensor_of(pairs.item_idx).to(device)
         )
         z = float(torch.special.ndtri(torch.tensor(0.5 + level / 2, dtype=torch.float64)))
         mean, spread, predictive = (t.double().cpu().numpy() for t in (mean, spread, predictive))
@@ -317,7 +318,7 @@ class FittedModel:
     @torch.no_grad()  # not inference_mode: callers mask the result in place
     def _item_scores(self, method: Callable[[Tensor], Tensor], user_idx: np.ndarray) -> Tensor:
         self.model.eval()
-        index = torch.from_numpy(np.asarray(user_idx, dtype=np.int64)).to(self.device)
+        index = tensor_of(np.asarray(user_idx, dtype=np.int64)).to(self.device)
         return method(index).float().cpu()
 
     def training_ratings(self) -> Ratings:

@@ -37,9 +37,9 @@ class RatingTensors:
         self.device = torch.device(device)
         # Stored as int32 (half the memory at 25M ratings); batches are widened to the
         # int64 that index_add_ needs for its fast path (int32 is 3x slower there).
-        self.user_idx = _tensor(ratings.user_idx).to(self.device, torch.int32)
-        self.item_idx = _tensor(ratings.item_idx).to(self.device, torch.int32)
-        self.rating = _tensor(ratings.rating).to(self.device, torch.float32)
+        self.user_idx = tensor_of(ratings.user_idx).to(self.device, torch.int32)
+        self.item_idx = tensor_of(ratings.item_idx).to(self.device, torch.int32)
+        self.rating = tensor_of(ratings.rating).to(self.device, torch.float32)
         self.n_users = ratings.n_users
         self.n_items = ratings.n_items
         self._user_counts: Tensor | None = None
@@ -96,7 +96,7 @@ class RatingTensors:
         return -(-len(self) // batch_size)
 
 
-def _tensor(values: np.ndarray) -> Tensor:
+def tensor_of(values: np.ndarray) -> Tensor:
     """``values`` as a tensor sharing their memory, or a copy of them when they are
     read-only (memory-mapped or Arrow-backed columns): torch has no read-only tensors,
     so sharing would let a write through the tensor change the caller's data."""

@@ -20,6 +20,7 @@ import torch
 
 from collabfilter.config import TopNConfig
 from collabfilter.data import Ratings, split_by_user
+from collabfilter.data.tensors import tensor_of
 from collabfilter.errors import DataError
 from collabfilter.evaluate import ItemSets, evaluate_top_n
 from collabfilter.models.ease import EASE, fit_ease
@@ -81,7 +82,7 @@ def fit_model(train: Ratings, settings: Settings, *, seed: int = 42, sweeps: int
     """Fit the top-N model ``settings`` describe (as in :meth:`TopNModel.settings`)."""
     user_idx = torch.from_numpy(train.user_idx.astype(np.int64))
     item_idx = torch.from_numpy(train.item_idx.astype(np.int64))
-    ratings = torch.from_numpy(train.rating)
+    ratings = tensor_of(train.rating)
     weights = InteractionWeights(**settings.get("weights", {}))
     shape = (user_idx, item_idx, train.n_users, train.n_items)
     kind = settings["kind"]
