@@ -7,8 +7,9 @@ of the data: 2,048 ratings on ml-100k) that is most of a step's time. Here the s
 arithmetic runs per rating inside one compiled function: a first pass reads the
 tables as they were before the step (prediction, error, each rating's updates into
 per-batch buffers), a second adds the updates in. It is the gather form's arithmetic in
-another summation order; the tests check that both leave the same weights, and
-``benchmarks/bench_accuracy.py`` times the forms side by side.
+another summation order (and a rating's logit and error in float64); the tests check
+that both leave the same weights, and ``benchmarks/bench_accuracy.py`` times the forms
+side by side.
 
 Per-row quantities (decay and rate of each row, activity values) are read from small
 per-row arrays instead of per-rating columns, and every epoch gathers the ratings into
