@@ -78,26 +78,24 @@ class CompiledDotSGD(DotSGD[_Batch]):
             than the data's users or items (the compiled loop does not check indices).
     """
 
-    def _prepare(self, rating: Tensor) -> None:
+    def _prepare(self, target: Tensor) -> None:
         model, data = self.model, self.data
-        tables = dict(model.named_parameters())
-        for name, side in (("user", data.n_users), ("item", data.n_items)):
-            for role in ("factors", "bias"):
-                table = tables.get(f"{name}_{role}")
-                on_cpu = table is None or table.device.type == "cpu"
-                if table is not None and (
-                    table.shape[0] < side or table.dtype != torch.float32 or not on_cpu
-                ):
-                    raise ConfigError(
-                        f"step='compiled' needs float32 CPU tables with a row per {name}: "
-                        f"{name}_{role} is {table.dtype} {tuple(table.shape)} on "
-                        f"{table.device} for {side:,} {name}s; use step='gather'"
-                    )
-        low = 0.0 if model.y_range is None else model.y_range[0]
-        self.target = (low - rating).float()
+        size = {"user": data.n_users, "item": data.n_items}
+        for name, (side, _) in type(model).ROW_TABLES.items():
+            table: Tensor = getattr(model, name)
+            if (
+                table.shape[0] < size[side]
+                or table.dtype != torch.float32
+                or table.device.type != "cpu"
+            ):
+                raise ConfigError(
+                    f"step='compiled' needs float32 CPU tables with a row per {side}: "
+                    f"{name} is {table.dtype} {tuple(table.shape)} on {table.device} "
+                    f"for {size[side]:,} {side}s; use step='gather'"
+                )
+        self.target = target
         self.span = 0.0 if model.y_range is None else model.y_range[1] - model.y_range[0]
         self.prior = isinstance(model, DotProductBias) and model.activity_prior
-        size = {"user": data.n_users, "item": data.n_items}
 
         def per_row(values: Tensor | None, side: str, fill: float) -> np.ndarray:
             if values is None:

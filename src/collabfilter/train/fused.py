@@ -92,11 +92,14 @@ class DotSGD(Generic[BatchT]):
             decay = row_decay.get(name, torch.zeros(sizes[side], device=data.device))
             rate = side_rate.get(side)
             self.shrink[name] = decay if rate is None else decay * rate
-        self._prepare(self.order.store(data.rating))
+        low = 0.0 if model.y_range is None else model.y_range[0]
+        self._prepare(self.order.store(low - data.rating))
 
-    def _prepare(self, rating: Tensor) -> None:
-        """Set up what the subclass's steps need, from the ratings in storage order
-        (called once, at construction)."""
+    def _prepare(self, target: Tensor) -> None:
+        """Set up what the subclass's steps need, from each rating's target term in
+        storage order (called once, at construction): ``low - rating`` under a sigmoid
+        range, else ``-rating``, so that the error is the output (the sigmoid times the
+        range's span under a range) plus this term."""
 
     def batches(self) -> Iterator[BatchT]:
         """One epoch's batches, in a fresh random order."""
@@ -128,12 +131,12 @@ class _Gathered(NamedTuple):
 class FusedDotSGD(DotSGD[_Gathered]):
     """The step as gathers, whole-batch tensor operations and ``index_add_``."""
 
-    def _prepare(self, rating: Tensor) -> None:
-        self.names, self.constants = self._constants(rating)
+    def _prepare(self, target: Tensor) -> None:
+        self.names, self.constants = self._constants(target)
         factors = self.model.user_factors
         self.buffers = [factors.new_empty(self.batch_size, factors.shape[1]) for _ in range(3)]
 
-    def _constants(self, rating: Tensor) -> tuple[list[str], Tensor]:
+    def _constants(self, target: Tensor) -> tuple[list[str], Tensor]:
         """Per-rating constants in storage order, as one (ratings x c) matrix: a
         batch's constants are then a single ``index_select``."""
         model = self.model
@@ -151,12 +154,8 @@ class FusedDotSGD(DotSGD[_Gathered]):
                 model.user_activity.index_select(0, self.users),
                 model.item_activity.index_select(0, self.items),
             ]
-        if model.y_range is not None:
-            names.append("low_minus_rating")  # the error is then sigmoid * span + this
-            columns.append(model.y_range[0] - rating)
-        else:
-            names.append("minus_rating")
-            columns.append(-rating)
+        names.append("target")
+        columns.append(target)
         return names, torch.stack(columns, dim=1)
 
     def _batches(self, order: Tensor) -> Iterator[_Gathered]:
@@ -187,8 +186,7 @@ class FusedDotSGD(DotSGD[_Gathered]):
                 beta_user, beta_item = model.activity_weight.tolist()
                 x.add_(batch["user_activity"], alpha=beta_user)
                 x.add_(batch["item_activity"], alpha=beta_item)
-        target = batch["minus_rating" if model.y_range is None else "low_minus_rating"]
-        error, step = error_and_step(x, target, model.y_range, lr)
+        error, step = error_and_step(x, batch["target"], model.y_range, lr)
         user_step = step.mul(batch["user_rate"]) if "user_rate" in batch else step
         item_step = step.mul(batch["item_rate"]) if "item_rate" in batch else step
         # the item update reads the user rows before they turn into the user update

@@ -53,7 +53,14 @@ def run_epochs(
 ) -> LoopResult:
     """Train for ``config.epochs`` epochs on the schedule ``config`` names, validating
     after every epoch, or only after the epochs of this run in ``validate_at`` (1 is
-    this run's first; the others' records have no validation figures)."""
+    this run's first; the others' records have no validation figures).
+
+    Raises:
+        ValueError: for ``validate_at`` with early stopping or ``keep_best``, which
+            compare every epoch's validation loss.
+    """
+    if validate_at is not None and (config.early_stopping is not None or config.keep_best):
+        raise ValueError("early stopping and keep_best need every epoch validated")
     schedule = get_schedule(config.schedule, pct_start=config.pct_start)
     total_steps = config.epochs * n_batches
     best_loss, best_epoch, best_state, stale = float("inf"), None, None, 0

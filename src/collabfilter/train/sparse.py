@@ -45,10 +45,8 @@ def suits(data: RatingTensors, batch_size: int) -> bool:
 class SparseDotSGD(DotSGD["_Batch"]):
     """The step as sparse matrix products, for tables of at most a batch's rows."""
 
-    def _prepare(self, rating: Tensor) -> None:
-        model = self.model
-        low = 0.0 if model.y_range is None else model.y_range[0]
-        self.target = low - rating  # error = prediction - rating = (s * span) + this
+    def _prepare(self, target: Tensor) -> None:
+        self.target = target
         self.batch_ids = torch.arange(len(self.data), dtype=torch.int32) // self.batch_size
         self.zeros = torch.zeros(self.batch_size)
         _quiet_first_csr()
