@@ -42,11 +42,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from bench_bayes import DATA, Result, coverage, ml100k_splits, myfm_fit
 from collabfilter import Split, generate_ratings, load_movielens, load_movielens_fold, split_random
-from collabfilter.config import RECIPES, BayesConfig, RunOptions, TrainConfig
+from collabfilter.config import RunOptions
 from collabfilter.data import split_temporal
-from collabfilter.models import DotProductBias
+from collabfilter.models import RECIPES, BayesConfig, DotProductBias, TrainConfig
+from collabfilter.models.dot.steps import choose_form
 from collabfilter.train import Learner, collab_learner
-from collabfilter.train.steps import choose_form
 from common import machine_header
 
 QUIET = RunOptions(progress=False, seed=42)
@@ -175,7 +175,8 @@ def step_forms(split: Split, repeats: int = 3) -> None:
             learner.fit_recipe()
             times[form].append(time.perf_counter() - start)
             scores[form] = rmse(learner.predict_ratings(split.valid), split.valid.rating)
-    auto = choose_form(learner.model, config, learner.train_tensors, "auto")
+    batch = config.batch_for(len(split.train))
+    auto = choose_form(learner.model, config, learner.train_tensors, "auto", batch)
     print(f"default fit (decay fixed) by form of the sgd step, 90/10 (auto: {auto}): " + ", ".join(
         f"{form} {scores[form]:.5f} in {np.median(t):.2f} s" for form, t in times.items()
     ))  # fmt: skip
@@ -187,7 +188,8 @@ def step_forms(split: Split, repeats: int = 3) -> None:
         start = time.perf_counter()
         learner.fit_recipe()
         seconds[form] = time.perf_counter() - start
-    auto = choose_form(learner.model, epoch, learner.train_tensors, "auto")
+    auto = choose_form(learner.model, epoch, learner.train_tensors, "auto",
+                       epoch.batch_for(len(ratings)))  # fmt: skip
     print(f"one epoch on ml-1m's shape by form (auto: {auto}): " + ", ".join(
         f"{form} {s:.2f} s" for form, s in seconds.items()
     ))  # fmt: skip

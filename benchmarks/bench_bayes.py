@@ -43,8 +43,8 @@ from collabfilter import (
     load_movielens_fold,
     split_random,
 )
-from collabfilter.config import BayesConfig
-from collabfilter.train.gibbs import run_gibbs
+from collabfilter.models import BayesConfig
+from collabfilter.models.bayes.gibbs import run_gibbs
 from common import SHARED, gib, machine_header, run_isolated
 
 DATA = Path(os.environ.get("COLLABFILTER_DATA_DIR") or SHARED)

@@ -10,7 +10,7 @@ metrics over the users with a hit to find):
   * synthetic data in ml-latest-small's shape (610 users x 9,724 items, 100,836
     ratings, a long tail) and ml-1m's (6,040 x 3,706, 1,000,209), per-user 20%.
 
-Side by side on each: the automatic top-N choice (``collabfilter.train.topn.fit_topn``:
+Side by side on each: the automatic top-N choice (``collabfilter.models.ranking.choose.fit_topn``:
 settings chosen on a hold-out carved from the training part only, then refitted), each
 of our models at its automatically chosen settings, a plain numpy EASE at lambda 500
 (Steck's ml-20m setting), most popular, the rating model ranked by predicted rating and
@@ -44,14 +44,15 @@ import pandas as pd
 import torch
 
 from collabfilter import Ratings, generate_ratings, load_movielens, split_by_user
-from collabfilter.config import RunOptions, TopNConfig
+from collabfilter.config import RunOptions
 from collabfilter.data import Split, split_temporal_by_user
 from collabfilter.data.synthetic import ML25M_SHAPE
-from collabfilter.evaluate import ItemSets, popular_items, ranking_metrics
-from collabfilter.ranking import POPULARITY_WEIGHT, relevant_items, seen_items
+from collabfilter.evaluation.topn import POPULARITY_WEIGHT, relevant_items, seen_items
+from collabfilter.metrics import ItemSets, popular_items, ranking_metrics
+from collabfilter.models import TopNConfig
+from collabfilter.models.ranking.choose import fit_model, fit_topn
 from collabfilter.recommend import Recommendations, recommend
 from collabfilter.train import collab_learner
-from collabfilter.train.topn import fit_model, fit_topn
 from common import SHARED, WORK, gib, machine_header, run_isolated
 
 BLOCK = 1024

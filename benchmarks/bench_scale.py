@@ -40,9 +40,10 @@ from pathlib import Path
 import numpy as np
 
 from collabfilter import Ratings, generate_ratings, split_random
-from collabfilter.config import RECIPES, RunOptions
+from collabfilter.config import RunOptions
 from collabfilter.data import load_encoded, save_encoded
 from collabfilter.data.synthetic import SyntheticTruth
+from collabfilter.models import RECIPES
 from common import WORK, gib, machine_header, peak_rss, run_isolated
 
 SHAPES = {
@@ -185,9 +186,11 @@ def restart(parquet: Path, encoded: Path) -> dict[str, float]:
 _EPOCH_SCRIPT = """\
 import json, sys
 from dataclasses import replace
-from collabfilter.config import RECIPES, RunOptions
+from collabfilter import distributed
+from collabfilter.config import RunOptions
 from collabfilter.data import load_encoded
-from collabfilter.train import collab_learner, distributed
+from collabfilter.models import RECIPES
+from collabfilter.train import collab_learner
 group = distributed.start_from_environment()
 ratings = load_encoded(sys.argv[1])
 config = replace(RECIPES["dot_bias"][1], epochs=int(sys.argv[2]), tune_decay=False)

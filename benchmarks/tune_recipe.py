@@ -20,7 +20,8 @@ from dataclasses import replace
 import numpy as np
 
 from collabfilter import Ratings, split_random
-from collabfilter.config import RECIPES, ModelConfig, RunOptions, TrainConfig
+from collabfilter.config import ModelConfig, RunOptions
+from collabfilter.models import RECIPES, TrainConfig
 from collabfilter.train import collab_learner
 from common import SHARED, machine_header
 

@@ -1,7 +1,8 @@
 """collabfilter: collaborative filtering on explicit ratings.
 
-Data flows one way: ``data`` (load, encode, split) -> ``models`` -> ``train`` ->
-evaluation, interpretation and recommendation -> the CLI and the HTTP service.
+Data flows one way: ``data`` (load, encode, split) -> ``models`` (one package per
+family) -> ``train`` -> interpretation, recommendation and evaluation -> the
+DataFrame estimator -> the CLI and the HTTP service.
 
 The data layer is imported eagerly; names that need torch (training, model files, the
 DataFrame-in/out recommender) load on first use, so that ``import collabfilter`` and
@@ -31,9 +32,9 @@ from collabfilter.data import (
 )
 
 if TYPE_CHECKING:
+    from collabfilter.estimator import Recommender
     from collabfilter.fitted import FittedModel
     from collabfilter.persist import load_model, save_model
-    from collabfilter.recommender import Recommender
     from collabfilter.train import collab_learner
 
 try:
@@ -43,7 +44,7 @@ except PackageNotFoundError:  # running from a source tree without installing
 
 _LAZY = {
     "FittedModel": "collabfilter.fitted",
-    "Recommender": "collabfilter.recommender",
+    "Recommender": "collabfilter.estimator",
     "collab_learner": "collabfilter.train",
     "load_model": "collabfilter.persist",
     "save_model": "collabfilter.persist",

@@ -22,13 +22,15 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-from collabfilter.config import ModelConfig, TrainConfig
+from collabfilter.config import FitConfig, ModelConfig
 from collabfilter.data import Ratings, RatingScale, Vocabulary
 from collabfilter.data.interactions import Interactions
 from collabfilter.data.tensors import tensor_of
 from collabfilter.errors import CollabFilterError, DataError, DataWarning, UnknownIdError
+from collabfilter.models import FamilyModule, FoldContext, FoldedUser, RatingModule
+from collabfilter.progress import EpochRecord
 
 UnknownPolicy = Literal["error", "nan", "baseline"]
 """What a prediction for a pair with an unknown user or item is: ``"error"`` raises
@@ -41,18 +43,6 @@ EVAL_BATCH = 65_536
 FALLBACK_DAMPING = 10.0
 """Pseudo-ratings at the global mean in the ``"baseline"`` fallback's biases (the
 damping of Koren's baseline estimates): a side seen once moves the prediction little."""
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    """One row of the training table (an epoch, a sampler sweep, or a closed-form fit)."""
-
-    epoch: int
-    train_loss: float | None
-    """Training MSE (None for a closed-form ranking fit, which has no rating loss)."""
-    valid_loss: float | None
-    valid_rmse: float | None
-    seconds: float
 
 
 @dataclass(frozen=True)
@@ -85,12 +75,12 @@ class FittedModel:
         metrics: final figures recorded at training time (e.g. validation RMSE).
     """
 
-    model: nn.Module
+    model: FamilyModule
     users: Vocabulary
     items: Vocabulary
     interactions: Interactions
     model_config: ModelConfig | None = None
-    config: Any = None
+    config: FitConfig | None = None
     history: list[EpochRecord] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
     ranker: FittedModel | None = field(default=None, repr=False)
@@ -114,7 +104,20 @@ class FittedModel:
     @property
     def predicts_ratings(self) -> bool:
         """Whether the model's scores are ratings (ranking models only order items)."""
-        return bool(getattr(self.model, "PREDICTS_RATINGS", True))
+        return self.model.predicts_ratings
+
+    def rating_module(self) -> RatingModule:
+        """The module, when it predicts ratings.
+
+        Raises:
+            CollabFilterError: for a ranking model (it only orders items).
+        """
+        if not isinstance(self.model, RatingModule):
+            raise CollabFilterError(
+                f"{type(self.model).__name__} ranks items for top-N lists; it does not "
+                "predict ratings (use a rating model such as dot_bias or bayes for that)"
+            )
+        return self.model
 
     def __repr__(self) -> str:
         kind = self.model_config.kind if self.model_config is not None else "custom"
@@ -175,7 +178,7 @@ class FittedModel:
     def _predict_pairs(
         self, pairs: PairIndex, raw_users: Any, raw_items: Any, unknown: UnknownPolicy
     ) -> np.ndarray:
-        self._require_ratings()
+        self.rating_module()
         if unknown not in ("error", "nan", "baseline"):
             raise ValueError(f"unknown must be 'error', 'nan' or 'baseline', got {unknown!r}")
         known = pairs.known
@@ -199,7 +202,7 @@ class FittedModel:
     def has_uncertainty(self) -> bool:
         """Whether the model gives each prediction a spread (models that keep posterior
         samples: ``bayes``)."""
-        return hasattr(self.model, "predict_with_uncertainty")
+        return isinstance(self.model, RatingModule) and self.model.has_uncertainty
 
     @torch.inference_mode()
     def predict_with_uncertainty(
@@ -217,11 +220,7 @@ class FittedModel:
             CollabFilterError: for models without posterior samples.
             UnknownIdError: for unknown users or items.
         """
-        if not self.has_uncertainty:
-            raise CollabFilterError(
-                f"{type(self.model).__name__} gives point predictions; the bayes model "
-                "gives each prediction its uncertainty"
-            )
+        module = self.rating_module()
         if not 0 < level < 1:
             raise ValueError(f"level must lie in (0, 1), got {level}")
         pairs = self.resolve(users, items)
@@ -229,11 +228,11 @@ class FittedModel:
             self._report_unknown(pairs, users, items, "error")
         self.model.eval()
         device = self.device
-        mean, spread, predictive = self.model.predict_with_uncertainty(  # type: ignore[operator]
+        parts = module.predict_with_uncertainty(
             tensor_of(pairs.user_idx).to(device), tensor_of(pairs.item_idx).to(device)
         )
         z = float(torch.special.ndtri(torch.tensor(0.5 + level / 2, dtype=torch.float64)))
-        mean, spread, predictive = (t.double().cpu().numpy() for t in (mean, spread, predictive))
+        mean, spread, predictive = (t.double().cpu().numpy() for t in parts)
         low, high = self.scale.low, self.scale.high
         return pd.DataFrame({
             "prediction": mean.astype(np.float32), "std": spread.astype(np.float32),
@@ -283,37 +282,67 @@ class FittedModel:
         user_bias = user_sum / (data.user_counts() + FALLBACK_DAMPING)
         return mean, user_bias, item_bias
 
-    def _require_ratings(self) -> None:
-        if not self.predicts_ratings:
-            raise CollabFilterError(
-                f"{type(self.model).__name__} ranks items for top-N lists; it does not "
-                "predict ratings (use a rating model such as dot_bias or bayes for that)"
-            )
+    def on_scale(self, predicted: Tensor) -> Tensor:
+        """Predicted ratings clipped to the rating scale: a prediction never leaves it."""
+        scale = self.scale
+        return predicted.clamp(scale.low, scale.high)
 
     @torch.inference_mode()
     def predict_indices(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
-        """Predictions for index tensors, in evaluation mode, batched; float32 on the CPU."""
-        self.model.eval()
+        """Predicted ratings for index tensors, on the scale, in evaluation mode,
+        batched; float32 on the CPU."""
+        module = self.rating_module()
+        module.eval()
         device = self.device
         parts = [
-            self.model(user_idx[start : start + EVAL_BATCH].to(device),
-                       item_idx[start : start + EVAL_BATCH].to(device)).float().cpu()
+            module(user_idx[start : start + EVAL_BATCH].to(device),
+                   item_idx[start : start + EVAL_BATCH].to(device)).float().cpu()
             for start in range(0, len(user_idx), EVAL_BATCH)
         ]  # fmt: skip
-        return torch.cat(parts) if parts else torch.zeros(0)
+        return self.on_scale(torch.cat(parts)) if parts else torch.zeros(0)
 
     def score_users(self, user_idx: np.ndarray) -> Tensor:
         """Scores of every item for the given user indices, ``(n, items)`` float32 on
-        the CPU (predicted ratings, or ranking scores for ranking models)."""
-        return self._item_scores(self.model.score_items, user_idx)  # type: ignore[arg-type]
+        the CPU: predicted ratings (on the scale), or ranking scores for ranking models."""
+        scores = self._item_scores(self.model.score_items, user_idx)
+        return self.on_scale(scores) if self.predicts_ratings else scores
 
     def rank_users(self, user_idx: np.ndarray) -> Tensor:
         """Scores that order every item for the given users as :meth:`score_users` does,
-        at less cost where the model offers it (``rank_items``: a rating model leaves out
-        its per-user terms and its monotone output function), ``(n, items)`` float32 on
-        the CPU. For ranking lists only: they are not predictions."""
-        rank = getattr(self.model, "rank_items", self.model.score_items)
-        return self._item_scores(rank, user_idx)  # type: ignore[arg-type]
+        at less cost where the family offers it (a rating model leaves out its per-user
+        terms and its monotone output function), ``(n, items)`` float32 on the CPU.
+        For ranking lists only: they are not predictions."""
+        return self._item_scores(self.model.rank_items, user_idx)
+
+    def fold_context(self) -> FoldContext:
+        """What placing a new user may need of this model's training."""
+        counts = torch.from_numpy(self.interactions.user_counts())
+        return FoldContext(counts, self.config, self.scale)
+
+    def fold_in_indices(self, item_idx: np.ndarray, ratings: np.ndarray) -> FoldedUser:
+        """A new user placed from rated item indices and their ratings (checked by the
+        caller), without retraining."""
+        self.model.eval()
+        device = self.device
+        items = torch.from_numpy(np.asarray(item_idx, dtype=np.int64)).to(device)
+        values = torch.from_numpy(np.asarray(ratings, dtype=np.float64)).to(device)
+        return self.model.fold_in(items, values, self.fold_context())
+
+    @torch.no_grad()
+    def score_folded(self, user: FoldedUser) -> Tensor:
+        """Scores of every item for a folded-in user, ``(items,)`` float32 on the CPU
+        (as :meth:`score_users`: ranking order, not always shown ratings)."""
+        self.model.eval()
+        return self.model.score_folded(user).float().cpu()
+
+    @torch.no_grad()
+    def predict_folded(self, user: FoldedUser, item_idx: np.ndarray) -> Tensor:
+        """Predicted ratings of items for a folded-in user, on the scale, float32 on the
+        CPU."""
+        module = self.rating_module()
+        module.eval()
+        index = torch.from_numpy(np.asarray(item_idx, dtype=np.int64)).to(self.device)
+        return self.on_scale(module.predict_folded(user, index).float().cpu())
 
     @torch.no_grad()  # not inference_mode: callers mask the result in place
     def _item_scores(self, method: Callable[[Tensor], Tensor], user_idx: np.ndarray) -> Tensor:
@@ -334,10 +363,6 @@ class FittedModel:
         """The epoch table as a DataFrame (fastai's ``recorder.values``)."""
         columns = ["epoch", "train_loss", "valid_loss", "valid_rmse", "seconds"]
         return pd.DataFrame([vars(r) for r in self.history], columns=columns)
-
-    def training_config(self) -> TrainConfig | None:
-        """The sgd training config, when the model was trained by sgd."""
-        return self.config if isinstance(self.config, TrainConfig) else None
 
 
 def _same(left: Vocabulary, right: Vocabulary) -> bool:

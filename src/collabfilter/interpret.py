@@ -18,7 +18,6 @@ import torch
 from collabfilter.data.titles import TitleIndex
 from collabfilter.errors import AmbiguousTitleError, CollabFilterError, UnknownIdError
 from collabfilter.fitted import FittedModel
-from collabfilter.models.bias import BiasTerms
 
 _LISTED = 10
 
@@ -102,13 +101,14 @@ def find_items(model: FittedModel, queries: list[Any]) -> np.ndarray:
     return np.array([find_item(model, q) for q in queries], dtype=np.int64)
 
 
-def _bias_model(model: FittedModel) -> Any:
-    module = model.model
-    if isinstance(module, BiasTerms) and hasattr(module, "user_bias"):
-        return module
-    if hasattr(module, "user_effect") and hasattr(module, "item_effect"):
-        return module
-    raise CollabFilterError(f"{type(module).__name__} has no biases to show")
+def _effects(model: FittedModel) -> tuple[np.ndarray, np.ndarray]:
+    """Each user's and item's learned bias (the family's ``effects``)."""
+    with torch.no_grad():
+        effects = model.model.effects()
+    if effects is None:
+        raise CollabFilterError(f"{type(model.model).__name__} has no biases to show")
+    user, item = effects
+    return user.detach().float().cpu().numpy(), item.detach().float().cpu().numpy()
 
 
 def item_statistics(model: FittedModel) -> pd.DataFrame:
@@ -129,16 +129,14 @@ def _sorted_by_bias(table: pd.DataFrame, among: int | None) -> pd.DataFrame:
 def item_biases(model: FittedModel, *, among: int | None = 1000) -> pd.DataFrame:
     """Every item's learned bias (``b_i`` plus its activity prior) beside its mean
     rating and count, sorted by bias, among the ``among`` most rated items."""
-    with torch.no_grad():
-        bias = _bias_model(model).item_effect().detach().cpu().numpy()
+    _, bias = _effects(model)
     return _sorted_by_bias(item_statistics(model).assign(bias=bias), among)
 
 
 def user_biases(model: FittedModel, *, among: int | None = None) -> pd.DataFrame:
     """Every user's learned bias beside their mean rating and count, sorted by bias."""
     data = model.interactions
-    with torch.no_grad():
-        bias = _bias_model(model).user_effect().detach().cpu().numpy()
+    bias, _ = _effects(model)
     table = pd.DataFrame(
         {"user": model.users.ids, "ratings": data.user_counts(), "mean rating": data.user_means(),
          "bias": bias}
@@ -147,21 +145,15 @@ def user_biases(model: FittedModel, *, among: int | None = None) -> pd.DataFrame
 
 
 def item_factors(model: FittedModel) -> np.ndarray:
-    """The item factor (or embedding) matrix, ``(items, factors)`` float32, on the CPU.
+    """What the model learned of each item as a vector (factors, embeddings, posterior
+    means), ``(items, d)`` float32, on the CPU.
 
-    Models without plain factor tables offer ``item_vectors()`` (posterior means of a
-    Bayesian model, a ranking model's item embedding)."""
-    module = model.model
-    vectors = getattr(module, "item_vectors", None)
-    if vectors is not None:
-        with torch.no_grad():
-            return np.asarray(vectors().detach().cpu().numpy(), dtype=np.float32)
-    table = getattr(module, "item_factors", None)
-    if table is None:
-        table = getattr(module, "item_embedding", None)
-    if table is None:
-        raise CollabFilterError(f"{type(module).__name__} has no item factors")
-    return np.asarray(table.detach().cpu().numpy(), dtype=np.float32)
+    Raises:
+        CollabFilterError: for models that relate items directly (EASE, item-kNN).
+    """
+    with torch.no_grad():
+        vectors = model.model.item_vectors()
+    return np.asarray(vectors.detach().float().cpu().numpy(), dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -215,24 +207,23 @@ def similar_items(
     metric: Literal["cosine", "dot"] = "cosine",
     min_ratings: int | None = None,
 ) -> pd.DataFrame:
-    """The ``k`` items whose factors are closest to ``item``'s (itself excluded).
+    """The ``k`` items closest to ``item`` (itself excluded): by the cosine of item
+    vectors, or a ranking model's own item-item relation.
 
     Args:
         item: raw id or title (forgiving lookup).
-        metric: cosine similarity of factors, or their dot product.
+        metric: the family's similarity (cosine of item vectors), or the dot product
+            of item vectors.
         min_ratings: only items with at least this many training ratings.
     """
     target = find_item(model, item, most_rated=True)
-    similar_to = getattr(model.model, "similar_items", None)
-    if similar_to is not None:  # a ranking model's own item-item weights
-        scores = similar_to(target).detach().float().cpu().clone()
-        return _top_similar(model, target, scores, k, min_ratings)
-    factors = torch.from_numpy(item_factors(model))
-    scores = factors @ factors[target]
     if metric == "cosine":
-        norms = factors.norm(dim=1).clamp(min=1e-12)
-        scores = scores / (norms * norms[target])
-    elif metric != "dot":
+        with torch.no_grad():
+            scores = model.model.similar_items(target).detach().float().cpu().clone()
+    elif metric == "dot":
+        factors = torch.from_numpy(item_factors(model))
+        scores = factors @ factors[target]
+    else:
         raise ValueError(f"metric must be 'cosine' or 'dot', got {metric!r}")
     return _top_similar(model, target, scores, k, min_ratings)
 

@@ -1,10 +1,14 @@
-"""Top-N recommendations for known and brand-new users, and why an item is suggested.
+"""Top-N lists for known and new users, and why an item is on them: one scorer for
+every door (the library, the CLI and the service call these functions).
 
-Users are scored in blocks: one ``(block x items)`` matrix of predicted ratings per
-block, the items each user already rated set to ``-inf``, then ``topk``. A new user
-described by a few (item, rating) pairs is *folded in*: their factors and bias are
-solved for with the item side fixed, under the same per-rating regularisation as
-training, so no retraining is needed.
+Users are scored in blocks: one ``(block x items)`` matrix of ranking scores per block,
+the items each user already rated (and items rated too rarely, when asked) set to
+``-inf``, then ``topk``. Rating models rank by scores that order items as their
+predictions do and show the predicted ratings of the chosen items; ranking models
+show their scores. A user known only by a few (item, rating) pairs is *folded in* by
+their model's family (:meth:`collabfilter.models.FamilyModule.fold_in`), with no
+retraining. The reason shown beside an item ("because you rated X") is the rated item
+with the largest value of the family's :meth:`~collabfilter.models.FamilyModule.reasons`.
 """
 
 from __future__ import annotations
@@ -21,11 +25,10 @@ from torch import Tensor
 from collabfilter.errors import CollabFilterError, DataError
 from collabfilter.fitted import FittedModel, require_known_users
 from collabfilter.interpret import find_item, find_items, item_labels
-from collabfilter.models import DotProduct, DotProductBias, TopNModel
-from collabfilter.models.ops import sigmoid_range
-from collabfilter.train.regularization import new_user_decay
+from collabfilter.models import FoldedUser
 
 USER_BLOCK = 1024
+By = Literal["auto", "rating", "ranking"]
 
 
 @dataclass(frozen=True)
@@ -41,6 +44,9 @@ class Recommendations:
         scores: their scores (predicted ratings for rating models), float32, finite.
         spread: for models with posterior samples (``bayes``), each predicted rating's
             predictive standard deviation; None otherwise.
+        score_name: what the scores are: ``"predicted"`` ratings or a ranking ``"score"``.
+        because: with ``explain=True``, each item's reason: the index of the rated item
+            behind it (-1: none); None otherwise.
     """
 
     users: np.ndarray
@@ -49,7 +55,7 @@ class Recommendations:
     scores: np.ndarray
     spread: np.ndarray | None = None
     score_name: str = "predicted"
-    """What the scores are: ``"predicted"`` ratings, or a ranking model's ``"score"``."""
+    because: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.users)
@@ -61,7 +67,7 @@ class Recommendations:
 
     def to_frame(self, model: FittedModel) -> pd.DataFrame:
         """One row per (user, rank): user, rank, item id, title, score (``predicted``
-        for rating models)."""
+        for rating models), and the reason's title when explained."""
         lengths = np.diff(self.offsets)
         ranks = np.arange(len(self.item_idx)) - np.repeat(self.offsets[:-1], lengths) + 1
         frame = pd.DataFrame(
@@ -75,13 +81,12 @@ class Recommendations:
         )
         if self.spread is not None:
             frame["+/- std"] = self.spread
+        if self.because is not None:
+            known = self.because >= 0
+            reasons = np.full(len(self.because), None, dtype=object)
+            reasons[known] = item_labels(model, self.because[known])
+            frame["because you rated"] = reasons
         return frame
-
-
-def mask_seen(model: FittedModel, scores: Tensor, user_idx: np.ndarray) -> None:
-    """Set the items each row's user rated in training to ``-inf``, in place."""
-    rows, items, _ = model.interactions.rows(user_idx)
-    scores[torch.from_numpy(rows), torch.from_numpy(items.astype(np.int64))] = -torch.inf
 
 
 def require_finite(scores: Tensor, what: str = "scores") -> None:
@@ -93,6 +98,114 @@ def require_finite(scores: Tensor, what: str = "scores") -> None:
         )
 
 
+def ranking_model(model: FittedModel, by: By) -> FittedModel:
+    """The model whose scores order the lists: with ``"auto"`` a file's ranking
+    companion when it has one (else the model itself), ``"rating"`` the rating model,
+    ``"ranking"`` a ranking model (or an error)."""
+    if by not in ("auto", "rating", "ranking"):
+        raise ValueError(f"by must be 'auto', 'rating' or 'ranking', got {by!r}")
+    if by == "rating":
+        model.rating_module()  # raises for a ranking model
+        return model
+    if model.ranker is not None:
+        return model.ranker
+    if by == "ranking" and model.predicts_ratings:
+        raise CollabFilterError(
+            "this model predicts ratings and holds no ranking model: train the topn recipe "
+            "(and save it beside the rating model) for top-N lists"
+        )
+    return model
+
+
+def rare_items(model: FittedModel, min_ratings: int | None) -> np.ndarray | None:
+    """Items with fewer than ``min_ratings`` training ratings (None: no bound)."""
+    if min_ratings is None:
+        return None
+    if min_ratings < 1:
+        raise ValueError(f"min_ratings must be >= 1, got {min_ratings}")
+    counts = model.cache.get("item_counts")
+    if counts is None:
+        counts = model.cache["item_counts"] = model.interactions.item_counts()
+    return np.flatnonzero(counts < min_ratings)
+
+
+def _top(ranking: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The ``k`` best columns of each row of ``ranking`` (``-inf`` marks what is not
+    allowed): ``(indices, kept)``, ``kept`` false where fewer than ``k`` remain."""
+    top = torch.topk(ranking, min(k, ranking.shape[-1]), dim=-1)
+    require_finite(top.values[top.values != -torch.inf])  # NaN sorts first: it shows here
+    return top.indices, top.values > -torch.inf
+
+
+def _shown(model: FittedModel, rows: Tensor, items: Tensor, ranking: Tensor) -> Tensor:
+    """Scores shown for chosen items: predicted ratings for a rating model (its ranking
+    scores need not be ratings), the ranking scores for a ranking model."""
+    if not model.predicts_ratings:
+        return ranking
+    shown = model.predict_indices(rows, items)
+    require_finite(shown, "predictions")
+    return shown
+
+
+def recommend_rows(
+    model: FittedModel,
+    user_idx: np.ndarray,
+    *,
+    k: int = 10,
+    exclude_seen: bool = True,
+    min_ratings: int | None = None,
+    popularity_weight: float = 0.0,
+    explain: bool = False,
+) -> Recommendations:
+    """:func:`recommend` for user indices of the model itself (no ids to resolve)."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    user_idx = np.asarray(user_idx, dtype=np.int64).reshape(-1)
+    blocked = rare_items(model, min_ratings)
+    log_counts = torch.log1p(torch.from_numpy(model.interactions.item_counts().astype(np.float32)))
+    items, scores, lengths, reasons = [], [], [], []
+    for start in range(0, len(user_idx), USER_BLOCK):
+        block = user_idx[start : start + USER_BLOCK]
+        if popularity_weight:
+            ranking = model.score_users(block) + popularity_weight * log_counts
+        else:
+            ranking = model.rank_users(block)
+        if exclude_seen:
+            rows, seen, _ = model.interactions.rows(block)
+            ranking[torch.from_numpy(rows), torch.from_numpy(seen.astype(np.int64))] = -torch.inf
+        if blocked is not None:
+            ranking[:, torch.from_numpy(blocked)] = -torch.inf
+        indices, kept = _top(ranking, k)
+        chosen = indices[kept]
+        owners = torch.from_numpy(block).repeat_interleave(kept.sum(1))
+        values = ranking.gather(1, indices)[kept]
+        items.append(chosen.numpy())
+        scores.append(_shown(model, owners, chosen, values).numpy())
+        lengths.append(kept.sum(1).numpy())
+        if explain:
+            reasons += [
+                because(model, *model.interactions.items_of(int(user)), picked.numpy())
+                for user, picked in zip(block, _split(chosen, kept.sum(1)), strict=True)
+            ]
+    offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
+    picked = np.concatenate(items).astype(np.int64)
+    spread = None
+    if model.has_uncertainty:
+        owners_all = np.repeat(user_idx, np.diff(offsets))
+        spread = model.predict_with_uncertainty(
+            model.users.id_of(owners_all), model.items.id_of(picked)
+        )["predictive_std"].to_numpy()
+    return Recommendations(
+        model.users.id_of(user_idx), offsets, picked, np.concatenate(scores).astype(np.float32),
+        spread, "predicted" if model.predicts_ratings else "score",
+        np.concatenate(reasons).astype(np.int64) if explain else None,
+    )  # fmt: skip
+
+
+def _split(values: Tensor, lengths: Tensor) -> list[Tensor]:
+    return list(torch.split(values, lengths.tolist()))
+
+
 def recommend(
     model: FittedModel,
     users: Any,
@@ -101,7 +214,8 @@ def recommend(
     exclude_seen: bool = True,
     min_ratings: int | None = None,
     popularity_weight: float = 0.0,
-    by: Literal["auto", "rating", "ranking"] = "auto",
+    by: By = "auto",
+    explain: bool = False,
 ) -> Recommendations:
     """The ``k`` best items for each user by the model's scores.
 
@@ -119,236 +233,111 @@ def recommend(
         min_ratings: only items with at least this many training ratings (obscure
             items with one 5-star rating otherwise crowd a rating model's top).
         popularity_weight: rank by ``score + w * log(1 + n_i)`` instead: a rating
-            model does not know what people tend to watch at all, and on held-out
-            data that popularity prior lifts NDCG/recall above the most-popular
-            baseline (``scores`` stay the model's scores).
+            model does not know what people tend to watch at all, and that popularity
+            prior lifts its lists on held-out data (``scores`` stay the model's).
         by: ``"auto"`` ranks with the model's ranking companion when it has one (else
             the model itself), ``"rating"`` by predicted rating, ``"ranking"`` requires
             a ranking model.
+        explain: also give each item the rated item behind it (``because``).
 
     Raises:
         UnknownIdError: for users the model does not know (see :func:`recommend_new_user`).
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
     model = ranking_model(model, by)
-    user_idx = require_known_users(model, users)
-    counts = torch.from_numpy(model.interactions.item_counts().astype(np.float32))
-    blocked = _rare_items(model, min_ratings)
-    k = min(k, len(model.items))
-    items, scores, lengths = [], [], []
-    for start in range(0, len(user_idx), USER_BLOCK):
-        block = user_idx[start : start + USER_BLOCK]
-        if popularity_weight:
-            ranking = model.score_users(block) + popularity_weight * torch.log1p(counts)
-        else:
-            ranking = model.rank_users(block)
-        if exclude_seen:
-            mask_seen(model, ranking, block)
-        if blocked is not None:
-            ranking[:, blocked] = -torch.inf
-        top = torch.topk(ranking, k, dim=1)
-        kept = top.values > -torch.inf  # masked items are -inf
-        require_finite(top.values[top.values != -torch.inf])  # NaN sorts first: shows here
-        top_items = top.indices[kept]
-        if model.predicts_ratings:  # the ranking scores need not be ratings: predict them
-            rows = torch.from_numpy(block.astype(np.int64)).repeat_interleave(kept.sum(1))
-            chosen = model.predict_indices(rows, top_items)
-            require_finite(chosen)
-        else:
-            chosen = top.values[kept]
-        items.append(top_items.numpy())
-        scores.append(chosen.numpy())
-        lengths.append(kept.sum(1).numpy())
-    offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
-    picked = np.concatenate(items)
-    spread = None
-    if model.has_uncertainty:
-        owners = np.repeat(user_idx, np.diff(offsets))
-        spread = model.predict_with_uncertainty(
-            model.users.id_of(owners), model.items.id_of(picked)
-        )["predictive_std"].to_numpy()
-    return Recommendations(
-        model.users.id_of(user_idx), offsets, picked, np.concatenate(scores), spread,
-        "predicted" if model.predicts_ratings else "score",
+    return recommend_rows(
+        model, require_known_users(model, users), k=k, exclude_seen=exclude_seen,
+        min_ratings=min_ratings, popularity_weight=popularity_weight, explain=explain,
     )  # fmt: skip
 
 
-def ranking_model(model: FittedModel, by: Literal["auto", "rating", "ranking"]) -> FittedModel:
-    """The model whose scores order the lists (see :func:`recommend`'s ``by``)."""
-    if by not in ("auto", "rating", "ranking"):
-        raise ValueError(f"by must be 'auto', 'rating' or 'ranking', got {by!r}")
-    if by == "rating":
-        if not model.predicts_ratings:
-            raise CollabFilterError("this is a ranking model: it does not predict ratings")
-        return model
-    if model.ranker is not None:
-        return model.ranker
-    if by == "ranking" and model.predicts_ratings:
-        raise CollabFilterError(
-            "this model predicts ratings and holds no ranking model: train the topn recipe "
-            "(and save it beside the rating model) for top-N lists"
-        )
-    return model
-
-
-def shown(model: FittedModel, scores: Tensor) -> Tensor:
-    """Scores as shown: what ``predict`` gives for those pairs. A model that ranks by an
-    unclipped mean but predicts clipped ratings (``bayes``) says so with
-    ``clip_ratings``."""
-    clip = getattr(model.model, "clip_ratings", None)
-    return scores if clip is None else clip(scores)
-
-
-def _rare_items(model: FittedModel, min_ratings: int | None) -> Tensor | None:
-    if min_ratings is None:
-        return None
-    return torch.from_numpy(model.interactions.item_counts() < min_ratings)
-
-
-# ----------------------------------------------------------------------------- fold-in
-@dataclass(frozen=True)
-class FoldedUser:
-    """A user solved for with the items fixed: factors, bias and activity (dot models,
-    on the CPU), or a model family's own state (``state``, on the model's device)."""
-
-    factors: Tensor
-    bias: float
-    activity: float
-    state: Any = None
-
-
-def _dot_model(model: FittedModel) -> DotProduct | DotProductBias:
-    if not isinstance(model.model, DotProduct | DotProductBias):
-        raise CollabFilterError(
-            f"fold-in needs a model that can place a new user, not "
-            f"{type(model.model).__name__}; use dot_bias, bayes or topn for new users"
-        )
-    return model.model
-
-
-def rated_items(model: FittedModel, rated: Mapping[Any, float]) -> tuple[np.ndarray, Tensor]:
+# ----------------------------------------------------------------------------- new users
+def rated_items(model: FittedModel, rated: Mapping[Any, float]) -> tuple[np.ndarray, np.ndarray]:
     """Item indices (int64) and ratings (float64) of ``{item id or title: rating}``.
 
     Raises:
-        DataError: with no ratings, ratings outside the data's scale, or an item twice.
+        DataError: with no ratings, ratings off the data's scale, or an item twice.
         UnknownIdError / AmbiguousTitleError: for items that cannot be resolved.
     """
     if not rated:
         raise DataError("a new user needs at least one (item, rating) pair")
     item_idx = find_items(model, list(rated))
-    values = torch.tensor([float(v) for v in rated.values()], dtype=torch.float64)
-    scale = model.scale
-    if not torch.isfinite(values).all() or ((values < scale.low) | (values > scale.high)).any():
-        raise DataError(f"ratings must lie in the data's scale {scale}, got {values.tolist()}")
-    if len(np.unique(item_idx)) < len(item_idx):
-        raise DataError("each item may be rated once; the ratings name an item twice")
+    try:
+        values = np.array([float(v) for v in rated.values()], dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"ratings must be numbers, got {list(rated.values())[:5]}") from None
+    check_ratings(model, item_idx, values)
     return item_idx, values
 
 
-def fold_in(model: FittedModel, rated: Mapping[Any, float], *, iterations: int = 30) -> FoldedUser:
-    """Place a new user from ``{item id or title: rating}`` without retraining.
-
-    Dot models minimise the training objective restricted to this user, with the item
-    side fixed: half the squared error of the predicted ratings plus the per-rating
-    weight decay a user with this many ratings had in training. The problem has only
-    ``factors + 1`` unknowns, so damped Gauss-Newton steps (one small linear solve
-    each) converge in a few iterations. Other families place the user their own way
-    (the module's ``fold_in``). Computed on the CPU, whatever device the model is on.
+def check_ratings(model: FittedModel, item_idx: np.ndarray, values: np.ndarray) -> None:
+    """Refuse a new user's ratings that are not on the model's scale, or that rate an
+    item twice (every door checks sent ratings with this rule).
 
     Raises:
-        DataError: with no ratings, or ratings outside the data's scale.
+        DataError: naming the offending ratings.
+    """
+    scale = model.scale
+    off = ~np.isfinite(values) | (values < scale.low) | (values > scale.high)
+    if scale.step is not None:
+        steps = (values - scale.low) / scale.step
+        off |= np.abs(steps - np.round(steps)) > 1e-6
+    if off.any():
+        raise DataError(
+            f"ratings must lie on the model's scale {scale}; got {values[off][:5].tolist()}"
+        )
+    if len(np.unique(item_idx)) < len(item_idx):
+        raise DataError("each item may be rated once; the ratings name an item twice")
+
+
+def fold_in(model: FittedModel, rated: Mapping[Any, float]) -> FoldedUser:
+    """Place a new user from ``{item id or title: rating}`` without retraining (by their
+    model's family: see :meth:`collabfilter.models.FamilyModule.fold_in`).
+
+    Raises:
+        DataError: with no ratings, or ratings off the data's scale.
         UnknownIdError / AmbiguousTitleError: for items that cannot be resolved.
     """
     item_idx, values = rated_items(model, rated)
-    module = model.model
-    if isinstance(module, TopNModel):  # the rated set (and ratings) is all it needs
-        return FoldedUser(torch.zeros(0), 0.0, 0.0, (torch.from_numpy(item_idx), values))
-    own = getattr(module, "fold_in", None)
-    if own is not None:
-        device = model.device
-        state = own(torch.from_numpy(item_idx).to(device), values.to(device))
-        return FoldedUser(torch.zeros(0), 0.0, 0.0, state)
-    dot = _dot_model(model)
-    config = model.training_config()
-    if config is None:
-        raise CollabFilterError("fold-in of a dot model needs its sgd training config")
-    counts = torch.from_numpy(model.interactions.user_counts())
-    n = len(values)
-    factor_decay, bias_decay = new_user_decay(config, counts, n)
-    index = torch.from_numpy(item_idx)
-    with torch.no_grad():
-        design = dot.item_factors.detach().cpu()[index].double()
-        fixed = torch.zeros(n, dtype=torch.float64)
-        activity = 0.0
-        has_bias = isinstance(dot, DotProductBias)
-        if isinstance(dot, DotProductBias):
-            activity = float(dot.activity_of(torch.tensor([n]), kind="user")[0].cpu())
-            fixed = (dot.item_effect().cpu()[index] + dot.offset.cpu()).double()
-            if dot.activity_prior:
-                fixed = fixed + float(dot.activity_weight[0].cpu()) * activity
-            design = torch.cat([design, torch.ones(n, 1, dtype=torch.float64)], dim=1)
-        decay = torch.full((design.shape[1],), n * factor_decay, dtype=torch.float64)
-        if has_bias:
-            decay[-1] = n * bias_decay
-        theta = _gauss_newton(design, fixed, values, decay, dot.y_range, iterations)
-    factors = theta[:-1] if has_bias else theta
-    bias = float(theta[-1]) if has_bias else 0.0
-    return FoldedUser(factors.float(), bias, activity)
+    return model.fold_in_indices(item_idx, values)
 
 
-def _gauss_newton(
-    design: Tensor,
-    fixed: Tensor,
-    target: Tensor,
-    decay: Tensor,
-    y_range: tuple[float, float] | None,
-    iterations: int,
-) -> Tensor:
-    """Minimise ``0.5 |f(design @ theta + fixed) - target|^2 + 0.5 theta' diag(decay) theta``
-    where ``f`` is the sigmoid range (or the identity), by damped Gauss-Newton."""
-    theta = torch.zeros(design.shape[1], dtype=torch.float64)
-    regulariser = torch.diag(decay)
-    for _ in range(iterations):
-        x = design @ theta + fixed
-        if y_range is None:
-            predicted, slope = x, torch.ones_like(x)
-        else:
-            low, high = y_range
-            squashed = torch.sigmoid(x)
-            predicted = low + (high - low) * squashed
-            slope = (high - low) * squashed * (1 - squashed)
-        jacobian = design * slope.unsqueeze(1)
-        gradient = jacobian.T @ (predicted - target) + decay * theta
-        hessian = jacobian.T @ jacobian + regulariser
-        step = torch.linalg.solve(
-            hessian + 1e-6 * torch.eye(len(theta), dtype=theta.dtype), gradient
-        )
-        theta = theta - step
-        if float(step.abs().max()) < 1e-7:
-            break
-    return theta
+@dataclass(frozen=True)
+class UserList:
+    """One user's list: item indices best first, the scores shown, and each item's
+    reason as a position in the user's rated items (-1: none)."""
+
+    item_idx: np.ndarray
+    scores: np.ndarray
+    because: np.ndarray
 
 
-@torch.no_grad()
-def score_folded(model: FittedModel, user: FoldedUser) -> Tensor:
-    """Scores of every item for a folded-in user, shape ``(items,)``, on the CPU."""
-    if isinstance(model.model, TopNModel):
-        item_idx, values = user.state
-        device = model.device
-        scores: Tensor = model.model.score_new(item_idx.to(device), values.to(device))
-        return scores.float().cpu()
-    own = getattr(model.model, "score_folded", None)
-    if own is not None:
-        folded: Tensor = own(user.state)
-        return folded.float().cpu()
-    dot = _dot_model(model)
-    x = dot.item_factors.detach().cpu() @ user.factors
-    if isinstance(dot, DotProductBias):
-        x = x + user.bias + dot.item_effect().cpu() + dot.offset.cpu()
-        if dot.activity_prior:
-            x = x + dot.activity_weight[0].cpu() * user.activity
-    return x if dot.y_range is None else sigmoid_range(x, *dot.y_range)
+def list_for_rated(
+    model: FittedModel,
+    rated_idx: np.ndarray,
+    ratings: np.ndarray,
+    *,
+    k: int = 10,
+    min_ratings: int | None = None,
+    folded: FoldedUser | None = None,
+) -> UserList:
+    """The list of someone described by what they rated (folded in, or ``folded``
+    when already placed from exactly these ratings); the rated items are excluded."""
+    if k < 1:
+        raise ValueError(f"k must be >= 1, got {k}")
+    user = folded if folded is not None else model.fold_in_indices(rated_idx, ratings)
+    ranking = model.score_folded(user).clone()
+    ranking[torch.from_numpy(np.asarray(rated_idx, dtype=np.int64))] = -torch.inf
+    blocked = rare_items(model, min_ratings)
+    if blocked is not None:
+        ranking[torch.from_numpy(blocked)] = -torch.inf
+    indices, kept = _top(ranking, k)
+    picked = indices[kept].numpy()
+    shown = ranking[indices[kept]]
+    if model.predicts_ratings:
+        shown = model.predict_folded(user, picked)
+        require_finite(shown, "predictions")
+    positions = because_positions(model, rated_idx, ratings, picked)
+    return UserList(picked, shown.numpy().astype(np.float32), positions)
 
 
 def recommend_new_user(
@@ -357,46 +346,85 @@ def recommend_new_user(
     *,
     k: int = 10,
     min_ratings: int | None = None,
-    by: Literal["auto", "rating", "ranking"] = "auto",
+    by: By = "auto",
 ) -> pd.DataFrame:
     """Recommendations for someone not in the data, from a few ratings (fold-in).
 
-    Returns a frame of rank, item id, title and score (``predicted`` for rating
-    models); the rated items themselves are excluded. ``by`` as for :func:`recommend`.
+    Returns a frame of rank, item id, title, score (``predicted`` for rating models)
+    and the rated item behind each; the rated items themselves are excluded. ``by`` as
+    for :func:`recommend`.
     """
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
     model = ranking_model(model, by)
-    user = fold_in(model, rated)
-    scores = score_folded(model, user).clone()
-    require_finite(scores)
-    scores[torch.from_numpy(find_items(model, list(rated)))] = -torch.inf
-    blocked = _rare_items(model, min_ratings)
-    if blocked is not None:
-        scores[blocked] = -torch.inf
-    top = torch.topk(scores, min(k, len(scores)))
-    kept = torch.isfinite(top.values)
-    picked = top.indices[kept].numpy()
+    rated_idx, values = rated_items(model, rated)
+    listed = list_for_rated(model, rated_idx, values, k=k, min_ratings=min_ratings)
+    reasons = np.full(len(listed.item_idx), None, dtype=object)
+    known = listed.because >= 0
+    reasons[known] = item_labels(model, rated_idx[listed.because[known]])
     return pd.DataFrame(
         {
-            "rank": np.arange(1, len(picked) + 1),
-            "item": model.items.id_of(picked),
-            "title": item_labels(model, picked),
-            ("predicted" if model.predicts_ratings else "score"): shown(
-                model, top.values[kept]
-            ).numpy(),
+            "rank": np.arange(1, len(listed.item_idx) + 1),
+            "item": model.items.id_of(listed.item_idx),
+            "title": item_labels(model, listed.item_idx),
+            ("predicted" if model.predicts_ratings else "score"): listed.scores,
+            "because you rated": reasons,
         }
     )
 
 
+# ----------------------------------------------------------------------------- reasons
+def because_positions(
+    model: FittedModel, rated_idx: np.ndarray, ratings: np.ndarray, item_idx: np.ndarray
+) -> np.ndarray:
+    """For each item, the position in ``rated_idx`` of the rated item behind it: the one
+    with the largest reason (-1 when none can be the reason)."""
+    none = np.full(len(item_idx), -1, dtype=np.int64)
+    if not len(rated_idx) or not len(item_idx):
+        return none
+    with torch.no_grad():
+        strength = (
+            model.model.reasons(
+                torch.from_numpy(np.asarray(rated_idx, dtype=np.int64)).to(model.device),
+                torch.from_numpy(np.asarray(ratings, dtype=np.float64)),
+                torch.from_numpy(np.asarray(item_idx, dtype=np.int64)).to(model.device),
+                model.scale,
+            )
+            .float()
+            .cpu()
+        )
+    best = strength.max(0)
+    return np.where(torch.isfinite(best.values).numpy(), best.indices.numpy(), none)
+
+
+def because(
+    model: FittedModel, rated_idx: np.ndarray, ratings: np.ndarray, item_idx: np.ndarray
+) -> np.ndarray:
+    """For each item, the index of the rated item behind it (-1: none)."""
+    positions = because_positions(model, rated_idx, ratings, item_idx)
+    result = np.full(len(positions), -1, dtype=np.int64)
+    result[positions >= 0] = np.asarray(rated_idx)[positions[positions >= 0]]
+    return result
+
+
+@dataclass(frozen=True)
+class Reason:
+    """The rated item shown as the reason for a recommendation ("because you rated X")."""
+
+    item: Any
+    title: str
+    rating: float
+    strength: float
+    """Its reason value: a cosine similarity, or its contribution to the score."""
+
+
 @dataclass(frozen=True)
 class Explanation:
-    """A prediction taken apart.
+    """A score taken apart.
 
-    ``terms`` holds the parts of the score (for dot models: the global offset, user
-    bias, item bias and factor term of the logit the sigmoid maps to ``prediction``;
-    for ranking models: each rated item's contribution); ``similar_rated`` lists the
-    user's training items closest to this one, with the user's ratings.
+    ``terms`` holds the named parts of the score before any output function (for the
+    dot family: the global offset, user bias, item bias and factor term of the logit
+    the sigmoid maps to ``prediction``; for ranking models: the largest contributions
+    of rated items). ``because`` is the one rated item the lists show as the reason;
+    ``rated`` lists the user's rated items that can be a reason, strongest first.
     """
 
     user: Any
@@ -404,65 +432,47 @@ class Explanation:
     title: str
     prediction: float
     terms: dict[str, float]
-    similar_rated: pd.DataFrame
+    because: Reason | None
+    rated: pd.DataFrame
 
 
-@torch.no_grad()
-def explain(model: FittedModel, user: Any, item: Any, *, n_similar: int = 3) -> Explanation:
+def explain(
+    model: FittedModel, user: Any, item: Any, *, n_similar: int = 3, by: By = "auto"
+) -> Explanation:
     """Why ``user`` gets ``item``: the score's parts and the rated items behind it.
 
-    For a ranking model the parts are the user's rated items themselves ("because you
-    rated ..."): each one's contribution to the item's score, which add up to it.
+    ``by`` picks the model explained as for :func:`recommend`: the model the lists
+    come from, by default, so that ``because`` is the reason the lists show.
     """
-    if isinstance(model.model, TopNModel):
-        return _explain_ranking(model, user, item, n_similar)
-    dot = model.model
-    if not isinstance(dot, DotProductBias):
-        raise CollabFilterError(
-            f"explain needs a DotProductBias or a ranking model, not {type(dot).__name__}"
-        )
-    u = model.users.index_of(user)
-    i = find_item(model, item)
-    user_factors = dot.user_factors.detach().cpu()
-    item_factors = dot.item_factors.detach().cpu()
-    terms = {
-        "global": float(dot.offset.cpu()),
-        "user bias": float(dot.user_effect().cpu()[u]),
-        "item bias": float(dot.item_effect().cpu()[i]),
-        "factors": float(user_factors[u] @ item_factors[i]),
-    }
-    prediction = float(sigmoid_range(torch.tensor(sum(terms.values())), *dot.y_range))
-    rated, ratings = model.interactions.items_of(u)
-    candidates = item_factors[torch.from_numpy(rated.astype(np.int64))]
-    similarity = torch.nn.functional.cosine_similarity(candidates, item_factors[i].unsqueeze(0))
-    order = torch.argsort(similarity, descending=True)[:n_similar].numpy()
-    similar = pd.DataFrame(
-        {"item": model.items.id_of(rated[order]), "title": item_labels(model, rated[order]),
-         "similarity": similarity.numpy()[order], "their rating": ratings[order]}
-    )  # fmt: skip
-    title = str(item_labels(model, [i])[0])
-    return Explanation(user, model.items.id_of([i])[0], title, prediction, terms, similar)
-
-
-def _explain_ranking(model: FittedModel, user: Any, item: Any, n_similar: int) -> Explanation:
-    module = model.model
-    assert isinstance(module, TopNModel)
+    model = ranking_model(model, by)
     u = model.users.index_of(user)
     i = find_item(model, item)
     rated, ratings = model.interactions.items_of(u)
-    history = torch.from_numpy(rated.astype(np.int64))
-    contributions = module.explain(
-        history.to(model.device), i, torch.tensor(ratings).to(model.device)
-    )
-    parts = contributions.float().cpu().numpy()
-    order = np.argsort(-parts, kind="stable")
+    with torch.no_grad():
+        strength = model.model.reasons(
+            torch.from_numpy(rated.astype(np.int64)).to(model.device),
+            torch.from_numpy(ratings.astype(np.float64)),
+            torch.tensor([i], device=model.device), model.scale,
+        )[:, 0].float().cpu().numpy()  # fmt: skip
+    order = np.argsort(-strength, kind="stable")
+    order = order[np.isfinite(strength[order])]
     labels = item_labels(model, rated)
-    because = pd.DataFrame(
+    kind = model.model.reason_kind
+    table = pd.DataFrame(
         {"item": model.items.id_of(rated[order]), "title": labels[order],
-         "contribution": parts[order], "their rating": ratings[order]}
-    )  # fmt: skip
-    terms = {str(labels[j]): float(parts[j]) for j in order[:n_similar]}
+         kind: strength[order], "their rating": ratings[order]}
+    ).head(n_similar)  # fmt: skip
+    reason = None
+    if len(order):
+        top = order[0]
+        reason = Reason(model.items.id_of([rated[top]])[0], str(labels[top]),
+                        float(ratings[top]), float(strength[top]))  # fmt: skip
+    score_of = torch.from_numpy(np.array([u])), torch.from_numpy(np.array([i]))
+    if model.predicts_ratings:
+        prediction = float(model.predict_indices(*score_of)[0])
+        terms = model.model.parts(u, i)
+    else:
+        prediction = float(model.score_users(np.array([u]))[0, i])
+        terms = {str(labels[j]): float(strength[j]) for j in order[:n_similar]}
     title = str(item_labels(model, [i])[0])
-    return Explanation(
-        user, model.items.id_of([i])[0], title, float(parts.sum()), terms, because.head(n_similar)
-    )
+    return Explanation(user, model.items.id_of([i])[0], title, prediction, terms, reason, table)

@@ -14,7 +14,8 @@ import httpx2 as httpx
 import pandas as pd
 
 import collabfilter as cf
-from collabfilter.config import RECIPES, RunOptions
+from collabfilter.config import RunOptions
+from collabfilter.models import RECIPES
 from collabfilter.train import collab_learner
 
 QUIET = RunOptions(progress=False, seed=7)

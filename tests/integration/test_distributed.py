@@ -10,7 +10,8 @@ import pytest
 
 import collabfilter as cf
 from collabfilter import split_random
-from collabfilter.config import RECIPES, RunOptions
+from collabfilter.config import RunOptions
+from collabfilter.models import RECIPES
 from collabfilter.train import collab_learner
 
 pytestmark = pytest.mark.realdata

@@ -5,9 +5,9 @@ import pytest
 
 from collabfilter import split_by_user, split_random
 from collabfilter.config import RunOptions
+from collabfilter.evaluation.reports import cross_validate_ml100k
+from collabfilter.evaluation.topn import evaluate_ranking
 from collabfilter.interpret import item_biases, similar_items
-from collabfilter.ranking import evaluate_ranking
-from collabfilter.results import cross_validate_ml100k
 from collabfilter.train import collab_learner
 
 pytestmark = pytest.mark.realdata

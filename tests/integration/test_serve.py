@@ -447,48 +447,6 @@ def test_stored_ratings_reader_refuses_other_files(tmp_path):
     assert isinstance(frame, pd.DataFrame)
 
 
-# ----------------------------------------------------------------------------- scoring paths
-def test_numpy_scorer_is_the_models_formula(model):
-    from collabfilter.serve.served import DotScorer
-
-    scorer = DotScorer.of(model)
-    rows = np.array([0, 5, 50])
-    expected = model.score_users(rows).numpy()
-    for position, row in enumerate(rows):
-        np.testing.assert_allclose(scorer.scores(int(row)), expected[position], atol=1e-5)
-    items = np.array([3, 7, 9])
-    np.testing.assert_allclose(
-        scorer.pairs(rows, items),
-        model.predict(model.users.id_of(rows), model.items.id_of(items)),
-        atol=1e-5,
-    )
-
-
-def test_other_model_families_use_the_generic_path(tmp_path):
-    from dataclasses import replace
-
-    from collabfilter.config import RECIPES
-
-    model_config, config = RECIPES["nn"]
-    config = replace(config, epochs=1)
-    options = RunOptions(progress=False)
-    learner = collab_learner(
-        synthetic_ratings(), model=model_config, config=config, options=options
-    )
-    learner.fit_recipe()
-    path = learner.save(tmp_path / "nn.cf")
-    loaded = cf.load_model(path)
-    with TestClient(create_app(path, tmp_path / "ratings.db", reload_poll=0)) as client:
-        body = client.get("/users/4/recommendations?n=5").json()
-        items, _ = recommend(loaded, [4], k=5).of(0)
-        assert [e["item"] for e in body["items"]] == loaded.items.id_of(items).tolist()
-        pairs = {"pairs": [{"user": 4, "item": 9}]}
-        assert client.post("/predict", json=pairs).json()["predictions"] == pytest.approx(
-            loaded.predict([4], [9]).tolist(), abs=1e-4)  # fmt: skip
-        refused(client.post("/recommendations", json={"ratings": [{"item": 5, "rating": 4}]}),
-                409, "fold-in")  # fmt: skip
-
-
 def test_module_entry_point_reports_errors_in_one_line(model_file, tmp_path, capsys):
     from collabfilter.serve.__main__ import main
 

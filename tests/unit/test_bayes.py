@@ -12,12 +12,13 @@ import torch
 from safetensors.torch import load, save
 
 from collabfilter import generate_ratings, load_movielens_fold, split_random
-from collabfilter.baselines import BiasBaseline
-from collabfilter.config import BayesConfig, config_from_dict, config_to_dict
+from collabfilter.config import config_from_dict, config_to_dict
 from collabfilter.errors import ConfigError, DataError, NotFittedError
+from collabfilter.evaluation.baselines import BiasBaseline
+from collabfilter.models import BayesConfig, BayesMFConfig
 from collabfilter.models.bayes import BayesianMF
-from collabfilter.train.gaussian import ConjugateGradientDraw, SpectralDraw
-from collabfilter.train.gibbs import GibbsSampler, kept_sweeps, run_gibbs
+from collabfilter.models.bayes.gaussian import ConjugateGradientDraw, SpectralDraw
+from collabfilter.models.bayes.gibbs import GibbsSampler, kept_sweeps, run_gibbs
 
 FAST = BayesConfig(sweeps=60, burn_in=10)
 
@@ -105,7 +106,7 @@ def test_kept_samples_average_to_the_wide_dot_product():
     per_sample = []
     for sweep in range(1, config.sweeps + 1):
         sampler.sweep()
-        if sweep in kept_sweeps(config, train.n_users, train.n_items):
+        if sweep in kept_sweeps(config, train.n_users, train.n_items, 10):
             per_sample.append(sampler.predict(users, items))
     model = fit(train, config, seed=3, rating_range=(-100.0, 100.0))
     assert model.n_samples == len(per_sample) == 4
@@ -151,11 +152,12 @@ def test_fold_in_predicts_a_held_out_user_better_than_the_baseline():
     for user in held_out:
         rows = np.flatnonzero(ratings.user_idx == user)
         shown, hidden = rows[: len(rows) // 2], rows[len(rows) // 2 :]
-        user_row = model.fold_in(
+        user = model.fold_in(
             torch.from_numpy(ratings.item_idx[shown]).long(),
             torch.from_numpy(ratings.rating[shown]),
+            None,  # the Bayesian fold-in needs nothing of the training beyond the samples
         )
-        scores = model.score_user_rows(user_row.unsqueeze(0))[0]
+        scores = model.score_folded(user)
         predicted = scores[torch.from_numpy(ratings.item_idx[hidden]).long()].numpy()
         errors.append(predicted - ratings.rating[hidden])
         unknown_user = baseline.global_mean_ + baseline.item_bias_[ratings.item_idx[hidden]]
@@ -167,10 +169,10 @@ def test_fold_in_predicts_a_held_out_user_better_than_the_baseline():
 
 def test_state_dict_rebuilds_from_shapes_and_config():
     train = generate_ratings(**SHAPES["small dense"], seed=4).ratings
-    config = BayesConfig(sweeps=6, burn_in=2, n_factors=3)
-    model = fit(train, config)
+    config = BayesConfig(sweeps=6, burn_in=2)
+    model = fit(train, config, n_factors=3)
     data = save(model.state_dict())
-    rebuilt = BayesianMF(train.n_users, train.n_items, model.n_samples, config)
+    rebuilt = BayesianMF.from_spec(model.spec())
     rebuilt.load_state_dict(load(data), strict=True)
     users, items = torch.tensor([1, 2]), torch.tensor([3, 4])
     assert torch.equal(rebuilt(users, items), model(users, items))
@@ -181,7 +183,7 @@ def test_state_dict_rebuilds_from_shapes_and_config():
 
 def test_unfitted_model_and_bad_inputs_raise():
     with pytest.raises(NotFittedError):
-        BayesianMF(3, 4, 2, BayesConfig())(torch.tensor([0]), torch.tensor([0]))
+        BayesianMF(3, 4, 2)(torch.tensor([0]), torch.tensor([0]))
     config = BayesConfig(sweeps=3, burn_in=1)
     generator = torch.Generator().manual_seed(0)
     users, items, rating = torch.tensor([0, 1]), torch.tensor([0, 5]), torch.tensor([1.0, 2.0])
@@ -235,17 +237,17 @@ def test_both_embedding_draws_run_in_the_sampler():
 
 def test_byte_budget_thins_the_kept_samples():
     config = BayesConfig(sweeps=100, burn_in=20, max_kept=50)
-    assert len(kept_sweeps(config, 10, 10)) == 50
-    per_sample = BayesianMF.bytes_per_sample(1000, 2000, config.n_factors)
+    assert len(kept_sweeps(config, 10, 10, 10)) == 50
+    per_sample = BayesianMF.bytes_per_sample(1000, 2000, 10)
     tight = BayesConfig(sweeps=100, burn_in=20, max_kept_bytes=10 * per_sample)
-    schedule = kept_sweeps(tight, 1000, 2000)
+    schedule = kept_sweeps(tight, 1000, 2000, 10)
     assert len(schedule) == 10 and schedule[-1] == 100 and schedule[0] == 21
 
 
 @pytest.mark.parametrize(
     "changes",
     [
-        {"n_factors": 0}, {"sweeps": 0}, {"burn_in": 200}, {"thin": 0}, {"max_kept": 0},
+        {"sweeps": 0}, {"burn_in": 200}, {"thin": 0}, {"max_kept": 0},
         {"burn_in": 199, "thin": 2}, {"noise_shape": 0.0}, {"hyper_rate": -1.0},
         {"cg_tol": 0.0}, {"exact_max_rows": -1},
     ],
@@ -256,8 +258,10 @@ def test_config_refuses_bad_values(changes):
 
 
 def test_config_round_trips_through_dicts():
-    config = BayesConfig(n_factors=12, implicit=False, burn_in=7)
+    config = BayesConfig(burn_in=7, hyper_rate=0.3)
     assert config_from_dict(BayesConfig, config_to_dict(config)) == config
+    sizes = BayesMFConfig(n_factors=12, implicit=False)
+    assert config_from_dict(BayesMFConfig, config_to_dict(sizes)) == sizes
 
 
 @pytest.mark.realdata
@@ -283,7 +287,7 @@ def test_bayes_is_a_full_member_of_the_library(tmp_path):
                              config=BayesConfig(sweeps=20, burn_in=3),
                              options=RunOptions(progress=False))  # fmt: skip
     records = learner.fit_recipe()
-    assert [r.epoch for r in records] == list(range(1, 21)) and learner.config.n_factors == 4
+    assert [r.epoch for r in records] == list(range(1, 21)) and learner.model.n_factors == 4
     assert records[-1].valid_rmse == pytest.approx(learner.metrics["valid_rmse"], rel=1e-4)
     with pytest.raises(ConfigError, match="fit_recipe"):
         learner.fit_one_cycle(1, 0.1)

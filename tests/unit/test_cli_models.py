@@ -125,7 +125,7 @@ def test_train_and_query_a_bayes_model(files, tmp_path, capsys):
     assert len(document["history"]) == 15 and document["validation"][0]["rmse"] < 1.1
     picks = run_json(capsys, ["recommend", str(model), "--user", "3", "-n", "3"])
     assert all(row["+/- std"] > 0 for row in picks["items"])
-    assert main(["train", str(data), "--model", "bayes", "--lr", "0.1"]) == EXIT_DATA
+    assert main(["train", str(data), "--model", "bayes", "--lr", "0.1"]) == 2  # usage
 
 
 def test_train_includes_the_ratings_a_service_stored(files, tmp_path, capsys):
@@ -153,6 +153,6 @@ def test_serve_refuses_bad_settings_with_one_line(files, tmp_path, capsys):
     _, model, _ = files
     capsys.readouterr()
     assert main(["serve", str(tmp_path / "absent.cf")]) == EXIT_MISSING
-    assert main(["serve", str(model), "--host", "0.0.0.0"]) == 1  # beyond loopback, no token
+    assert main(["serve", str(model), "--host", "0.0.0.0"]) == 2  # beyond loopback, no token
     errors = capsys.readouterr().err.strip().splitlines()
     assert len(errors) == 2 and "token" in errors[1]

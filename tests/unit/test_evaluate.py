@@ -4,9 +4,9 @@ import pytest
 import torch
 
 from collabfilter import Ratings
-from collabfilter.baselines import BiasBaseline, standard_baselines
 from collabfilter.errors import DataError, NotFittedError
-from collabfilter.evaluate import (
+from collabfilter.evaluation.baselines import BiasBaseline, standard_baselines
+from collabfilter.metrics import (
     ItemSets,
     error_by_bucket,
     error_metrics,

@@ -1,12 +1,25 @@
 import pytest
 import torch
 
-from collabfilter.config import ModelConfig, TrainConfig, config_from_dict, config_to_dict
+from collabfilter.config import config_from_dict, config_to_dict
+from collabfilter.data import RatingScale
 from collabfilter.errors import ConfigError
-from collabfilter.models import DotProduct, DotProductBias, EmbeddingNN, build_model, embedding_size
-from collabfilter.models import nn as nn_module
-from collabfilter.models.nn import Dropout
-from collabfilter.models.ops import gather_rows, row_dot
+from collabfilter.models import (
+    BayesMFConfig,
+    DotConfig,
+    DotProduct,
+    DotProductBias,
+    EmbeddingNN,
+    NNConfig,
+    TrainConfig,
+    build_model,
+    embedding_size,
+)
+from collabfilter.models.nn import dropout as dropout_module
+from collabfilter.models.nn.dropout import Dropout
+from collabfilter.models.rows import gather_rows, row_dot
+
+STARS = RatingScale(1, 5, 1)
 
 
 def test_row_ops_match_autograd_with_repeated_rows():
@@ -74,19 +87,22 @@ def test_embedding_sizes_follow_fastai_rule():
 
 
 def test_build_model_uses_config_and_data_range():
-    model = build_model(ModelConfig(kind="dot_bias", n_factors=5), 3, 4, (0.5, 5.5))
+    model = build_model(DotConfig(n_factors=5), 3, 4, STARS)
     assert isinstance(model, DotProductBias) and model.y_range == (0.5, 5.5)
-    fastai_like = build_model(ModelConfig(kind="nn", y_range=(0, 5.5), biases=False), 3, 4, (1, 2))
+    plain = build_model(DotConfig(biases=False, y_range=None), 3, 4, STARS)
+    assert isinstance(plain, DotProduct) and plain.y_range is None
+    fastai_like = build_model(NNConfig(y_range=(0, 5.5), biases=False), 3, 4, RatingScale(1, 2))
     assert isinstance(fastai_like, EmbeddingNN) and fastai_like.y_range == (0.0, 5.5)
 
 
 @pytest.mark.parametrize(
     ("cls", "changes", "message"),
     [
-        (ModelConfig, {"n_factors": 0}, "n_factors"),
-        (ModelConfig, {"kind": "svd"}, "kind must be one of"),
-        (ModelConfig, {"y_range": (5, 1)}, "y_range"),
-        (ModelConfig, {"dropout": 1.0}, "dropout"),
+        (DotConfig, {"n_factors": 0}, "n_factors"),
+        (BayesMFConfig, {"n_factors": 0}, "n_factors"),
+        (DotConfig, {"y_range": (5, 1)}, "y_range"),
+        (NNConfig, {"y_range": (5, 1)}, "y_range"),
+        (NNConfig, {"dropout": 1.0}, "dropout"),
         (TrainConfig, {"lr": 0}, "lr must be > 0"),
         (TrainConfig, {"optimizer": "lbfgs"}, "optimizer must be one of"),
         (TrainConfig, {"weight_decay": -1}, "weight_decay"),
@@ -99,7 +115,12 @@ def test_configs_validate_themselves(cls, changes, message):
 
 
 def test_configs_round_trip_through_dicts():
-    for config in (ModelConfig(kind="nn", layers=(3, 2), y_range=(0, 5.5)), TrainConfig(epochs=3)):
+    configs = (
+        NNConfig(layers=(3, 2), y_range=(0, 5.5)),
+        DotConfig(biases=False),
+        TrainConfig(epochs=3),
+    )
+    for config in configs:
         assert config_from_dict(type(config), config_to_dict(config)) == config
     with pytest.raises(ConfigError, match="unknown TrainConfig field"):
         config_from_dict(TrainConfig, {"epoch": 3})
@@ -131,7 +152,7 @@ def test_dropout_off_the_cpu_is_torchs_own(monkeypatch):
     def cpu_only(*args):
         raise AssertionError("the CPU mask was drawn for another device")
 
-    monkeypatch.setattr(nn_module, "_pieces_at_least", cpu_only)
+    monkeypatch.setattr(dropout_module, "_pieces_at_least", cpu_only)
     out = Dropout(0.3)(torch.ones(4, 5, device="meta"))
     assert out.device.type == "meta" and out.shape == (4, 5)
 

@@ -11,11 +11,12 @@ from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
 import collabfilter as cf
-from collabfilter import persist
-from collabfilter.config import RECIPES, BayesConfig, RunOptions
+from collabfilter.config import RunOptions
 from collabfilter.errors import ModelFileError
 from collabfilter.interpret import item_pca, similar_items
-from collabfilter.recommend import fold_in, recommend, recommend_new_user, score_folded
+from collabfilter.models import RECIPES, BayesConfig
+from collabfilter.persist import layout, write
+from collabfilter.recommend import fold_in, recommend, recommend_new_user
 from collabfilter.train import collab_learner
 
 QUIET = RunOptions(progress=False, seed=7)
@@ -71,14 +72,14 @@ def test_round_trip_predicts_recommends_and_interprets_exactly(split, tmp_path, 
     assert np.array_equal(item_pca(loaded, 2).coordinates, item_pca(learner, 2).coordinates)
 
 
-@pytest.mark.parametrize("kind", ["dot_bias", "bayes"])
+@pytest.mark.parametrize("kind", ["dot_bias", "bayes", "nn"])
 def test_fold_in_after_loading_is_identical(split, tmp_path, kind):
     learner = trained(split, kind)
     learner.save(tmp_path / "m")
     loaded = cf.load_model(tmp_path / "m")
     rated = {"Movie 3 (1903)": 5, 10: 1, 11: 4}
-    assert torch.equal(score_folded(loaded, fold_in(loaded, rated)),
-                       score_folded(learner, fold_in(learner, rated)))  # fmt: skip
+    assert torch.equal(loaded.score_folded(fold_in(loaded, rated)),
+                       learner.score_folded(fold_in(learner, rated)))  # fmt: skip
     pd.testing.assert_frame_equal(
         recommend_new_user(loaded, rated, k=5), recommend_new_user(learner, rated, k=5)
     )
@@ -138,12 +139,12 @@ def rewrite(path, target, change_document=None, change_tensors=None):
     tensors = load_file(str(path))
     if change_tensors:
         change_tensors(tensors)
-        document["tensors"] = {k: persist._describe(v) for k, v in tensors.items()}
+        document["tensors"] = {k: layout.describe(v) for k, v in tensors.items()}
     if change_document:
         change_document(document)
     text = json.dumps(document)
     save_file(
-        tensors, str(target), metadata={"collabfilter": text, "sha256": persist._sha(text.encode())}
+        tensors, str(target), metadata={"collabfilter": text, "sha256": layout.text_digest(text)}
     )
     return target
 
@@ -151,19 +152,20 @@ def rewrite(path, target, change_document=None, change_tensors=None):
 @pytest.mark.parametrize(
     ("change_document", "change_tensors", "message"),
     [
-        (lambda d: d.update(format_version=2), None, "newer than this collabfilter.*upgrade"),
+        (lambda d: d.update(format_version=3), None, "newer than this collabfilter.*upgrade"),
         (lambda d: d.update(format_version=0), None, "format version 0 cannot be read"),
         (lambda d: d.update(format="other"), None, "not a collabfilter-model file"),
         (lambda d: d["parts"]["rating"]["module"].update({"class": "os.system"}), None,
          "unknown model class 'os.system'"),
         (lambda d: d["parts"]["rating"]["module"]["args"].update(n_items=5), None,
-         "sizes disagree with the vocabularies"),
-        (lambda d: d["users"]["ids"].pop(), None, "users"),
+         "recorded arguments make it"),
+        (lambda d: d["users"]["ids"].pop(), None, "sizes disagree with the vocabularies"),
         (lambda d: d["parts"]["rating"]["config"]["fields"].update(lr=-1), None,
          "cannot be rebuilt: lr must be > 0"),
         (None, lambda t: t["rating.item_bias"].fill_(float("nan")), "not finite"),
-        (None, lambda t: t.pop("rating.item_bias"), "(?s)cannot be rebuilt.*item_bias"),
-        (None, lambda t: t["data.rating"].add_(1.0), "fingerprint mismatch"),
+        (None, lambda t: t.pop("rating.item_bias"), "(?s)do not match its class.*item_bias"),
+        (None, lambda t: t["data.rating"].clamp_(max=3.0), "fingerprint mismatch"),
+        (None, lambda t: t["data.rating"].add_(1.0), "training ratings must be finite and on"),
     ],
 )  # fmt: skip
 def test_inconsistent_files_are_refused_with_the_reason(
@@ -208,7 +210,7 @@ def test_a_crash_mid_save_leaves_the_old_model(saved, tmp_path, monkeypatch):
             handle.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(persist, "save_file", crash)
+    monkeypatch.setattr(write, "save_file", crash)
     with pytest.raises(OSError, match="disk full"):
         learner.save(target)
     assert target.read_bytes() == before and list(tmp_path.iterdir()) == [target]
@@ -244,12 +246,12 @@ def test_a_loaded_model_does_not_depend_on_its_file(saved, tmp_path):
 
 @pytest.mark.parametrize("candidate", ["ease", "ials", "item_knn"])
 def test_round_trip_of_ranking_models(split, tmp_path, candidate):
-    from collabfilter.config import TopNConfig
+    from collabfilter.models import TopNConfig
 
     config = TopNConfig(candidates=(candidate,), ials_sweeps=2)
     learner = collab_learner(split.train, model="topn", config=config, options=QUIET)
     learner.fit_recipe()
-    assert learner.topn_report.kind == candidate
+    assert learner.report.kind == candidate
     loaded = cf.load_model(learner.save(tmp_path / "ranker.cf"))
     assert type(loaded.model) is type(learner.model) and not loaded.predicts_ratings
     users = np.arange(20)

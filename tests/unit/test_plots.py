@@ -5,7 +5,8 @@ import struct
 import numpy as np
 import pytest
 
-from collabfilter import demo, generate_ratings, plots
+from collabfilter import generate_ratings, plots
+from collabfilter.cli import demo
 from collabfilter.config import RunOptions
 from collabfilter.interpret import item_pca
 from collabfilter.train import collab_learner

@@ -9,12 +9,13 @@ import pytest
 import torch
 
 import collabfilter as cf
-from collabfilter.baselines import BiasBaseline
-from collabfilter.config import NOT_GIVEN, RECIPES, RunOptions, TrainConfig, with_changes
+from collabfilter.config import NOT_GIVEN, RunOptions, with_changes
 from collabfilter.errors import DataWarning, RatingsFormatError, UnknownIdError
+from collabfilter.evaluation.baselines import BiasBaseline
+from collabfilter.evaluation.reports import error_breakdown
 from collabfilter.interpret import find_item, item_pca, search_items, similar_items
+from collabfilter.models import RECIPES, TrainConfig
 from collabfilter.recommend import explain, fold_in, recommend, recommend_new_user
-from collabfilter.results import error_breakdown
 from collabfilter.train import collab_learner
 
 QUIET = RunOptions(progress=False, seed=3)

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from collabfilter.train.shuffle import BLOCKED_FROM, EpochOrder, block_size
+from collabfilter.sgd.order import BLOCKED_FROM, EpochOrder, block_size
 
 
 def test_block_size_rule():

@@ -9,15 +9,16 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from collabfilter import Ratings, generate_ratings, split_by_user
-from collabfilter.config import TopNConfig, config_from_dict, config_to_dict
+from collabfilter.config import config_from_dict, config_to_dict
 from collabfilter.errors import ConfigError, DataError
-from collabfilter.models import build_topn, knn
-from collabfilter.models.ease import EASE, fit_ease
-from collabfilter.models.ials import ImplicitALS, fit_ials
-from collabfilter.models.interactions import InteractionWeights, TopNModel
-from collabfilter.models.knn import ItemKNN, fit_item_knn
-from collabfilter.ranking import evaluate_scores
-from collabfilter.train.topn import fit_topn
+from collabfilter.evaluation.topn import evaluate_scores
+from collabfilter.models import TOPN_MODELS, TopNConfig
+from collabfilter.models.ranking import knn
+from collabfilter.models.ranking.base import InteractionWeights, TopNModel
+from collabfilter.models.ranking.choose import fit_topn
+from collabfilter.models.ranking.ease import EASE, fit_ease
+from collabfilter.models.ranking.ials import ImplicitALS, fit_ials
+from collabfilter.models.ranking.knn import ItemKNN, fit_item_knn
 
 N_CLUSTERS, CLUSTER_SIZE = 8, 25
 
@@ -151,7 +152,7 @@ def test_knn_scores_alike_with_packed_and_unpacked_similarities(fitted, monkeypa
 def test_safetensors_round_trip_rebuilds_from_settings(fitted, kind, tmp_path):
     model = fitted[kind]
     save_file(model.state_dict(), tmp_path / "model.safetensors")
-    empty = build_topn(model.settings(), model.sizes())
+    empty = TOPN_MODELS[model.settings()["kind"]].from_spec(model.spec())
     assert type(empty) is {"ease": EASE, "ials": ImplicitALS, "item_knn": ItemKNN}[kind]
     empty.load_state_dict(load_file(tmp_path / "model.safetensors"), strict=True)
     users = torch.arange(10)

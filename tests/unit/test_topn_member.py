@@ -8,10 +8,11 @@ import pandas as pd
 import pytest
 
 import collabfilter as cf
-from collabfilter.config import RECIPES, RunOptions, TopNConfig
+from collabfilter.config import RunOptions
 from collabfilter.errors import CollabFilterError, ConfigError
+from collabfilter.evaluation.topn import evaluate_ranking
 from collabfilter.interpret import similar_items
-from collabfilter.ranking import evaluate_ranking
+from collabfilter.models import RECIPES, TopNConfig
 from collabfilter.recommend import explain, recommend, recommend_new_user
 from collabfilter.train import collab_learner
 
@@ -33,7 +34,7 @@ def ranker(split):
 
 
 def test_topn_learner_chooses_fits_and_reports(ranker):
-    report = ranker.topn_report
+    report = ranker.report
     assert report is not None and report.kind in ("ease", "item_knn")
     assert "why: best NDCG@10 on the carved hold-out" in str(report)
     assert ranker.history[-1].train_loss is None and not ranker.predicts_ratings
@@ -73,7 +74,7 @@ def test_new_users_explanations_and_neighbours(ranker):
     why = explain(ranker, user, item, n_similar=3)
     scores = ranker.score_users(np.array([0]))[0]
     assert why.prediction == pytest.approx(float(scores[ranker.items.index_of(item)]), abs=1e-4)
-    assert len(why.similar_rated) == 3 and why.similar_rated.contribution.is_monotonic_decreasing
+    assert len(why.rated) == 3 and why.rated.contribution.is_monotonic_decreasing
     near = similar_items(ranker, 5, k=4)
     assert len(near) == 4 and 5 not in near.item.tolist()
 

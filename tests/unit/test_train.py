@@ -8,13 +8,15 @@ import pytest
 import torch
 
 from collabfilter import generate_ratings, split_random
-from collabfilter.config import RECIPES, RunOptions, TrainConfig
+from collabfilter.config import RunOptions
 from collabfilter.errors import ConfigError, DataWarning, TrainingDivergedError, UnknownIdError
-from collabfilter.models import DotProduct, DotProductBias
-from collabfilter.train import Learner, collab_learner, compiled, shuffle
-from collabfilter.train.optim import RowOptimizer
-from collabfilter.train.regularization import side_rates
-from collabfilter.train.steps import choose_form
+from collabfilter.models import RECIPES, DotProduct, DotProductBias, TrainConfig
+from collabfilter.models.dot import compiled
+from collabfilter.models.dot.steps import choose_form
+from collabfilter.sgd import order as shuffle
+from collabfilter.sgd.decay import side_rates
+from collabfilter.sgd.optim import RowOptimizer
+from collabfilter.train import Learner, collab_learner
 from collabfilter.train.tuning import choose_decay
 
 QUIET = RunOptions(progress=False, seed=3)
@@ -122,17 +124,15 @@ def test_the_step_form_is_an_explicit_choice(planted):
     buffered = compiled.MAX_BUFFERED // 4  # ratings per batch the compiled loop takes
     assert rows < buffered
     for batch, form in [(buffered, "compiled"), (buffered + 1, "sparse"), (rows, "compiled")]:
-        assert choose_form(learner.model, replace(config, batch_size=batch), tensors, "auto") == (
-            form
-        )
+        assert choose_form(learner.model, config, tensors, "auto", batch) == form
     wide_factors = compiled.MAX_BUFFERED // (rows - 1) + 1  # too wide to buffer in cache
     wide = Learner(DotProduct(train.n_users, train.n_items, wide_factors), train)
-    wide_form = choose_form(wide.model, replace(config, batch_size=rows - 1), tensors, "auto")
+    wide_form = choose_form(wide.model, config, tensors, "auto", rows - 1)
     assert wide_form == "gather"
     adam = replace(config, optimizer="adam")
-    assert choose_form(learner.model, adam, tensors, "auto") == "autograd"
-    with pytest.raises(ConfigError, match="step='gather' trains DotProduct"):
-        choose_form(learner.model, adam, tensors, "gather")
+    assert choose_form(learner.model, adam, tensors, "auto", 1024) == "autograd"
+    with pytest.raises(ConfigError, match="step='gather' trains by plain sgd"):
+        choose_form(learner.model, adam, tensors, "gather", 1024)
     with pytest.raises(ConfigError, match="step must be one of"):
         RunOptions(step="fast")  # type: ignore[arg-type]
 

@@ -9,7 +9,7 @@ code  meaning
 ====  ==========================================================
 0     success
 1     any other collabfilter error
-2     bad command-line usage (argparse)
+2     bad command-line usage: an option's value that is not allowed
 3     bad input data (file, line and field named)
 4     dataset not available, e.g. offline (the message says how to get it)
 5     checksum mismatch (corrupt or tampered download)
@@ -35,19 +35,19 @@ from rich.console import Console
 
 from collabfilter import __version__
 from collabfilter.cli import data_commands, model_commands, query_commands
-from collabfilter.config import RECIPES
 from collabfilter.data import REGISTRY
 from collabfilter.errors import (
     ChecksumError,
     CollabFilterError,
     CollabFilterWarning,
+    ConfigError,
     DataError,
     DatasetUnavailableError,
     ModelFileError,
     UnknownIdError,
 )
 
-EXIT_ERROR, EXIT_DATA, EXIT_UNAVAILABLE, EXIT_CHECKSUM = 1, 3, 4, 5
+EXIT_ERROR, EXIT_USAGE, EXIT_DATA, EXIT_UNAVAILABLE, EXIT_CHECKSUM = 1, 2, 3, 4, 5
 EXIT_MODEL_FILE, EXIT_UNKNOWN, EXIT_MISSING = 6, 7, 8
 
 Command = Callable[[argparse.Namespace, Console], int]
@@ -59,7 +59,7 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
 
 def _training_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--model", choices=sorted(RECIPES), default="dot_bias",
+        "--model", default="dot_bias", metavar="RECIPE",
         help="recipe: dot_bias (default, adapts to the data), bayes (most accurate ratings), "
         "topn (top-N lists), nn, dot, dot_bias_large (millions of ratings)",
     )  # fmt: skip
@@ -214,6 +214,7 @@ FAILURES: tuple[tuple[type[BaseException], int], ...] = (
     (DatasetUnavailableError, EXIT_UNAVAILABLE),
     (ModelFileError, EXIT_MODEL_FILE),
     (UnknownIdError, EXIT_UNKNOWN),
+    (ConfigError, EXIT_USAGE),
     (FileNotFoundError, EXIT_MISSING),
     (DataError, EXIT_DATA),
     (CollabFilterError, EXIT_ERROR),

@@ -9,10 +9,10 @@ from pathlib import Path
 from rich.console import Console
 
 from collabfilter.cli.output import emit_json
+from collabfilter.cli.tables import print_summary
 from collabfilter.data import REGISTRY, Ratings, generate_ratings, load_movielens
 from collabfilter.data.fetch import cache_dir, data_dir, locate
 from collabfilter.errors import DataError, DatasetUnavailableError
-from collabfilter.render import print_summary
 
 
 def load_ratings(args: argparse.Namespace) -> Ratings:
@@ -111,7 +111,7 @@ def synth(args: argparse.Namespace, console: Console) -> int:
 
 
 def demo(args: argparse.Namespace, console: Console) -> int:
-    from collabfilter.demo import run_demo
+    from collabfilter.cli.demo import run_demo
 
     return run_demo(console, data=args.data, out=args.out)
 

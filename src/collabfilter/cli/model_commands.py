@@ -17,7 +17,7 @@ from rich.console import Console
 from collabfilter.cli.data_commands import load_ratings, read_pairs, require_file
 from collabfilter.cli.output import emit_json, records, show
 from collabfilter.data import Ratings, Split, load_movielens_fold, split_random, split_temporal
-from collabfilter.errors import DataError
+from collabfilter.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
     from collabfilter.fitted import FittedModel
@@ -37,28 +37,29 @@ def make_split(ratings: Ratings, args: argparse.Namespace) -> Split:
 
 
 def _recipe(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
-    """The model config, training config and model changes the options ask for."""
-    from collabfilter.config import RECIPES, BayesConfig, TrainConfig, with_changes
+    """The model config, fit config and model changes the options ask for."""
+    from collabfilter.config import with_changes
+    from collabfilter.models import RECIPES, TrainConfig
 
+    if args.model not in RECIPES:
+        raise ConfigError(f"--model {args.model!r} is not a recipe; known: {', '.join(RECIPES)}")
     model_config, config = RECIPES[args.model]
     model_changes = {"n_factors": args.factors} if args.factors is not None else {}
-    if isinstance(config, BayesConfig):
-        if any(value is not None for value in (args.lr, args.wd, args.bs)):
-            raise DataError("bayes samples its own precisions: --lr, --wd and --bs do not apply")
-        if args.epochs is not None:  # a sweep is the sampler's epoch
-            config = with_changes(
-                config, sweeps=args.epochs, burn_in=min(config.burn_in, args.epochs - 1)
-            )
-        return model_config, config, model_changes
+    if args.epochs is not None:  # a sweep is the sampler's epoch
+        config = config.with_length(args.epochs)
     changes = {
         name: value
-        for name, value in (("epochs", args.epochs), ("lr", args.lr), ("batch_size", args.bs))
+        for name, value in (("lr", args.lr), ("batch_size", args.bs))
         if value is not None
     }
     if args.wd is not None:
         changes.update(weight_decay=args.wd, item_weight_decay=args.wd, bias_weight_decay=args.wd)
     if changes:
-        assert isinstance(config, TrainConfig)
+        if not isinstance(config, TrainConfig):
+            raise ConfigError(
+                f"the {args.model} recipe is not trained by gradient steps: --lr, --wd and "
+                "--bs do not apply"
+            )
         config = with_changes(config, **changes)
         if args.wd is not None:
             config = replace(config, tune_decay=False)  # the caller chose the decay
@@ -68,7 +69,7 @@ def _recipe(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
 def train(args: argparse.Namespace, console: Console) -> int:
     """Train a recipe; under torchrun, data-parallel on every rank (rank 0 reports and
     writes the model file)."""
-    from collabfilter.train import distributed
+    from collabfilter import distributed
 
     group = distributed.start_from_environment()
     try:
@@ -78,10 +79,11 @@ def train(args: argparse.Namespace, console: Console) -> int:
 
 
 def _train(args: argparse.Namespace, console: Console, group: Any) -> int:
+    from collabfilter import distributed
+    from collabfilter.cli.demo import metrics_table
     from collabfilter.config import RunOptions
-    from collabfilter.demo import metrics_table
-    from collabfilter.train import collab_learner, distributed
-    from collabfilter.train.progress import HEADER, format_record
+    from collabfilter.progress import HEADER, format_record
+    from collabfilter.train import collab_learner
 
     ratings = load_ratings(args)
     split = make_split(ratings, args)
@@ -113,7 +115,7 @@ def _train(args: argparse.Namespace, console: Console, group: Any) -> int:
     digest = None if group is None else distributed.check_identical(learner.model)
     if not main:
         return 0
-    choice = getattr(learner, "decay_choice", None)
+    choice = learner.decay_choice
     table = metrics_table(learner, split, args.model, seconds) if valid is not None else None
     if args.out is not None:
         learner.save(args.out, ranking=ranker)
@@ -123,16 +125,15 @@ def _train(args: argparse.Namespace, console: Console, group: Any) -> int:
             "metrics": learner.metrics, "validation": None if table is None else records(table),
             "model_file": None if args.out is None else str(args.out),
             "processes": 1 if group is None else group.world_size, "parameters_sha256": digest,
-            "ranking": None if ranker is None else {"report": str(ranker.topn_report),
+            "ranking": None if ranker is None else {"report": str(ranker.report),
                                                     "metrics": ranker.metrics},
         })  # fmt: skip
         return 0
     if choice is not None:
         console.print(f"note: {choice.describe()}", highlight=False)
     for fitted in (learner, ranker):
-        report = getattr(fitted, "topn_report", None)
-        if report is not None:
-            console.print(str(report), highlight=False)
+        if fitted is not None and fitted.report is not None:
+            console.print(str(fitted.report), highlight=False, markup=False)
     if digest is not None:
         console.print(
             f"parameters identical on all {group.world_size} ranks (sha256 {digest[:16]})"
@@ -174,8 +175,8 @@ def load(path: Path) -> FittedModel:
 
 
 def evaluate(args: argparse.Namespace, console: Console) -> int:
-    from collabfilter.baselines import standard_baselines
-    from collabfilter.evaluate import error_metrics
+    from collabfilter.evaluation.baselines import standard_baselines
+    from collabfilter.metrics import error_metrics
 
     model = load(args.model)
     ratings = load_ratings(args)

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
-from collabfilter.render import frame_table
+from collabfilter.cli.tables import frame_table
 
 
 def plain(value: Any) -> Any:

@@ -1,95 +1,119 @@
-"""PyTorch models: indices in, predicted ratings (or top-N scores) out. They never see
-ids or files."""
+"""Model families: indices in, predicted ratings (or top-N scores) out. They never see
+ids or files.
+
+Each family is a package (its module, formula, fit and configs) answering the contract
+of :mod:`collabfilter.models.family`; :data:`FAMILIES` is the registry every other part
+of collabfilter looks them up in. Adding a family is one package and one line here.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collabfilter.config import FitConfig, ModelConfig
+from collabfilter.data import RatingScale
+from collabfilter.errors import ConfigError
+from collabfilter.models import bayes, dot, nn, ranking
+from collabfilter.models.bayes import BayesConfig, BayesianMF, BayesMFConfig
+from collabfilter.models.dot import DotConfig, DotProduct, DotProductBias
+from collabfilter.models.family import (
+    Family,
+    FamilyModule,
+    FoldContext,
+    FoldedUser,
+    RankingModule,
+    RatingModule,
+    default_y_range,
+)
+from collabfilter.models.nn import EmbeddingNN, NNConfig, embedding_size
+from collabfilter.models.ranking import (
+    EASE,
+    TOPN_MODELS,
+    ImplicitALS,
+    InteractionWeights,
+    ItemKNN,
+    RankingConfig,
+    TopNConfig,
+    TopNModel,
+    TopNReport,
+    Unfitted,
+    fit_ease,
+    fit_ials,
+    fit_item_knn,
+)
+from collabfilter.sgd import TrainConfig
 
-from torch import nn
+FAMILIES: tuple[Family, ...] = (dot.FAMILY, nn.FAMILY, bayes.FAMILY, ranking.FAMILY)
+"""Every model family, in the order recipes are listed."""
 
-from collabfilter.config import BayesConfig, ModelConfig
-from collabfilter.models.bayes import BayesianMF
-from collabfilter.models.dot import DotProduct, DotProductBias
-from collabfilter.models.ease import EASE, fit_ease
-from collabfilter.models.ials import ImplicitALS, fit_ials
-from collabfilter.models.interactions import InteractionWeights, TopNModel
-from collabfilter.models.knn import ItemKNN, fit_item_knn
-from collabfilter.models.nn import EmbeddingNN, embedding_size
-from collabfilter.models.unfitted import Unfitted
+RECIPES: dict[str, tuple[ModelConfig, FitConfig]] = {
+    name: recipe for family in FAMILIES for name, recipe in family.recipes.items()
+}
+"""Model and fit configs by recipe name (each family documents its own)."""
 
-TOPN_MODELS: dict[str, type[TopNModel]] = {"ease": EASE, "ials": ImplicitALS, "item_knn": ItemKNN}
-"""Top-N module classes by ``kind`` (the ``"kind"`` of their ``settings()``)."""
+MODULES: dict[str, type[FamilyModule]] = {
+    cls.__name__: cls for family in FAMILIES for cls in family.modules
+}
+"""The only classes a model file can name."""
 
 
-def build_topn(settings: dict[str, Any], sizes: dict[str, int]) -> TopNModel:
-    """An empty top-N module from its ``settings()`` and ``sizes()``, ready for
-    ``load_state_dict(weights, strict=True)`` (how a model file is read back).
+def family_of(model: ModelConfig | FamilyModule | str) -> Family:
+    """The family of a model config, a module, or a model kind.
 
     Raises:
-        ValueError: for an unknown ``kind``.
+        ConfigError: for something no registered family describes.
     """
-    kind = settings.get("kind")
-    if kind not in TOPN_MODELS:
-        raise ValueError(f"unknown top-N model kind {kind!r}; known: {sorted(TOPN_MODELS)}")
-    return TOPN_MODELS[kind].from_settings(settings, sizes)
+    for family in FAMILIES:
+        if isinstance(model, str):
+            if model in family.kinds:
+                return family
+        elif isinstance(model, ModelConfig):
+            if isinstance(model, family.model_config):
+                return family
+        elif model.family == family.name:
+            return family
+    kinds = [kind for family in FAMILIES for kind in family.kinds]
+    raise ConfigError(f"no model family for {model!r}; known kinds: {kinds}")
 
 
 def build_model(
-    config: ModelConfig, n_users: int, n_items: int, y_range: tuple[float, float]
-) -> nn.Module:
-    """The model ``config`` describes, sized for the data.
-
-    ``y_range`` is used when ``config.y_range`` is None (derived from the data's scale).
-    """
-    bounds = config.y_range or y_range
-    if config.kind == "topn":  # which model, and its sizes, are chosen when fitting
-        return Unfitted()
-    if config.kind == "bayes":  # sized by its sampler; empty until the chain has run
-        return BayesianMF(n_users, n_items, 1, BayesConfig(n_factors=config.n_factors))
-    if config.kind == "dot":
-        return DotProduct(
-            n_users, n_items, config.n_factors, y_range=config.y_range, init_std=config.init_std
-        )
-    if config.kind == "dot_bias":
-        return DotProductBias(
-            n_users,
-            n_items,
-            config.n_factors,
-            y_range=bounds,
-            init_std=config.init_std,
-            activity_prior=config.activity_prior,
-        )
-    return EmbeddingNN(
-        n_users,
-        n_items,
-        user_size=config.user_size,
-        item_size=config.item_size,
-        layers=config.layers,
-        dropout=config.dropout,
-        embedding_dropout=config.embedding_dropout,
-        batch_norm=config.batch_norm,
-        y_range=bounds,
-        init_std=config.init_std,
-        biases=config.biases,
-        activity_prior=config.activity_prior,
-    )
+    config: ModelConfig, n_users: int, n_items: int, scale: RatingScale
+) -> FamilyModule:
+    """The untrained module ``config`` describes, sized for the data."""
+    return family_of(config).build(config, n_users, n_items, scale)
 
 
 __all__ = [
     "EASE",
+    "FAMILIES",
+    "MODULES",
+    "RECIPES",
     "TOPN_MODELS",
+    "BayesConfig",
+    "BayesMFConfig",
     "BayesianMF",
+    "DotConfig",
     "DotProduct",
     "DotProductBias",
     "EmbeddingNN",
+    "Family",
+    "FamilyModule",
+    "FoldContext",
+    "FoldedUser",
     "ImplicitALS",
     "InteractionWeights",
     "ItemKNN",
+    "NNConfig",
+    "RankingConfig",
+    "RankingModule",
+    "RatingModule",
+    "TopNConfig",
     "TopNModel",
+    "TopNReport",
+    "TrainConfig",
     "Unfitted",
     "build_model",
-    "build_topn",
+    "default_y_range",
     "embedding_size",
+    "family_of",
     "fit_ease",
     "fit_ials",
     "fit_item_knn",

@@ -19,6 +19,7 @@ from fastapi.concurrency import run_in_threadpool
 
 from collabfilter.errors import CollabFilterError, DataError, UnknownIdError
 from collabfilter.interpret import item_biases, item_pca, search_items, similar_items
+from collabfilter.recommend import check_ratings
 from collabfilter.serve import schemas as s
 from collabfilter.serve.lists import new_user_list, predict_pairs, user_list
 from collabfilter.serve.security import JSONBody, token_matches
@@ -240,34 +241,28 @@ def _item_rows(served: ServedModel, item_ids: list[Any]) -> np.ndarray:
 
 
 def _rated(served: ServedModel, ratings: list[s.Rated]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and values of rated items, checked: known items, each once, on the scale."""
+    """Rows and values of rated items, checked by the library's rule: known items, each
+    once, on the scale."""
     rows = _item_rows(served, [rated.item for rated in ratings])
-    if len(np.unique(rows)) < len(rows):
-        raise DataError("each item may be rated once per request; an item appears twice")
     values = np.array([rated.rating for rated in ratings], dtype=np.float64)
-    scale = served.model.scale
-    off = (values < scale.low) | (values > scale.high)
-    if scale.step is not None:
-        steps = (values - scale.low) / scale.step
-        off |= np.abs(steps - np.round(steps)) > 1e-6
-    if off.any():
-        raise DataError(f"ratings must lie on the model's scale {scale}; got {values[off][:5]}")
+    check_ratings(served.model, rows, values)
     return rows, values
 
 
 def _list_body(served: ServedModel, listed: ItemList, user: Any, known: bool) -> dict[str, Any]:
     items = []
-    for item, score, because in zip(listed.item_idx.tolist(), listed.scores.tolist(),
-                                    listed.because.tolist(), strict=True):  # fmt: skip
+    for item, score, because, rating in zip(
+        listed.item_idx.tolist(), listed.scores.tolist(), listed.because.tolist(),
+        listed.because_rating.tolist(), strict=True,
+    ):  # fmt: skip
         reason = None
         if because >= 0:
-            rated = int(listed.rated_idx[because])
-            reason = {"item": served.item_ids[rated], "title": served.labels[rated],
-                      "rating": float(listed.rated_values[because])}  # fmt: skip
+            reason = {"item": served.item_ids[because], "title": served.labels[because],
+                      "rating": float(rating)}  # fmt: skip
         items.append({"item": served.item_ids[item], "title": served.labels[item],
                       "score": round(score, 4), "because": reason})  # fmt: skip
     scores = "predicted rating" if served.scores_are_ratings else "ranking score"
-    return {"user": user, "known": known, "rated": len(listed.rated_idx), "scores": scores,
+    return {"user": user, "known": known, "rated": listed.rated, "scores": scores,
             "items": items}  # fmt: skip
 
 

@@ -4,8 +4,9 @@ A :class:`ServedModel` is never changed after it is built, except for caches tha
 only grow under a lock: a reload builds a new one and swaps a single reference, so
 a request that took the old one finishes with it, and no request ever sees half of
 each. What is derived from the model (item ids and titles ready for JSON, counts,
-unit item vectors for explanations, the title index, id lookups) is built here once
-per model instead of once per request.
+the title index, id lookups) is built here once per model instead of once per
+request; what a request computes (lists, predictions, reasons) is the library's
+(:mod:`collabfilter.recommend`), called by :mod:`collabfilter.serve.lists`.
 """
 
 from __future__ import annotations
@@ -21,13 +22,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import torch
 
 from collabfilter.data import Vocabulary
-from collabfilter.errors import CollabFilterError, DataError
+from collabfilter.errors import DataError
 from collabfilter.fitted import FittedModel
-from collabfilter.interpret import item_factors, title_index
-from collabfilter.models import DotProduct, DotProductBias
+from collabfilter.interpret import title_index
 from collabfilter.persist import load_model
 from collabfilter.serve.store import RawId
 
@@ -137,82 +136,15 @@ class LockedCache:
 
 
 @dataclass(frozen=True)
-class DotScorer:
-    """A dot model's item scores for one known user, in numpy: the same formula as the
-    module's ``score_items``, ``sigmoid_range(q_i . p_u + user_constant[u] +
-    item_constant[i])``, with every per-model term computed once. Per request that is
-    one matrix-vector product and four vector operations, about a tenth of the torch
-    call's fixed costs at ml-100k's size.
-
-    Attributes:
-        user_factors: ``(users, factors)`` float32.
-        item_factors: ``(items, factors)`` float32.
-        user_constant: the users' total biases, ``(users,)`` float32 (zeros without).
-        item_constant: the items' total biases plus the global offset, ``(items,)``.
-        y_range: the sigmoid's range, or None for unsquashed scores.
-    """
-
-    user_factors: np.ndarray
-    item_factors: np.ndarray
-    user_constant: np.ndarray
-    item_constant: np.ndarray
-    y_range: tuple[float, float] | None
-
-    @classmethod
-    def of(cls, model: FittedModel) -> DotScorer | None:
-        """The scorer of a dot model, or None for other model families."""
-        module = model.model
-        if not isinstance(module, DotProduct | DotProductBias) or type(module) not in (
-            DotProduct, DotProductBias,
-        ):  # fmt: skip
-            return None  # a subclass may score differently
-        with torch.no_grad():
-            users = module.user_factors.detach().float().cpu().numpy()
-            items = module.item_factors.detach().float().cpu().numpy()
-            user_constant = np.zeros(len(users), dtype=np.float32)
-            item_constant = np.zeros(len(items), dtype=np.float32)
-            if isinstance(module, DotProductBias):
-                user_constant = module.user_effect().detach().float().cpu().numpy()
-                offset = module.offset.detach().float().cpu()
-                item_constant = (module.item_effect().detach().float().cpu() + offset).numpy()
-        y_range = None if module.y_range is None else (module.y_range[0], module.y_range[1])
-        return cls(np.ascontiguousarray(users), np.ascontiguousarray(items), user_constant,
-                   item_constant, y_range)  # fmt: skip
-
-    def pairs(self, user_rows: np.ndarray, item_rows: np.ndarray) -> np.ndarray:
-        """Scores of ``(user_rows[j], item_rows[j])`` pairs, float32."""
-        x = np.einsum("ij,ij->i", self.user_factors[user_rows], self.item_factors[item_rows])
-        x += self.user_constant[user_rows]
-        x += self.item_constant[item_rows]
-        return self._squash(x)
-
-    def scores(self, row: int) -> np.ndarray:
-        """Scores of every item for the user at ``row``, ``(items,)`` float32."""
-        x: np.ndarray = self.item_factors @ self.user_factors[row]
-        x += self.user_constant[row]
-        x += self.item_constant
-        return self._squash(x)
-
-    def _squash(self, x: np.ndarray) -> np.ndarray:
-        if self.y_range is None:
-            return x
-        low, high = self.y_range
-        np.negative(x, out=x)
-        np.exp(x, out=x)
-        x += 1.0
-        return np.asarray((high - low) / x + low, dtype=np.float32)
-
-
-@dataclass(frozen=True)
 class ItemList:
-    """Items picked for someone, best first, with their scores and, per item, the
-    index into ``rated`` of the rated item that explains it (-1: none)."""
+    """Items picked for someone, best first, with their scores, and per item the rated
+    item behind it (``because``: an item index, -1 for none) with the rating given."""
 
     item_idx: np.ndarray
     scores: np.ndarray
     because: np.ndarray
-    rated_idx: np.ndarray
-    rated_values: np.ndarray
+    because_rating: np.ndarray
+    rated: int
 
 
 @dataclass(eq=False)
@@ -239,10 +171,6 @@ class ServedModel:
     item_ids: list[RawId] = field(init=False)
     labels: list[str] = field(init=False)
     counts: np.ndarray = field(init=False)
-    blocked: np.ndarray | None = field(init=False)
-    unit_vectors: np.ndarray | None = field(init=False)
-    scorer: DotScorer | None = field(init=False)
-    rating_scorer: DotScorer | None = field(init=False)
     folds: LockedCache = field(init=False)
     views: LockedCache = field(init=False)
 
@@ -253,12 +181,6 @@ class ServedModel:
         self.item_ids = self.items.ids
         self.labels = [str(label) for label in model.items.labels()]
         self.counts = model.interactions.item_counts()
-        self.blocked = None
-        if self.min_ratings is not None:
-            self.blocked = np.flatnonzero(self.counts < self.min_ratings)
-        self.unit_vectors = _unit_vectors(self.lister)
-        self.scorer = DotScorer.of(self.lister)
-        self.rating_scorer = self.scorer if self.lister is model else DotScorer.of(model)
         self.folds = LockedCache(4096)
         self.views = LockedCache(32)
         if model.items.titles is not None:
@@ -311,14 +233,3 @@ def _load_snapshot(path: Path) -> tuple[FileSignature, FittedModel]:
     """
     signature = FileSignature.of_stat(os.stat(path))
     return signature, load_model(path)
-
-
-def _unit_vectors(model: FittedModel) -> np.ndarray | None:
-    """Item vectors scaled to length 1 (cosine similarity by a product), or None for
-    models without item vectors (no "because you rated" then)."""
-    try:
-        vectors = item_factors(model)
-    except CollabFilterError:
-        return None
-    norms = np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    return np.ascontiguousarray(vectors / norms, dtype=np.float32)

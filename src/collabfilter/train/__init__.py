@@ -1,23 +1,12 @@
-"""Training: the learner, its step forms, loop, optimizer and schedules; the Gibbs
-sampler of BayesianMF."""
+"""Training: the learner (fastai's ``collab_learner`` flow) and its automatic choices.
 
-from collabfilter.fitted import EpochRecord
-from collabfilter.train.gibbs import GibbsSampler, run_gibbs
-from collabfilter.train.learner import (
-    Learner,
-    LRFinderResult,
-    collab_learner,
-    default_y_range,
-)
-from collabfilter.train.optim import RowOptimizer
+How each family is fitted lives with the family (:mod:`collabfilter.models`); the
+gradient machinery shared by the sgd families in :mod:`collabfilter.sgd`.
+"""
 
-__all__ = [
-    "EpochRecord",
-    "GibbsSampler",
-    "LRFinderResult",
-    "Learner",
-    "RowOptimizer",
-    "collab_learner",
-    "default_y_range",
-    "run_gibbs",
-]
+from collabfilter.progress import EpochRecord
+from collabfilter.train.learner import Learner, collab_learner
+from collabfilter.train.lr_find import LRFinderResult
+from collabfilter.train.tuning import DecayChoice
+
+__all__ = ["DecayChoice", "EpochRecord", "LRFinderResult", "Learner", "collab_learner"]

@@ -22,11 +22,11 @@ import copy
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from torch import nn
-
-from collabfilter.config import RunOptions, TrainConfig
+from collabfilter.config import RunOptions
 from collabfilter.data import Ratings, Split, split_random
-from collabfilter.fitted import EpochRecord
+from collabfilter.models import FamilyModule
+from collabfilter.progress import EpochRecord
+from collabfilter.sgd import TrainConfig
 
 CARVED = 0.1
 """Share of the training ratings carved out to score the candidates."""
@@ -37,7 +37,7 @@ settled, so only a clear loser stops early; at three quarters it has settled."""
 LIMITS = (1 / 16, 16.0)
 
 Trial = Callable[
-    [nn.Module, Split, TrainConfig, Callable[[EpochRecord], None], frozenset[int] | None], None
+    [FamilyModule, Split, TrainConfig, Callable[[EpochRecord], None], frozenset[int] | None], None
 ]
 """Trains a model on a split's training part with a config, validating on its other
 part after the given epochs only (None: after every epoch), and calls back after every
@@ -77,7 +77,7 @@ class DecayChoice:
 
 
 def choose_decay(
-    train: Ratings, initial: nn.Module, config: TrainConfig, options: RunOptions, trial: Trial
+    train: Ratings, initial: FamilyModule, config: TrainConfig, options: RunOptions, trial: Trial
 ) -> DecayChoice:
     """Pick the multiple of ``config``'s decay that scores best on carved ratings.
 

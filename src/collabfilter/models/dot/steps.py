@@ -1,0 +1,96 @@
+"""Which form of the sgd step trains a dot model.
+
+Every form does the dot formula's arithmetic (:mod:`~collabfilter.models.dot.formula`)
+and keeps a regime where it is the fastest (``benchmarks/bench_accuracy.py`` times them
+side by side):
+
+- ``compiled``: one compiled loop per batch (:mod:`~collabfilter.models.dot.compiled`,
+  numba, CPU), while a batch's buffered updates fit in a core's cache (small batches),
+  where the tensor forms spend most of a step on dispatch and temporaries;
+- ``sparse``: the batch as sparse matrix products
+  (:mod:`~collabfilter.models.dot.sparse`, CPU) when the tables have no more rows than a
+  batch has ratings;
+- ``gather``: gathers and ``index_add_`` (:mod:`~collabfilter.models.dot.gather`), for
+  large tables and on any device;
+- ``autograd``: the generic step (:mod:`collabfilter.sgd.steps`), for what the closed
+  forms do not cover (momentum, clipping, Adam).
+
+``RunOptions.step`` chooses; ``"auto"`` applies the rules above in that order.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+
+from collabfilter.config import RunOptions, StepForm
+from collabfilter.data.tensors import RatingTensors
+from collabfilter.errors import ConfigError
+from collabfilter.models.dot import compiled, sparse
+from collabfilter.models.dot.gather import DotSGD, GatherDotSGD
+from collabfilter.models.dot.module import DotProductBias
+from collabfilter.sgd import RowTrained, Steps, TrainConfig
+from collabfilter.sgd.steps import AutogradSteps, StepPlan
+
+Form = Literal["compiled", "sparse", "gather", "autograd"]
+
+FORMS: dict[str, type[DotSGD[object]]] = {
+    "compiled": compiled.CompiledDotSGD,  # type: ignore[dict-item]
+    "sparse": sparse.SparseDotSGD,  # type: ignore[dict-item]
+    "gather": GatherDotSGD,  # type: ignore[dict-item]
+}
+
+
+def closed_form_applies(config: TrainConfig) -> bool:
+    """Whether the closed forms can train with ``config`` exactly (plain per-rating sgd)."""
+    return config.optimizer == "sgd" and config.momentum == 0.0 and config.grad_clip is None
+
+
+def choose_form(
+    model: DotProductBias, config: TrainConfig, data: RatingTensors, requested: StepForm,
+    batch_size: int,
+) -> Form:  # fmt: skip
+    """The form that trains ``model``: ``requested``, or by the rule of ``"auto"``.
+
+    Raises:
+        ConfigError: for a closed form that cannot train with this config, or a CPU
+            form asked for on another device.
+    """
+    closed = closed_form_applies(config)
+    if requested == "auto":
+        if not closed:
+            return "autograd"
+        if compiled.suits(model, data, batch_size):
+            return "compiled"
+        return "sparse" if sparse.suits(data, batch_size) else "gather"
+    if requested != "autograd" and not closed:
+        raise ConfigError(
+            f"step={requested!r} trains by plain sgd (no momentum, no clipping); this "
+            f"config has optimizer={config.optimizer!r}, momentum={config.momentum}, "
+            f"grad_clip={config.grad_clip}: use step='autograd' or 'auto'"
+        )
+    if requested in ("compiled", "sparse") and data.device.type != "cpu":
+        raise ConfigError(f"step={requested!r} runs on the CPU; use 'gather' on other devices")
+    return requested
+
+
+def dot_steps(
+    module: RowTrained,
+    data: RatingTensors,
+    config: TrainConfig,
+    options: RunOptions,
+    generator: torch.Generator,
+    *,
+    shard_of: tuple[RatingTensors, int] | None = None,
+) -> Steps:
+    """The dot family's steps factory (see :class:`collabfilter.sgd.StepsFactory`)."""
+    if not isinstance(module, DotProductBias):
+        raise TypeError(f"the dot family trains its own modules, not {type(module).__name__}")
+    plan = StepPlan(module.row_tables(), data, config, options, generator, shard_of)
+    form = choose_form(module, config, data, options.step, plan.batch_size)
+    if form == "autograd":
+        return AutogradSteps(module, data, plan, config)
+    return FORMS[form](
+        module, data, plan, lr=config.lr, dense_lr=config.dense_lr, betas=config.betas
+    )

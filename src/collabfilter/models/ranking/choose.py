@@ -1,0 +1,321 @@
+"""Automatic top-N: pick a model and its settings on the training ratings, then refit.
+
+A per-user hold-out is carved out of the *training* ratings (the test part is never
+seen here), every candidate setting is fitted on the rest and ranked by NDCG@k on the
+carved part, and the winner is refitted on all training ratings with the same absolute
+settings. Grids that depend on the data's scale are stated relative to it
+(:class:`~collabfilter.models.ranking.config.TopNConfig`); candidates whose fit would not fit in the
+memory budget are skipped and reported as such.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from collabfilter.data import Ratings, split_by_user
+from collabfilter.data.tensors import tensor_of
+from collabfilter.errors import DataError
+from collabfilter.metrics import ItemSets, evaluate_top_n
+from collabfilter.models.ranking.base import InteractionWeights, TopNModel
+from collabfilter.models.ranking.config import TopNConfig
+from collabfilter.models.ranking.ease import EASE, fit_ease
+from collabfilter.models.ranking.ials import ImplicitALS, fit_ials
+from collabfilter.models.ranking.knn import ItemKNN, fit_item_knn
+
+Settings = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class TopNReport:
+    """What :func:`fit_topn` chose and why.
+
+    Attributes:
+        kind: the chosen model (``"ease"``, ``"ials"`` or ``"item_knn"``).
+        settings: its settings as refitted (absolute values, JSON-ready).
+        candidates: one row per candidate: ``model``, ``settings``, ``ndcg`` (at k) and
+            ``recall`` (at 2k) on the carved part, fit ``seconds``, and a ``note``
+            (``"chosen"``, or why it was skipped).
+        reason: one sentence on the choice.
+        carve: what the choice was made on.
+        select_seconds: time spent choosing.
+        fit_seconds: time of the final refit.
+    """
+
+    kind: str
+    settings: Settings
+    candidates: pd.DataFrame
+    reason: str
+    carve: str
+    select_seconds: float
+    fit_seconds: float
+
+    def __str__(self) -> str:
+        table = self.candidates.copy()
+        table["settings"] = table["settings"].map(_short)
+        return "\n".join(
+            [
+                f"top-N model: {self.kind} {_short(self.settings)}",
+                f"why: {self.reason}",
+                f"chosen on: {self.carve} ({self.select_seconds:.1f} s); "
+                f"refit on all training ratings in {self.fit_seconds:.1f} s",
+                table.to_string(index=False, float_format=lambda v: f"{v:.4f}"),
+            ]
+        )
+
+
+def _short(settings: Settings) -> str:
+    shown = {k: v for k, v in settings.items() if k != "kind"}
+    weights = shown.pop("weights", None)
+    if weights and weights.get("positive") is not None:
+        shown["low_rating_weight"] = weights["low_weight"]
+    parts = (f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in shown.items())
+    return ", ".join(parts)
+
+
+def fit_model(train: Ratings, settings: Settings, *, seed: int = 42, sweeps: int = 10) -> TopNModel:
+    """Fit the top-N model ``settings`` describe (as in :meth:`TopNModel.settings`)."""
+    user_idx = torch.from_numpy(train.user_idx.astype(np.int64))
+    item_idx = torch.from_numpy(train.item_idx.astype(np.int64))
+    ratings = tensor_of(train.rating)
+    weights = InteractionWeights(**settings.get("weights", {}))
+    shape = (user_idx, item_idx, train.n_users, train.n_items)
+    kind = settings["kind"]
+    if kind == "ease":
+        return fit_ease(*shape, l2=settings["l2"], ratings=ratings, weights=weights)
+    if kind == "item_knn":
+        neighbours = int(settings["n_neighbours"])
+        return fit_item_knn(*shape, n_neighbours=neighbours, ratings=ratings, weights=weights)
+    if kind == "ials":
+        return fit_ials(
+            *shape, n_factors=int(settings["n_factors"]), l2=settings["l2"],
+            unobserved_weight=settings["unobserved_weight"],
+            frequency_exponent=settings.get("frequency_exponent", 1.0),
+            sweeps=sweeps, ratings=ratings, weights=weights, seed=seed,
+        )  # fmt: skip
+    raise DataError(f"unknown top-N model kind {kind!r}")
+
+
+def memory_needed(train: Ratings, settings: Settings) -> int:
+    """Estimated peak bytes of fitting ``settings`` on ``train``."""
+    sizes = (train.n_users, train.n_items, len(train))
+    kind = settings["kind"]
+    if kind == "ease":
+        return EASE.memory_bytes(*sizes)
+    if kind == "item_knn":
+        return ItemKNN.memory_bytes(*sizes, int(settings["n_neighbours"]))
+    return ImplicitALS.memory_bytes(*sizes, int(settings["n_factors"]))
+
+
+class _Candidates:
+    """Each model's search space: settings as functions of grid values and data scale."""
+
+    def __init__(self, train: Ratings, config: TopNConfig) -> None:
+        self.config = config
+        self.train = train
+        # items with ratings, not the vocabulary: ids seen only in a test part must
+        # not move the grids
+        self.active_items = max(1, int((train.item_counts() > 0).sum()))
+        positive = config.relevance
+        self.weight_of = {
+            w: {"positive": positive, "low_weight": w} for w in config.low_rating_weights
+        }
+        if positive is None:
+            self.weight_of = {1.0: {"positive": None, "low_weight": 1.0}}
+
+    def _weights(self, low_weight: float) -> np.ndarray:
+        train, positive = self.train, self.config.relevance
+        if positive is None:
+            return np.ones(len(train), dtype=np.float32)
+        return np.where(train.rating >= positive, 1.0, low_weight).astype(np.float32)
+
+    def space(self, kind: str) -> list[tuple[str, tuple[Any, ...]]]:
+        """The grids, in the order they are searched."""
+        config, weights = self.config, tuple(self.weight_of)
+        if kind == "ease":
+            return [("low_rating_weight", weights), ("l2_scale", config.ease_l2_scales)]
+        if kind == "item_knn":
+            return [("low_rating_weight", weights), ("n_neighbours", config.knn_neighbours)]
+        return [
+            ("low_rating_weight", weights),
+            ("unobserved_scale", config.ials_unobserved_scales),
+            ("l2", config.ials_l2),
+            ("n_factors", config.ials_factors),
+        ]
+
+    def settings(self, kind: str, point: dict[str, Any]) -> Settings:
+        """Absolute settings of a grid point on this training part."""
+        low_weight = point["low_rating_weight"]
+        weights = self._weights(low_weight)
+        settings: Settings = {"kind": kind, "weights": self.weight_of[low_weight]}
+        if kind == "ease":
+            mean_diagonal = float((weights.astype(np.float64) ** 2).sum() / self.active_items)
+            settings["l2"] = point["l2_scale"] * mean_diagonal
+        elif kind == "item_knn":
+            settings["n_neighbours"] = int(point["n_neighbours"])
+        else:
+            active = max(1, int((self.train.user_counts() > 0).sum()))
+            per_user = float(weights.sum(dtype=np.float64)) / active
+            settings |= {
+                "n_factors": int(point["n_factors"]),
+                "l2": float(point["l2"]),
+                "unobserved_weight": point["unobserved_scale"] * per_user / self.active_items,
+            }
+        return settings
+
+
+def _sample_users(train: Ratings, config: TopNConfig) -> Ratings:
+    """The ratings of at most ``max_select_users`` seeded random users."""
+    users = np.flatnonzero(train.user_counts() > 0)
+    if len(users) <= config.max_select_users:
+        return train
+    picked = np.random.RandomState(config.seed).choice(users, config.max_select_users, False)
+    keep = np.zeros(train.n_users, dtype=bool)
+    keep[picked] = True
+    return train.subset(keep[train.user_idx])
+
+
+def _score(
+    model: TopNModel, carve_train: Ratings, carve_test: Ratings, config: TopNConfig
+) -> tuple[float, float]:
+    """NDCG@k and recall@2k of ``model`` on the carved part."""
+    seen = ItemSets.from_pairs(
+        carve_train.user_idx, carve_train.item_idx, carve_train.n_users, carve_train.n_items
+    )
+    keep = np.ones(len(carve_test), bool)
+    if config.relevance is not None:
+        keep = carve_test.rating >= config.relevance
+    relevant = ItemSets.from_pairs(
+        carve_test.user_idx[keep], carve_test.item_idx[keep], carve_test.n_users,
+        carve_test.n_items,
+    )  # fmt: skip
+    ks = (config.k, min(2 * config.k, carve_test.n_items))
+    rows = evaluate_top_n(lambda block: model.score_items(torch.from_numpy(block)), seen,
+                          relevant, ks=ks)  # fmt: skip
+    return rows[0]["ndcg"], rows[-1]["recall"]
+
+
+def select_topn(train: Ratings, config: TopNConfig) -> tuple[Settings, pd.DataFrame, str]:
+    """Search every candidate's grid on a hold-out carved from ``train``.
+
+    Returns:
+        The best settings (absolute, for ``train``'s scale), the table of candidates,
+        and a description of the carve.
+
+    Raises:
+        DataError: if every candidate is over the memory budget or nothing can be carved.
+    """
+    sample = _sample_users(train, config)
+    carve = split_by_user(sample, frac=config.carve_fraction, seed=config.seed)
+    if carve.report.n_valid == 0:
+        raise DataError("too few ratings per user to carve a hold-out for the choice")
+    space = _Candidates(carve.train, config)
+    rows: list[dict[str, Any]] = []
+    for kind in config.candidates:
+        rows += _search(kind, space, carve.train, carve.valid, train, config)
+    table = pd.DataFrame(rows)
+    fitted = table[table.note == ""]
+    if fitted.empty:
+        raise DataError(
+            f"no top-N candidate fits in memory_budget={config.memory_budget:,} bytes; "
+            "raise TopNConfig.memory_budget"
+        )
+    best = int(np.argmax(fitted.ndcg.to_numpy(dtype=float)))
+    best = int(fitted.index[best])
+    table.loc[best, "note"] = "chosen"
+    described = (
+        f"{carve.report.n_valid:,} ratings of {len(np.unique(carve.valid.user_idx)):,} users "
+        f"carved from {len(sample):,} training ratings (fraction {config.carve_fraction:g}, "
+        f"seed {config.seed})"
+    )
+    return rows[best]["settings"], table, described
+
+
+def _search(
+    kind: str,
+    space: _Candidates,
+    carve_train: Ratings,
+    carve_test: Ratings,
+    full: Ratings,
+    config: TopNConfig,
+) -> list[dict[str, Any]]:
+    """One model's coordinate search: middle values first, then each grid in turn."""
+    grids = space.space(kind)
+    point = {name: values[len(values) // 2] for name, values in grids}
+    seen: dict[str, dict[str, Any]] = {}
+    for name, values in grids:
+        results = []
+        for value in values:
+            candidate = {**point, name: value}
+            row = _evaluate(kind, candidate, space, carve_train, carve_test, full, config, seen)
+            results.append((row["ndcg"] if row["note"] == "" else -1.0, value))
+        point[name] = max(results, key=lambda pair: pair[0])[1]
+    return list(seen.values())
+
+
+def _evaluate(
+    kind: str,
+    point: dict[str, Any],
+    space: _Candidates,
+    carve_train: Ratings,
+    carve_test: Ratings,
+    full: Ratings,
+    config: TopNConfig,
+    seen: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """Fit and score one grid point (once: ``seen`` caches by settings)."""
+    settings = space.settings(kind, point)
+    key = repr(sorted(settings.items()))
+    if key in seen:
+        return seen[key]
+    row: dict[str, Any] = {"model": kind, "settings": settings, "ndcg": np.nan,
+                           "recall": np.nan, "seconds": np.nan, "note": ""}  # fmt: skip
+    needed = memory_needed(full, settings)
+    if needed > config.memory_budget:
+        row["note"] = f"skipped: needs ~{needed / 2**30:.1f} GiB > budget"
+    else:
+        start = time.perf_counter()
+        model = fit_model(carve_train, settings, seed=config.seed, sweeps=config.ials_sweeps)
+        row["seconds"] = time.perf_counter() - start
+        row["ndcg"], row["recall"] = _score(model, carve_train, carve_test, config)
+    seen[key] = row
+    return row
+
+
+def fit_topn(train: Ratings, config: TopNConfig | None = None) -> tuple[TopNModel, TopNReport]:
+    """Choose a top-N model on ``train`` alone and refit it on all of ``train``.
+
+    Args:
+        train: the training ratings (a test part, if any, must not be in them).
+        config: candidates, grids, budget and carve (defaults: :class:`TopNConfig`).
+
+    Returns:
+        The fitted module and a :class:`TopNReport` saying what was chosen and why.
+
+    Raises:
+        DataError: if nothing can be carved or no candidate fits the memory budget.
+    """
+    config = config or TopNConfig()
+    start = time.perf_counter()
+    settings, table, carve = select_topn(train, config)
+    selected = time.perf_counter()
+    model = fit_model(train, settings, seed=config.seed, sweeps=config.ials_sweeps)
+    fitted = time.perf_counter()
+    chosen = table[table.note == "chosen"].iloc[0]
+    others = table[(table.note == "") & (table.model != chosen.model)]
+    runner_up = others.loc[others.ndcg.idxmax()] if not others.empty else None
+    reason = f"best NDCG@{config.k} on the carved hold-out ({chosen.ndcg:.4f}"
+    if runner_up is not None:
+        reason += f"; best other model {runner_up.model}: {runner_up.ndcg:.4f}"
+    skipped = table[table.note.str.startswith("skipped")].model.unique()
+    reason += ")" + (f"; over the memory budget: {', '.join(skipped)}" if len(skipped) else "")
+    report = TopNReport(
+        kind=model.kind, settings=model.settings(), candidates=table, reason=reason,
+        carve=carve, select_seconds=selected - start, fit_seconds=fitted - selected,
+    )  # fmt: skip
+    return model, report

@@ -1,0 +1,189 @@
+"""Item-based nearest neighbours on the interaction matrix (implicit feedback)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from collabfilter.data import RatingScale
+from collabfilter.models.ranking.base import (
+    InteractionWeights,
+    TopNModel,
+    check_rows,
+    interaction_rows,
+    weights_from_settings,
+)
+from collabfilter.models.ranking.sparse import INDEX, SparseRows, gram_blocks
+
+BLOCK_ENTRIES = 1 << 25
+"""Similarities computed per block of target items: at most this many dense entries
+(128 MB of float32) whatever the catalogue size."""
+
+DENSE_SIMILARITIES = 1 << 24
+"""Catalogues of up to 4,096 items are scored with the similarities unpacked (64 MB)."""
+
+
+class ItemKNN(TopNModel):
+    """Sum of the similarities of the rated items among each item's nearest neighbours::
+
+        s(j, i) = (x_j . x_i) / (|x_j| |x_i|)        cosine of the item columns of X
+        N(i)    = the n_neighbours items j != i with the largest s(j, i) > 0
+        score(u, i) = sum_{j rated by u, j in N(i)} x_uj s(j, i)
+
+    Only ``n_items x n_neighbours`` similarities are kept (as a sparse CSR matrix whose
+    row ``j`` lists the items ``i`` that have ``j`` among their neighbours), so the
+    model stays small for any catalogue; scoring a block of users is one sparse-sparse
+    product.
+
+    Args:
+        n_users, n_items, n_interactions: shapes of the history buffers.
+        n_neighbours: neighbours kept per item.
+        n_similarities: stored similarities (at most ``n_items * n_neighbours``).
+        weights: how ratings became interaction weights.
+    """
+
+    kind = "item_knn"
+    similarity_indptr: Tensor
+    similarity_items: Tensor
+    similarity_values: Tensor
+
+    def __init__(
+        self,
+        n_users: int,
+        n_items: int,
+        n_interactions: int,
+        *,
+        n_neighbours: int,
+        n_similarities: int = 0,
+        weights: InteractionWeights | None = None,
+    ) -> None:
+        super().__init__(n_users, n_items, n_interactions, weights or InteractionWeights())
+        if n_neighbours < 1:
+            raise ValueError(f"n_neighbours must be >= 1, got {n_neighbours}")
+        self.n_neighbours = int(n_neighbours)
+        self.register_buffer("similarity_indptr", torch.zeros(n_items + 1, dtype=INDEX))
+        self.register_buffer("similarity_items", torch.zeros(n_similarities, dtype=INDEX))
+        self.register_buffer("similarity_values", torch.zeros(n_similarities))
+
+    def similarities(self) -> SparseRows:
+        """The kept similarities: row ``j``, column ``i`` holds ``s(j, i)``, j in N(i)."""
+        return SparseRows(
+            self.similarity_indptr, self.similarity_items, self.similarity_values, self.n_items
+        )
+
+    def set_similarities(self, similarities: SparseRows) -> None:
+        self.similarity_indptr = similarities.indptr
+        self.similarity_items = similarities.indices
+        self.similarity_values = similarities.values
+
+    def score_rows(self, rows: SparseRows) -> Tensor:
+        """``X_rows @ S``, ``(rows, n_items)``: sparse times dense while ``S`` is small
+        enough to unpack (5-10x faster), sparse times sparse beyond."""
+        if self.n_items**2 <= DENSE_SIMILARITIES:
+            scores: Tensor = torch.sparse.mm(rows.to_torch_coo(), self.similarities().to_dense())
+            return scores
+        product = torch.sparse.mm(rows.to_torch(), self.similarities().to_torch())
+        scores = torch.zeros(rows.n_rows, self.n_items)
+        crow, col = product.crow_indices(), product.col_indices()
+        row = torch.repeat_interleave(torch.arange(rows.n_rows), crow[1:] - crow[:-1])
+        scores.view(-1).index_add_(0, row * self.n_items + col, product.values())
+        return scores
+
+    @torch.no_grad()
+    def explain_many(
+        self, history_item_idx: Tensor, item_idx: Tensor, ratings: Tensor | None = None
+    ) -> Tensor:
+        """``x_uj * s(j, i)`` for each rated item ``j`` and each item ``i`` (0 when ``j``
+        is not among ``i``'s neighbours); see :class:`TopNModel`."""
+        history = torch.as_tensor(history_item_idx, dtype=INDEX).reshape(-1)
+        items = torch.as_tensor(item_idx, dtype=INDEX).reshape(-1)
+        rows = self.new_rows(history, ratings)
+        weight = rows.values[torch.searchsorted(rows.indices, history)]
+        block_row, picks = self.similarities().positions(history)
+        column = torch.full((self.n_items,), -1, dtype=INDEX)
+        column[items] = torch.arange(len(items))
+        target = column[self.similarity_items[picks]]
+        hit = target >= 0
+        contributions = torch.zeros(len(history), len(items))
+        contributions.index_put_(
+            (block_row[hit], target[hit]), self.similarity_values[picks][hit], accumulate=True
+        )
+        return contributions * weight.unsqueeze(1)
+
+    def check_state(self, scale: RatingScale) -> None:
+        super().check_state(scale)
+        check_rows(self.similarities(), self.n_items, "similarity")
+
+    def settings(self) -> dict[str, Any]:
+        return {**super().settings(), "n_neighbours": self.n_neighbours}
+
+    def sizes(self) -> dict[str, int]:
+        return {**super().sizes(), "n_similarities": len(self.similarity_items)}
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any], sizes: dict[str, int]) -> ItemKNN:
+        return cls(
+            sizes["n_users"], sizes["n_items"], sizes["n_interactions"],
+            n_neighbours=int(settings["n_neighbours"]),
+            n_similarities=sizes["n_similarities"], weights=weights_from_settings(settings),
+        )  # fmt: skip
+
+    @staticmethod
+    def memory_bytes(n_users: int, n_items: int, n_interactions: int, n_neighbours: int) -> int:
+        """Peak bytes of a fit: two copies of the rows (X and its transpose), a dense
+        block of similarities with its top-k workspace, the kept neighbours, and torch's
+        sparse-sparse products beyond the small catalogues that one dense block covers
+        (measured at 59,047 items: 1.2 GB more at 457k ratings, 4.6 GB at 3.1M)."""
+        block = min(n_items * n_items, max(BLOCK_ENTRIES, n_items))
+        products = 2000 * n_interactions if n_items * n_items > BLOCK_ENTRIES else 0
+        return 3 * 4 * block + 2 * 20 * n_interactions + 40 * n_items * n_neighbours + products
+
+
+def fit_item_knn(
+    user_idx: Tensor,
+    item_idx: Tensor,
+    n_users: int,
+    n_items: int,
+    *,
+    n_neighbours: int,
+    ratings: Tensor | None = None,
+    weights: InteractionWeights | None = None,
+) -> ItemKNN:
+    """Fit :class:`ItemKNN`: cosine similarities of all item pairs, a block of target
+    items at a time, keeping each item's ``n_neighbours`` most similar items.
+
+    Args:
+        user_idx, item_idx: one entry per interaction, shape ``(n,)`` (no repeats).
+        n_users, n_items: sizes of the index spaces.
+        n_neighbours: neighbours kept per item.
+        ratings: float ratings, shape ``(n,)``, for ``weights``; None: all weights 1.
+        weights: how ratings become interaction weights.
+    """
+    weights = weights or InteractionWeights()
+    rows = interaction_rows(user_idx, item_idx, n_users, n_items, ratings, weights)
+    model = ItemKNN(n_users, n_items, len(rows.indices), n_neighbours=n_neighbours, weights=weights)
+    model.set_history(rows)
+    model.set_similarities(_neighbours(rows, min(n_neighbours, n_items - 1)))
+    return model
+
+
+def _neighbours(rows: SparseRows, n_neighbours: int) -> SparseRows:
+    n_items = rows.n_cols
+    norms = torch.zeros(n_items).index_add_(0, rows.indices, rows.values**2).sqrt_()
+    inverse = torch.where(norms > 0, 1.0 / norms, torch.zeros(()))
+    block_rows = max(1, BLOCK_ENTRIES // n_items)
+    sources, targets, values = [], [], []
+    for start, block in gram_blocks(rows, block_rows):
+        items = torch.arange(start, start + len(block))
+        block.mul_(inverse[items].unsqueeze(1)).mul_(inverse.unsqueeze(0))
+        block[torch.arange(len(block)), items] = 0.0  # an item is not its own neighbour
+        top = torch.topk(block, max(n_neighbours, 1), dim=1)
+        keep = top.values > 0
+        sources.append(top.indices[keep])
+        targets.append(items.unsqueeze(1).expand_as(keep)[keep])
+        values.append(top.values[keep])
+    return SparseRows.from_pairs(
+        torch.cat(sources), torch.cat(targets), torch.cat(values), n_items, n_items
+    )
