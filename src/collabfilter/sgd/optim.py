@@ -152,7 +152,7 @@ class RowOptimizer:
         if self.kind == "sgd" and self.momentum == 0.0:
             # The hot path: row -= lr * (grad + decay_row * row), once per rating, as
             # two in-place passes over the gathered rows and one index_add_ (whose own
-            # alpha= argument is three times slower than scaling first).
+            # alpha= argument is slower than scaling first).
             if isinstance(decay, Tensor):
                 update = param.index_select(0, rows)
                 update.mul_(_expand(decay.index_select(0, rows), values).mul(-lr))

@@ -120,7 +120,7 @@ class SpectralDraw:
     ``Q`` and back once, for every dimension at once. ``Q`` comes from the smaller of
     ``M^T M`` (kept dense) and ``M M^T = P diag(s2) P^T``; in the second case ``Q =
     M^T P diag(s2)^-1/2`` is applied through the sparse ``M`` instead of being formed
-    (ml-latest-small's 9,724 x 610 ``Q``: 40 ms per draw, against 11 ms through ``M``).
+    (a tall dense ``Q`` costs more per draw than the sparse product; ``docs/tuning.md``).
     """
 
     def __init__(self, dense: Tensor) -> None:

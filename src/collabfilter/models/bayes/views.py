@@ -3,8 +3,8 @@
 Each side (users, items) gets its ``own x other`` pattern with three value arrays
 (ones for the Gram matrices, the ratings for the moments, ``|N(own)|^-1/2`` for the
 implicit term ``M``) and ``M^T`` in the other side's layout; all share two sorts of
-the ratings. int32 indices: torch's CPU sparse products ran 2-3x faster with them
-than with int64 at 10M ratings.
+the ratings. int32 indices: torch's CPU sparse products take a faster path with them
+than with int64 (``docs/tuning.md``).
 """
 
 from __future__ import annotations

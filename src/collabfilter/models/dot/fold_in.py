@@ -11,7 +11,6 @@ iterations. Computed on the CPU in float64, whatever device the model is on.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -21,9 +20,6 @@ from collabfilter.models.dot.formula import TORCH
 from collabfilter.models.family import FoldContext, FoldedUser
 from collabfilter.sgd import TrainConfig
 from collabfilter.sgd.decay import new_user_decay
-
-if TYPE_CHECKING:
-    from collabfilter.models.dot.module import DotProductBias
 
 ITERATIONS = 30
 
@@ -37,38 +33,17 @@ class DotUser(FoldedUser):
     activity: float
 
 
-@torch.no_grad()
-def place_user(
-    model: DotProductBias, item_idx: Tensor, ratings: Tensor, context: FoldContext
-) -> DotUser:
-    """The folded-in user who rated ``item_idx`` with ``ratings`` (see the module).
+def new_user_decays(context: FoldContext, n: int) -> tuple[float, float]:
+    """The per-rating ``(factor, bias)`` decay a trained user with ``n`` ratings had: what
+    a folded-in user of an sgd-trained model is regularised by.
 
     Raises:
         CollabFilterError: when the model's sgd training config is unknown.
     """
     config = context.fit_config
     if not isinstance(config, TrainConfig):
-        raise CollabFilterError("fold-in of a dot model needs its sgd training config")
-    n = int(item_idx.numel())
-    factor_decay, bias_decay = new_user_decay(config, context.user_counts, n)
-    index = item_idx.cpu().long()
-    design = model.item_factors.detach().cpu()[index].double()
-    fixed = torch.zeros(n, dtype=torch.float64)
-    activity = 0.0
-    if model.biased:
-        activity = float(model.activity_of(torch.tensor([n]), kind="user")[0].cpu())
-        beta_user, _ = model.activity_weights()
-        user_prior = TORCH.effect(0.0, beta_user, activity)
-        item_effect = model.item_effect().detach().cpu()[index].double()
-        fixed = TORCH.logit(0.0, user_prior, item_effect, float(model.offset))
-        design = torch.cat([design, torch.ones(n, 1, dtype=torch.float64)], dim=1)
-    decay = torch.full((design.shape[1],), n * factor_decay, dtype=torch.float64)
-    if model.biased:
-        decay[-1] = n * bias_decay
-    theta = gauss_newton(design, fixed, ratings.cpu().double(), decay, *model.low_span)
-    factors = theta[:-1] if model.biased else theta
-    bias = float(theta[-1]) if model.biased else 0.0
-    return DotUser(factors.float(), bias, activity)
+        raise CollabFilterError("fold-in of a model trained by sgd needs its training config")
+    return new_user_decay(config, context.user_counts, n)
 
 
 def gauss_newton(

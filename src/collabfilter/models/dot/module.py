@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from collabfilter.data import RatingScale
 from collabfilter.errors import ModelFileError
-from collabfilter.models.dot.fold_in import DotUser, place_user
+from collabfilter.models.dot.fold_in import DotUser, gauss_newton, new_user_decays
 from collabfilter.models.dot.formula import TORCH
 from collabfilter.models.dot.terms import BiasTerms
 from collabfilter.models.family import FoldContext, FoldedUser, RatingModule
@@ -182,10 +182,37 @@ class DotProductBias(BiasTerms, RatingModule, RowTrained):
         return torch.addmm(self.item_effect(), self.user_factors[user_idx], self.item_factors.T)
 
     # ------------------------------------------------------------------ new users
+    @torch.no_grad()
     def fold_in(self, item_idx: Tensor, ratings: Tensor, context: FoldContext) -> DotUser:
-        """Minimise the training objective restricted to one user, with the items fixed
-        (see :func:`~collabfilter.models.dot.fold_in.place_user`)."""
-        return place_user(self, item_idx, ratings, context)
+        """The user's factors and bias that minimise the training objective restricted
+        to them, with the items fixed (:mod:`~collabfilter.models.dot.fold_in`); on the
+        CPU in float64, whatever device the model is on.
+
+        Raises:
+            CollabFilterError: when the model's sgd training config is unknown.
+        """
+        n = int(item_idx.numel())
+        factor_decay, bias_decay = new_user_decays(context, n)
+        index = item_idx.cpu().long()
+        design = self.item_factors.detach().cpu()[index].double()
+        fixed = torch.zeros(n, dtype=torch.float64)
+        activity = 0.0
+        decay = [n * factor_decay] * self.n_factors
+        if self.biased:
+            activity = float(self.activity_of(torch.tensor([n]), kind="user")[0].cpu())
+            beta_user, _ = self.activity_weights()
+            item_effect = self.item_effect().detach().cpu()[index].double()
+            user_prior = TORCH.effect(0.0, beta_user, activity)
+            fixed = TORCH.logit(0.0, user_prior, item_effect, float(self.offset))
+            design = torch.cat([design, torch.ones(n, 1, dtype=torch.float64)], dim=1)
+            decay.append(n * bias_decay)
+        theta = gauss_newton(
+            design, fixed, ratings.cpu().double(), torch.tensor(decay, dtype=torch.float64),
+            *self.low_span,
+        )  # fmt: skip
+        if not self.biased:
+            return DotUser(theta.float(), 0.0, activity)
+        return DotUser(theta[:-1].float(), float(theta[-1]), activity)
 
     def _folded_logits(self, user: FoldedUser) -> Tensor:
         if not isinstance(user, DotUser):

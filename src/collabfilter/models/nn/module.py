@@ -14,15 +14,15 @@ import torch
 from torch import Tensor, nn
 
 from collabfilter.data import RatingScale
-from collabfilter.errors import CollabFilterError
+from collabfilter.models.dot.fold_in import new_user_decays
 from collabfilter.models.dot.formula import TORCH
 from collabfilter.models.dot.module import check_output_range, check_range
 from collabfilter.models.dot.terms import BiasTerms
 from collabfilter.models.family import FoldContext, FoldedUser, RatingModule
 from collabfilter.models.nn.dropout import Dropout
 from collabfilter.models.rows import gather_rows
-from collabfilter.sgd import RowTrained, TrainConfig
-from collabfilter.sgd.decay import Tables, new_user_decay
+from collabfilter.sgd import RowTrained
+from collabfilter.sgd.decay import Tables
 
 PAIR_CHUNK = 262_144
 """Pairs through the MLP at once when scoring every item (bounds the activations)."""
@@ -214,11 +214,8 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
         Raises:
             CollabFilterError: when the model's sgd training config is unknown.
         """
-        config = context.fit_config
-        if not isinstance(config, TrainConfig):
-            raise CollabFilterError("fold-in of an nn model needs its sgd training config")
         n = int(item_idx.numel())
-        factor_decay, bias_decay = new_user_decay(config, context.user_counts, n)
+        factor_decay, bias_decay = new_user_decays(context, n)
         was_training = self.training
         self.eval()
         device = self.item_embedding.device

@@ -80,7 +80,7 @@ class ItemKNN(TopNModel):
 
     def score_rows(self, rows: SparseRows) -> Tensor:
         """``X_rows @ S``, ``(rows, n_items)``: sparse times dense while ``S`` is small
-        enough to unpack (5-10x faster), sparse times sparse beyond."""
+        enough to unpack (the faster product), sparse times sparse beyond."""
         if self.n_items**2 <= DENSE_SIMILARITIES:
             scores: Tensor = torch.sparse.mm(rows.to_torch_coo(), self.similarities().to_dense())
             return scores
@@ -135,7 +135,7 @@ class ItemKNN(TopNModel):
         """Peak bytes of a fit: two copies of the rows (X and its transpose), a dense
         block of similarities with its top-k workspace, the kept neighbours, and torch's
         sparse-sparse products beyond the small catalogues that one dense block covers
-        (measured at 59,047 items: 1.2 GB more at 457k ratings, 4.6 GB at 3.1M)."""
+        (their per-rating constant is fitted to the peaks in ``docs/tuning.md``)."""
         block = min(n_items * n_items, max(BLOCK_ENTRIES, n_items))
         products = 2000 * n_interactions if n_items * n_items > BLOCK_ENTRIES else 0
         return 3 * 4 * block + 2 * 20 * n_interactions + 40 * n_items * n_neighbours + products
