@@ -83,6 +83,9 @@ class FittedModel:
     config: FitConfig | None = None
     history: list[EpochRecord] = field(default_factory=list)
     metrics: dict[str, float] = field(default_factory=dict)
+    columns: dict[str, str] = field(default_factory=dict)
+    """The source column of each field (``user``, ``item``, ``rating``...) in the table
+    the model was trained on: tables given later are read by the same names."""
     ranker: FittedModel | None = field(default=None, repr=False)
     """A ranking model trained on the same data, used for top-N lists when present
     (a model file may hold both)."""

@@ -76,7 +76,9 @@ def test_text_ids_keep_their_text(tmp_path):
     assert numbers.users.ids.tolist() == [7] and len(numbers) == 2
     assert cf.Ratings.from_csv(path, ids="text").items.ids.tolist() == ["1", "2"]
     path.write_text("user,item,rating\n7,1,5\nx7,2,4\n")
-    with pytest.raises(RatingsFormatError, match="not integers at line 3"):
+    with pytest.raises(
+        RatingsFormatError, match=r"not integers \(in canonical form, within int64\) at line 3"
+    ):
         cf.Ratings.from_csv(path, ids="int")
 
 

@@ -10,6 +10,7 @@ flag them; no sentinel index is ever handed out.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -20,6 +21,14 @@ from collabfilter.errors import AmbiguousTitleError, DataError, UnknownIdError
 
 INDEX_DTYPE = np.int32
 """Dense indices are int32: enough for 2 billion ids, half the memory of int64."""
+
+INT64 = np.iinfo(np.int64)
+_EXACT_FLOAT = 2**53
+"""Whole floats up to this magnitude name one integer exactly; beyond it they may not."""
+_CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,18})")
+_MISSING_KEY = INT64.min
+"""The key of a value that names no integer id (the minimum int64 is refused as an id,
+so no vocabulary holds it)."""
 
 _SHOWN_UNKNOWN = 5
 
@@ -35,23 +44,115 @@ def _as_array(values: Any) -> np.ndarray:
 
 
 def _as_id_array(values: Any) -> np.ndarray:
-    """Ids as int64 when they are all integral numbers, else as Python objects (str)."""
+    """Ids as int64 when they are all integral numbers, else as Python objects (str).
+
+    Raises:
+        DataError: for missing ids, fractional numbers, integers beyond int64, whole
+            floats too large to name one integer exactly, or text that is not valid
+            Unicode.
+    """
     array = _as_array(values).reshape(-1)
     if array.dtype == object:
         kind = pd.api.types.infer_dtype(array, skipna=False)
         if kind == "integer":
-            array = array.astype(np.int64)
-        elif kind == "floating":
+            keys, exact = integer_keys_of(array)
+            if not exact.all():
+                raise DataError(
+                    f"integer ids must be int64 values in [{INT64.min + 1}, {INT64.max}]; got "
+                    f"{array[~exact][:3].tolist()}"
+                )
+            return keys
+        if kind == "floating":
             array = array.astype(np.float64)
-    if array.dtype.kind in "iu":
+    if array.dtype.kind == "u":
+        if array.size and int(array.max()) > INT64.max:
+            raise DataError(f"integer ids must be int64 values in [{INT64.min + 1}, {INT64.max}]")
+        return array.astype(np.int64)
+    if array.dtype.kind == "i":
+        if array.size and int(array.min()) == INT64.min:
+            raise DataError(f"integer ids must be int64 values in [{INT64.min + 1}, {INT64.max}]")
         return array.astype(np.int64, copy=False)
     if array.dtype.kind == "f":
         if np.isnan(array).any():
             raise DataError("ids must not be missing (NaN)")
         if not np.all(array == np.round(array)):
             raise DataError("numeric ids must be whole numbers; got fractional values")
+        if array.size and float(np.abs(array).max()) > _EXACT_FLOAT:
+            raise DataError(
+                "ids written as decimals beyond 2^53 do not name one integer exactly; "
+                "read them as integers or as text"
+            )
         return array.astype(np.int64)
-    return _as_text(array)
+    return check_text_ids(_as_text(array))
+
+
+def check_text_ids(texts: np.ndarray) -> np.ndarray:
+    """``texts`` (Python str), refusing any that is not valid Unicode (a lone surrogate
+    cannot be written to a file, a database or a JSON answer).
+
+    Raises:
+        DataError: naming the first offenders.
+    """
+    bad = [text for text in texts.tolist() if not _valid_unicode(text)]
+    if bad:
+        raise DataError(f"text ids must be valid Unicode; got {[repr(b) for b in bad[:3]]}")
+    return texts
+
+
+def _valid_unicode(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def parse_integer_id(text: str) -> int | None:
+    """The integer a text id names, in canonical decimal form ("7", not "007", "7.0" or
+    " 7") and within int64; None for any other text."""
+    if _CANONICAL_INT.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if INT64.min < value <= INT64.max else None
+
+
+def integer_keys_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """int64 keys of mixed values for lookup among integer ids, exactly: integers as they
+    are (Python or NumPy, never through floats), whole floats up to 2^53, text by
+    :func:`parse_integer_id`. Returns ``(keys, named)``: ``named`` is False (and the
+    key meaningless) for a value that names no int64 id, such as 2^63, "007" or 7.5."""
+    flat = values.reshape(-1)
+    keys = np.full(len(flat), _MISSING_KEY, dtype=np.int64)
+    if flat.dtype.kind in "iu":
+        keep = (flat <= INT64.max) if flat.dtype.kind == "u" else (flat > INT64.min)
+        keys[keep] = flat[keep].astype(np.int64)
+        return keys, np.asarray(keep)
+    if flat.dtype.kind == "f":
+        whole = np.isfinite(flat) & (flat == np.round(flat)) & (np.abs(flat) <= _EXACT_FLOAT)
+        keys[whole] = flat[whole].astype(np.int64)
+        return keys, whole
+    named = np.zeros(len(flat), dtype=bool)
+    for position, value in enumerate(flat.tolist()):
+        key = _integer_of(value)
+        if key is not None:
+            keys[position], named[position] = key, True
+    return keys, named
+
+
+def _integer_of(value: Any) -> int | None:
+    if isinstance(value, bool | np.bool_):
+        return None  # True is an int to Python, not an id
+    if isinstance(value, int | np.integer):
+        number = int(value)
+        return number if INT64.min < number <= INT64.max else None
+    if isinstance(value, float | np.floating):
+        real = float(value)
+        if real.is_integer() and abs(real) <= _EXACT_FLOAT:
+            return int(real)
+        return None
+    if isinstance(value, str):
+        return parse_integer_id(value)
+    return None
 
 
 def _as_text(array: np.ndarray) -> np.ndarray:
@@ -157,6 +258,11 @@ class Vocabulary:
     def contains(self, ids: Any) -> np.ndarray:
         """Boolean mask: which of ``ids`` the vocabulary holds."""
         return np.asarray(self._positions(ids) >= 0)
+
+    def find(self, ids: Any) -> np.ndarray:
+        """Dense indices (int64) of ``ids``, -1 for those the vocabulary does not hold
+        (for callers that handle unknown ids themselves, such as the service)."""
+        return np.asarray(self._positions(ids), dtype=np.int64)
 
     def index(self, ids: Any) -> np.ndarray:
         """Dense indices (int32) of raw ``ids``.
@@ -269,30 +375,7 @@ class Vocabulary:
         array = _as_array(ids).reshape(-1)
         if self._ids.dtype.kind != "i":
             return np.asarray(self._index.get_indexer(_as_text(array)))
-        if array.dtype.kind in "iu":
-            return np.asarray(self._index.get_indexer(array.astype(np.int64)))
-        return np.asarray(self._index.get_indexer(integer_keys(array)))
-
-
-_CANONICAL_INT = r"^-?(?:0|[1-9][0-9]{0,17})$"
-
-
-def integer_keys(values: np.ndarray) -> np.ndarray:
-    """int64 keys of mixed values for lookup in integer ids: whole numbers as they are,
-    text only in canonical decimal form ("7", not "007", "7.0" or " 7"); anything else
-    becomes a key no vocabulary holds (the minimum int64)."""
-    series = pd.Series(values.reshape(-1), dtype=object)
-    keys = np.full(len(series), np.iinfo(np.int64).min, dtype=np.int64)
-    is_text = series.map(type).isin([str, np.str_]).to_numpy()
-    if is_text.any():
-        text = series[is_text].astype(str)
-        canonical = text.str.fullmatch(_CANONICAL_INT).to_numpy(dtype=bool)
-        positions = np.flatnonzero(is_text)[canonical]
-        keys[positions] = text[canonical].astype(np.int64).to_numpy()
-    other = ~is_text
-    if other.any():
-        numeric = pd.to_numeric(series[other], errors="coerce").to_numpy(np.float64)
-        whole = ~np.isnan(numeric) & (numeric == np.round(numeric))
-        positions = np.flatnonzero(other)[whole]
-        keys[positions] = numeric[whole].astype(np.int64)
-    return keys
+        keys, named = integer_keys_of(array)
+        positions = np.asarray(self._index.get_indexer(keys))
+        positions[~named] = -1
+        return positions

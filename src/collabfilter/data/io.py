@@ -18,7 +18,7 @@ from typing import IO, Any, Literal
 import numpy as np
 import pandas as pd
 
-from collabfilter.data.encoding import factorize
+from collabfilter.data.encoding import factorize, integer_keys_of
 from collabfilter.errors import DataError, RatingsFormatError
 
 SHOWN_LINES = 5
@@ -30,8 +30,6 @@ column whose every id is an integer in canonical decimal form ("7", never "007" 
 "+7") becomes integers: nothing is lost either way, and "007" and "7" stay two ids.
 ``"text"`` always keeps text; ``"int"`` requires integers (formats that fix them, such
 as MovieLens)."""
-
-_CANONICAL_INT = r"-?(?:0|[1-9][0-9]{0,17})"
 
 
 @dataclass(frozen=True)
@@ -88,6 +86,9 @@ class LoadReport:
     duplicate_policy: str = "last"
     items_without_title: int = 0
     notes: tuple[str, ...] = field(default_factory=tuple)
+    columns: tuple[tuple[str, str], ...] = ()
+    """Which source column held each field, ``(field, column)`` pairs: a model trained
+    on the data reads later tables by the same names."""
 
     def with_changes(self, **changes: Any) -> LoadReport:
         """A copy with some fields replaced (reports are immutable)."""
@@ -306,7 +307,11 @@ def validate_frame(
         out["title"] = titles
     canonical = pd.DataFrame(out)
     blank_lines = int(blank.sum()) if blank is not None else 0
-    return canonical, LoadReport(source=source, rows_read=len(canonical), blank_lines=blank_lines)
+    named = tuple((name, str(column)) for name, column in mapping.items())
+    report = LoadReport(
+        source=source, rows_read=len(canonical), blank_lines=blank_lines, columns=named
+    )
+    return canonical, report
 
 
 def _check_ids(
@@ -327,6 +332,14 @@ def _check_ids(
             where.fail(
                 column, positions[fractional], f"has non-integer {field} ids", array[fractional]
             )
+        inexact = np.abs(array) > 2**53
+        if inexact.any():
+            where.fail(
+                column, positions[inexact],
+                f"has {field} ids written as decimals beyond 2^53, which do not name one "
+                "integer exactly (write them as integers, or read ids as text)",
+                array[inexact],
+            )  # fmt: skip
         array = array.astype(np.int64)
     if array.dtype.kind in "iu":
         return array.astype(str).astype(object) if ids == "text" else array
@@ -346,13 +359,17 @@ def _text_ids(
         return array  # numbers held as objects: the vocabulary types them
     if ids == "text" or (not is_text.all() and ids == "auto"):
         return np.asarray(texts.astype(str).to_numpy(dtype=object)[codes])
-    canonical = texts.astype(str).str.fullmatch(_CANONICAL_INT).to_numpy(dtype=bool)
+    keys, canonical = integer_keys_of(texts.astype(str).to_numpy(dtype=object))
     if ids == "auto" and not canonical.all():
         return np.asarray(texts.astype(str).to_numpy(dtype=object)[codes])
     if not canonical.all():
         bad = np.isin(codes, np.flatnonzero(~canonical))
-        where.fail(column, positions[bad], f"has {field} ids that are not integers", array[bad])
-    return np.asarray(texts.astype(np.int64).to_numpy()[codes])
+        where.fail(
+            column, positions[bad],
+            f"has {field} ids that are not integers (in canonical form, within int64)",
+            array[bad],
+        )  # fmt: skip
+    return np.asarray(keys[codes])
 
 
 def _check_ratings(

@@ -6,6 +6,7 @@ SHA-256. The document (format version :data:`FORMAT_VERSION`)::
 
     format, format_version, written_by {collabfilter, torch, python}, created
     users, items                    vocabularies (raw ids in their own type, titles)
+    columns {field: column}         the training table's column names
     training_data {fingerprint, ratings, scale {low, high, step}}
     parts {"rating" | "ranking": {
         module {class, args}        a class of collabfilter.models.MODULES and the

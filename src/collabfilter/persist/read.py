@@ -106,10 +106,13 @@ def _load(path: Path) -> FittedModel:
         _expect_data(records, len(users), fail)
         tensors = {name: _read(handle, name, record, fail) for name, record in records.items()}
     interactions = _interactions(document, tensors, users, items, scale, fail)
+    columns = _columns(document, fail)
     fitted = {
         role: _fill(role, part, tensors, users, items, interactions, scale, fail)
         for role, part in parts.items()
     }
+    for part in fitted.values():
+        part.columns = dict(columns)
     primary = fitted.get("rating") or fitted["ranking"]
     if "rating" in fitted and "ranking" in fitted:
         primary.ranker = fitted["ranking"]
@@ -192,6 +195,16 @@ def _vocabulary(document: dict[str, Any], key: str, fail: Fail) -> Vocabulary:
         raise
     except (CollabFilterError, KeyError, TypeError, ValueError, OverflowError) as error:
         raise fail(f"{key} vocabulary is invalid: {error}") from error
+
+
+def _columns(document: dict[str, Any], fail: Fail) -> dict[str, str]:
+    """The training table's column names (absent from files written before them)."""
+    columns = document.get("columns", {})
+    if not isinstance(columns, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) and len(v) <= 1000 for k, v in columns.items()
+    ):
+        raise fail("columns must map field names to column names")
+    return columns
 
 
 def _scale(document: dict[str, Any], fail: Fail) -> RatingScale:

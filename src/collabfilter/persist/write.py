@@ -68,6 +68,7 @@ def save_model(path: str | Path, model: FittedModel, *, ranking: FittedModel | N
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
         "users": model.users.to_dict(),
         "items": model.items.to_dict(),
+        "columns": model.columns,
         "training_data": {
             "fingerprint": model.interactions.fingerprint(),
             "ratings": len(model.interactions),

@@ -12,7 +12,6 @@ request; what a request computes (lists, predictions, reasons) is the library's
 from __future__ import annotations
 
 import os
-import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
@@ -24,6 +23,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from collabfilter.data import Vocabulary
+from collabfilter.data.encoding import check_text_ids, parse_integer_id
 from collabfilter.errors import DataError
 from collabfilter.fitted import FittedModel
 from collabfilter.interpret import title_index
@@ -31,7 +31,6 @@ from collabfilter.persist import load_model
 from collabfilter.serve.store import RawId
 
 MAX_ID_LENGTH = 200
-_CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,17})")
 _LOOKUP_LIMIT = 100_000
 _T = TypeVar("_T")
 
@@ -70,17 +69,18 @@ class IdLookup:
         self.vocabulary = vocabulary
         self.integral = vocabulary.ids.dtype.kind == "i"
         self.ids: list[RawId] = vocabulary.ids.tolist()
-        self._rows: dict[RawId, int] = {}
+        self._rows: dict[tuple[type, RawId], int] = {}
 
     def row(self, value: RawId) -> int | None:
         """The row of ``value``, or None when the vocabulary does not hold it."""
-        row = self._rows.get(value)
+        memo = (type(value), value)  # True == 1 to a dict; never to an id
+        row = self._rows.get(memo)
         if row is None:
-            known = bool(self.vocabulary.contains(np.array([value], dtype=object))[0])
-            row = self.vocabulary.index_of(value) if known else -1
+            found = self.vocabulary.find(np.array([value], dtype=object))[0]
+            row = int(found)
             if len(self._rows) >= _LOOKUP_LIMIT:
                 self._rows.clear()
-            self._rows[value] = row
+            self._rows[memo] = row
         return None if row < 0 else row
 
     def raw_id(self, row: int) -> RawId:
@@ -91,8 +91,9 @@ class IdLookup:
         """``value`` in the vocabulary's type, known or not: how a user is stored.
 
         Raises:
-            DataError: for an id that cannot have the vocabulary's type ("007" or "abc"
-                where ids are integers), or one too long.
+            DataError: for an id that cannot have the vocabulary's type ("007", "abc" or
+                2^63 where ids are int64 integers), text that is not valid Unicode, or an
+                id too long.
         """
         row = self.row(value)
         if row is not None:
@@ -101,15 +102,14 @@ class IdLookup:
         if len(text) > MAX_ID_LENGTH or not text:
             raise DataError(f"{self.vocabulary.kind} ids are 1 to {MAX_ID_LENGTH} characters")
         if not self.integral:
-            return text
-        if isinstance(value, int):
-            return value
-        if _CANONICAL_INT.fullmatch(text) is None:
+            return str(check_text_ids(np.array([text], dtype=object))[0])
+        number = parse_integer_id(text)
+        if number is None:
             raise DataError(
-                f"{self.vocabulary.kind} ids of this model are integers in plain form (like "
-                f"{self.raw_id(0)!r}); got {value!r}"
+                f"{self.vocabulary.kind} ids of this model are integers in plain form within "
+                f"int64 (like {self.raw_id(0)!r}); got {text[:40]!r}"
             )
-        return int(text)
+        return number
 
 
 class LockedCache:

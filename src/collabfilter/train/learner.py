@@ -82,6 +82,7 @@ class Learner(FittedModel):
             model_config,
             config if config is not None else self.family.fit_config(),
         )
+        self.columns = dict(train.report.columns)
         self.train_ratings = train
         self.valid_ratings = _in_vocabularies(valid, train) if valid is not None else None
         self.train_tensors = RatingTensors(train, self._device)
