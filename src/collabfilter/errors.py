@@ -87,6 +87,11 @@ class TrainingDivergedError(CollabFilterError, ArithmeticError):
     """The loss became NaN or infinite; the message suggests a lower learning rate."""
 
 
+class ListenError(CollabFilterError, OSError):
+    """The service cannot listen where it was asked to (the address is in use, or not
+    this machine's); the message says which address and what to do."""
+
+
 class ModelFileError(CollabFilterError, ValueError):
     """A model file that is missing parts, from an unknown format version, or corrupt."""
 

@@ -16,6 +16,7 @@ code  meaning
 6     bad model file (truncated, altered, or from another format version)
 7     unknown user, item or title (the message lists candidates)
 8     a file that does not exist
+9     the service cannot listen where asked (address in use, or not this machine's)
 ====  ==========================================================
 
 The process ends the ordinary way; torch is imported only by the commands that need
@@ -43,12 +44,13 @@ from collabfilter.errors import (
     ConfigError,
     DataError,
     DatasetUnavailableError,
+    ListenError,
     ModelFileError,
     UnknownIdError,
 )
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DATA, EXIT_UNAVAILABLE, EXIT_CHECKSUM = 1, 2, 3, 4, 5
-EXIT_MODEL_FILE, EXIT_UNKNOWN, EXIT_MISSING = 6, 7, 8
+EXIT_MODEL_FILE, EXIT_UNKNOWN, EXIT_MISSING, EXIT_LISTEN = 6, 7, 8, 9
 
 Command = Callable[[argparse.Namespace, Console], int]
 
@@ -213,6 +215,7 @@ FAILURES: tuple[tuple[type[BaseException], int], ...] = (
     (ChecksumError, EXIT_CHECKSUM),
     (DatasetUnavailableError, EXIT_UNAVAILABLE),
     (ModelFileError, EXIT_MODEL_FILE),
+    (ListenError, EXIT_LISTEN),
     (UnknownIdError, EXIT_UNKNOWN),
     (ConfigError, EXIT_USAGE),
     (FileNotFoundError, EXIT_MISSING),
