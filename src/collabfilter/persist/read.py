@@ -13,9 +13,11 @@ checks, in order, before it allocates any weight:
    anything is allocated;
 4. the vocabularies against the models' and the training data's sizes.
 
-Only then is each tensor read, once (hashed where it lies in the file, then copied
-into the process: a loaded model does not depend on the file), its digest compared,
-and the modules filled in place. Last come the checks of sense: every family's
+Only then is each tensor read, once: straight from the file into its own memory (no
+mapping, no second copy: a loaded model does not depend on the file), its digest
+compared, and the modules filled in place. What the tensors will take is known from the
+header before anything is read, and a file asking for more than ``max_bytes``
+(:data:`MAX_MODEL_BYTES` by default) is refused. Last come the checks of sense: every family's
 :meth:`~collabfilter.models.FamilyModule.check_state` (finite values, output ranges
 against the rating scale, index ranges) and the training ratings (finite, on the
 scale, indices in range). Every problem is a :class:`ModelFileError` naming the file
@@ -25,6 +27,7 @@ and what is wrong.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,15 +56,23 @@ from collabfilter.progress import EpochRecord
 
 Fail = Callable[[str], ModelFileError]
 
+MAX_MODEL_BYTES = 16 * 2**30
+"""The most bytes of tensors :func:`load_model` reads by default (a file of ml-25m's shape
+with the Bayesian model's default sample budget holds about 1 GiB)."""
+
 FIT_CONFIGS: dict[str, type[FitConfig]] = {
     family.fit_config.__name__: family.fit_config for family in FAMILIES
 }
 """Fit-config classes a model file can name."""
 
 
-def load_model(path: str | Path) -> FittedModel:
+def load_model(path: str | Path, *, max_bytes: int = MAX_MODEL_BYTES) -> FittedModel:
     """The model saved at ``path``, on the CPU; with its ranking companion as
     ``.ranker`` when the file holds both.
+
+    Args:
+        path: the model file.
+        max_bytes: refuse a file whose tensors would take more memory than this.
 
     Raises:
         FileNotFoundError: if there is no file at ``path``.
@@ -71,7 +82,7 @@ def load_model(path: str | Path) -> FittedModel:
     if not path.is_file():
         raise FileNotFoundError(f"model file not found: {path}")
     try:
-        return _load(path)
+        return _load(path, max_bytes)
     except ModelFileError as error:
         if str(error).startswith(f"{path}: "):
             raise
@@ -82,7 +93,7 @@ def load_model(path: str | Path) -> FittedModel:
         ) from error
 
 
-def _load(path: Path) -> FittedModel:
+def _load(path: Path, max_bytes: int) -> FittedModel:
     def fail(problem: str) -> ModelFileError:
         return ModelFileError(f"{path}: {problem}")
 
@@ -104,7 +115,7 @@ def _load(path: Path) -> FittedModel:
         if not parts or set(parts) - set(ROLES):
             raise fail(f"parts must be some of {ROLES}, got {sorted(parts)}")
         _expect_data(records, len(users), fail)
-        tensors = {name: _read(handle, name, record, fail) for name, record in records.items()}
+    tensors = _read_tensors(path, records, max_bytes, fail)
     interactions = _interactions(document, tensors, users, items, scale, fail)
     columns = _columns(document, fail)
     fitted = {
@@ -170,15 +181,18 @@ def _records(handle: Any, document: dict[str, Any], fail: Fail) -> dict[str, dic
             raise fail(f"tensor {name!r} has no valid record")
         piece = handle.get_slice(name)
         dtype = _DTYPES.get(piece.get_dtype())
-        if dtype != record["dtype"] or list(piece.get_shape()) != record["shape"]:
+        if str(dtype) != record["dtype"] or list(piece.get_shape()) != record["shape"]:
             raise fail(f"tensor {name!r} is not the {record['dtype']} {record['shape']} recorded")
     return recorded
 
 
-_DTYPES = {"F32": "torch.float32", "F64": "torch.float64", "I64": "torch.int64",
-           "I32": "torch.int32", "BOOL": "torch.bool", "U8": "torch.uint8",
-           "F16": "torch.float16", "BF16": "torch.bfloat16", "I16": "torch.int16",
-           "I8": "torch.int8"}  # fmt: skip
+_DTYPES = {
+    "F32": torch.float32, "F64": torch.float64, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+    "U8": torch.uint8, "BOOL": torch.bool,
+}  # fmt: skip
+"""safetensors' dtype codes and the torch dtypes they are read as."""
+_BY_NAME = {str(dtype): dtype for dtype in _DTYPES.values()}
 
 
 def _mapping(document: dict[str, Any], key: str, fail: Fail) -> dict[str, Any]:
@@ -278,14 +292,37 @@ def _expect_data(records: dict[str, dict[str, Any]], n_users: int, fail: Fail) -
         raise fail("data.item_idx and data.rating must have one length")
 
 
-def _read(handle: Any, name: str, record: dict[str, Any], fail: Fail) -> Tensor:
-    """One tensor: hashed where it lies in the file, then copied out of it (a loaded
-    model must not change if the file is overwritten in place)."""
-    mapped = handle.get_tensor(name)
-    if digest(mapped) != record["sha256"]:
-        raise fail(f"tensor {name!r} checksum mismatch: altered or damaged")
-    tensor: Tensor = mapped.clone()
-    return tensor
+def _read_tensors(
+    path: Path, records: dict[str, dict[str, Any]], max_bytes: int, fail: Fail
+) -> dict[str, Tensor]:
+    """Every tensor, each read straight from the file into memory of its own and its
+    digest checked (the header, checked already, gives where each one lies)."""
+    if sys.byteorder != "little":  # safetensors stores little-endian bytes
+        raise fail("model files are read on little-endian machines only")
+    with open(path, "rb") as handle:
+        size = int.from_bytes(handle.read(8), "little")
+        header = json.loads(handle.read(size))
+        start = 8 + size
+        spans = {name: header[name]["data_offsets"] for name in records}
+        needed = sum(end - begin for begin, end in spans.values())
+        if needed > max_bytes:
+            raise fail(
+                f"its tensors would take {needed:,} bytes, more than the limit of "
+                f"{max_bytes:,} (load_model's max_bytes)"
+            )
+        tensors = {}
+        for name, record in records.items():
+            begin, end = spans[name]
+            tensor = torch.empty(record["shape"], dtype=_BY_NAME[record["dtype"]])
+            raw = tensor.view(-1).view(torch.uint8).numpy() if tensor.numel() else None
+            if raw is not None:
+                handle.seek(start + begin)
+                if handle.readinto(raw.data) != end - begin:
+                    raise fail(f"tensor {name!r} is cut short: the file is truncated")
+            if digest(tensor) != record["sha256"]:
+                raise fail(f"tensor {name!r} checksum mismatch: altered or damaged")
+            tensors[name] = tensor
+    return tensors
 
 
 def _interactions(

@@ -47,16 +47,9 @@ class DotConfig(ModelConfig):
         require(self.init_std > 0, f"init_std must be > 0, got {self.init_std}")
 
 
-LESSON_TRAINING = TrainConfig(
-    lr=0.04, rate_exponent=0.0, batch_size=8192, weight_decay=0.09, item_weight_decay=0.12,
-    bias_weight_decay=0.06, user_decay_exponent=0.75, item_decay_exponent=0.4,
-)  # fmt: skip
-"""Fixed settings chosen on validation carved out of ml-100k's training files
-(``benchmarks/tune_recipe.py``): the base of the ``dot`` and ``nn`` recipes."""
-
 RECIPES: dict[str, tuple[DotConfig, TrainConfig]] = {
     "dot_bias": (DotConfig(), TrainConfig(tune_decay=True)),
-    "dot": (DotConfig(n_factors=50, biases=False, y_range=None, init_std=0.1), LESSON_TRAINING),
+    "dot": (DotConfig(n_factors=50, biases=False), TrainConfig(tune_decay=True)),
     "dot_bias_large": (
         DotConfig(),
         TrainConfig(
@@ -70,6 +63,8 @@ RECIPES: dict[str, tuple[DotConfig, TrainConfig]] = {
 ratings, rates of rows crowded in a batch divided by the fourth root of their crowding,
 one decay strength for every table with rarely seen rows shrunk relatively more, and
 that strength chosen by ``fit_recipe`` on a part carved out of the training ratings
-(``tune_decay``). ``dot`` is the lessons' factors-only model. ``dot_bias_large`` was
+(``tune_decay``). ``dot`` is the lessons' factors-only model in the data's range, trained
+by the same adaptive recipe (unsquashed, ``DotConfig(y_range=None)``, per-rating sgd can
+diverge on long-tailed catalogues). ``dot_bias_large`` was
 chosen on validation carved out of synthetic ratings in ml-25m's shape
 (``benchmarks/bench_scale.py``): larger batches and fewer epochs."""

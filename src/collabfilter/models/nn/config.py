@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from collabfilter.config import ModelConfig, require
-from collabfilter.models.dot.config import LESSON_TRAINING
 from collabfilter.sgd import TrainConfig
 
 
@@ -57,6 +56,13 @@ class NNConfig(ModelConfig):
             object.__setattr__(self, "y_range", bounds)
         require(self.init_std > 0, f"init_std must be > 0, got {self.init_std}")
 
+
+LESSON_TRAINING = TrainConfig(
+    lr=0.04, rate_exponent=0.0, batch_size=8192, weight_decay=0.09, item_weight_decay=0.12,
+    bias_weight_decay=0.06, user_decay_exponent=0.75, item_decay_exponent=0.4,
+)  # fmt: skip
+"""Fixed settings chosen on validation carved out of ml-100k's training files
+(``benchmarks/tune_recipe.py``): the base of the ``nn`` recipe."""
 
 RECIPES: dict[str, tuple[NNConfig, TrainConfig]] = {
     "nn": (
