@@ -26,7 +26,7 @@ from torch import Tensor
 from collabfilter.data import RatingScale
 from collabfilter.errors import CollabFilterError, ModelFileError
 from collabfilter.models.family import FoldContext, FoldedUser, RankingModule
-from collabfilter.models.ranking.sparse import INDEX, SparseRows
+from collabfilter.models.ranking.csr import INDEX, SparseRows
 
 
 @dataclass(frozen=True)

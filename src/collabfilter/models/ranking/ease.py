@@ -14,7 +14,7 @@ from collabfilter.models.ranking.base import (
     interaction_rows,
     weights_from_settings,
 )
-from collabfilter.models.ranking.sparse import INDEX, SparseRows, gram
+from collabfilter.models.ranking.csr import INDEX, SparseRows, gram
 
 FLOAT_BYTES = 4
 

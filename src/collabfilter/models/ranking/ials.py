@@ -15,7 +15,7 @@ from collabfilter.models.ranking.base import (
     interaction_rows,
     weights_from_settings,
 )
-from collabfilter.models.ranking.sparse import INDEX, SparseRows, quiet_csr
+from collabfilter.models.ranking.csr import INDEX, SparseRows, quiet_csr
 
 
 class ImplicitALS(TopNModel):

@@ -15,7 +15,7 @@ from collabfilter.models.ranking.base import (
     interaction_rows,
     weights_from_settings,
 )
-from collabfilter.models.ranking.sparse import INDEX, SparseRows, gram_blocks
+from collabfilter.models.ranking.csr import INDEX, SparseRows, gram_blocks
 
 BLOCK_ENTRIES = 1 << 25
 """Similarities computed per block of target items: at most this many dense entries
