@@ -55,14 +55,6 @@ def require_choice(value: str, allowed: Any, name: str) -> None:
     require(value in options, f"{name} must be one of {options}, got {value!r}")
 
 
-def require_at_least(config: Any, names: tuple[str, ...], low: float, *, strict: bool) -> None:
-    """Raise unless each named field of ``config`` is ``> low`` (strict) or ``>= low``."""
-    for name in names:
-        value = getattr(config, name)
-        holds = value > low if strict else value >= low
-        require(holds, f"{name} must be {'>' if strict else '>='} {low:g}, got {value}")
-
-
 @dataclass(frozen=True)
 class ModelConfig:
     """Base of a family's model config: which model is built, and its sizes.
@@ -173,7 +165,6 @@ __all__ = [
     "config_from_dict",
     "config_to_dict",
     "require",
-    "require_at_least",
     "require_choice",
     "with_changes",
 ]

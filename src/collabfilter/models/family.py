@@ -244,7 +244,7 @@ class FitOutcome:
     metrics: Mapping[str, float] = field(default_factory=dict)
 
 
-FitHook = Callable[[FamilyModule, FitJob, Any], FitOutcome]
+FitHook = Callable[[FamilyModule, FitJob, FitConfig], FitOutcome]
 """``fit(module, job, fit_config)``: how a family trains its module."""
 Build = Callable[[Any, int, int, RatingScale], FamilyModule]
 """``build(model_config, n_users, n_items, scale)``: an untrained module for the data."""
@@ -291,7 +291,7 @@ def default_y_range(scale: RatingScale) -> tuple[float, float]:
 def sgd_fit(steps: StepsFactory) -> FitHook:
     """The fit of a family trained by sgd epochs with the given steps."""
 
-    def fit(module: FamilyModule, job: FitJob, config: Any) -> FitOutcome:
+    def fit(module: FamilyModule, job: FitJob, config: FitConfig) -> FitOutcome:
         if not isinstance(module, RowTrained) or not isinstance(config, TrainConfig):
             raise TypeError(
                 f"sgd trains modules with row tables by a TrainConfig, not "

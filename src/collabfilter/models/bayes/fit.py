@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from collabfilter import distributed
+from collabfilter.config import FitConfig
 from collabfilter.models.bayes.config import BayesConfig
 from collabfilter.models.bayes.gibbs import run_gibbs
 from collabfilter.models.bayes.module import BayesianMF
@@ -14,7 +13,7 @@ from collabfilter.models.family import FamilyModule, FitJob, FitOutcome
 from collabfilter.progress import EpochRecord, EpochReporter
 
 
-def fit_bayes(module: FamilyModule, job: FitJob, config: Any) -> FitOutcome:
+def fit_bayes(module: FamilyModule, job: FitJob, config: FitConfig) -> FitOutcome:
     """Run the chain; each sweep is a row of the table (running-average RMSE of the kept
     samples, squared in the loss columns), and the chain's kept samples become the
     model, of ``module``'s sizes. In a torch.distributed job each rank sums the Gram

@@ -5,10 +5,10 @@ ratings."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import torch
 
+from collabfilter.config import FitConfig
 from collabfilter.data import RatingScale
 from collabfilter.metrics import ItemSets, evaluate_top_n
 from collabfilter.models.family import Family, FamilyModule, FitJob, FitOutcome
@@ -30,7 +30,7 @@ def build(config: RankingConfig, n_users: int, n_items: int, scale: RatingScale)
     return Unfitted()
 
 
-def fit(module: FamilyModule, job: FitJob, config: Any) -> FitOutcome:
+def fit(module: FamilyModule, job: FitJob, config: FitConfig) -> FitOutcome:
     """Choose a ranking model on ratings carved out of the training part and fit it;
     the report says what was chosen and why."""
     if not isinstance(config, TopNConfig):
