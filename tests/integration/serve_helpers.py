@@ -15,7 +15,7 @@ import pandas as pd
 
 import collabfilter as cf
 from collabfilter.config import RunOptions
-from collabfilter.models import RECIPES
+from collabfilter.models import RECIPES, BayesConfig, TopNConfig
 from collabfilter.train import collab_learner
 
 QUIET = RunOptions(progress=False, seed=7)
@@ -37,6 +37,20 @@ def train_and_save(
     if epochs is not None:
         config = replace(config, epochs=epochs)
     learner = collab_learner(ratings, config=config, options=QUIET)
+    learner.fit_recipe()
+    return learner.save(path)
+
+
+def train_family(ratings: cf.Ratings, recipe: str, path: Path) -> Path:
+    """A small model of the family ``recipe`` (few epochs, sweeps or candidates)."""
+    model_config, config = RECIPES[recipe]
+    if isinstance(config, BayesConfig):
+        config = replace(config, sweeps=12, burn_in=2)
+    elif isinstance(config, TopNConfig):
+        config = replace(config, candidates=("ease", "ials"), ials_sweeps=2, ials_factors=(16,))
+    else:
+        config = replace(config, epochs=3, tune_decay=False)
+    learner = collab_learner(ratings, model=model_config, config=config, options=QUIET)
     learner.fit_recipe()
     return learner.save(path)
 

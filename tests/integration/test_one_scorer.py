@@ -47,7 +47,9 @@ def served(request, ratings, tmp_path_factory):
     else:
         path = trained(ratings, request.param).save(folder / "m.cf")
     model = cf.load_model(path)
-    with TestClient(create_app(path, folder / "ratings.db", reload_poll=0)) as client:
+    with TestClient(
+        create_app(path, folder / "ratings.db", reload_poll=0), base_url="http://127.0.0.1"
+    ) as client:
         yield model, client
 
 

@@ -50,7 +50,9 @@ def model(model_file):
 
 @pytest.fixture
 def client(model_file, tmp_path):
-    with TestClient(create_app(model_file, tmp_path / "ratings.db", reload_poll=0)) as client:
+    with TestClient(
+        create_app(model_file, tmp_path / "ratings.db", reload_poll=0), base_url="http://127.0.0.1"
+    ) as client:
         yield client
 
 
@@ -273,7 +275,7 @@ def test_write_refusals(client):
 def test_token_guards_writes_only(model_file, tmp_path):
     app = create_app(model_file, tmp_path / "ratings.db", TOKEN, reload_poll=0)
     body = {"ratings": [{"item": 5, "rating": 3}]}
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         assert client.get("/health").json()["database"]["writes_need_token"] is True
         refused(client.post("/users/1/ratings", json=body), 401, "Bearer")
         wrong = {"Authorization": "Bearer nope"}
@@ -295,7 +297,10 @@ def test_concurrent_writes_from_two_workers_all_land(model_file, tmp_path):
     db = tmp_path / "ratings.db"
     first, second = (create_app(model_file, db, reload_poll=0) for _ in range(2))
     errors: list[str] = []
-    with TestClient(first) as one, TestClient(second) as two:
+    with (
+        TestClient(first, base_url="http://127.0.0.1") as one,
+        TestClient(second, base_url="http://127.0.0.1") as two,
+    ):
 
         def write(client, user):
             for item in range(1, 26):
@@ -335,14 +340,17 @@ def test_reload_on_file_change_and_damaged_files(model_file, other_model_file, t
     served = tmp_path / "served.cf"
     shutil.copy(model_file, served)
     db = tmp_path / "ratings.db"
-    first = create_app(served, db, TOKEN, reload_poll=0.05)
-    second = create_app(served, db, TOKEN, reload_poll=0.05)
+    first = create_app(served, db, TOKEN, reload_poll=0.1)
+    second = create_app(served, db, TOKEN, reload_poll=0.1)
     auth = {"Authorization": f"Bearer {TOKEN}"}
 
     def ratings(client):
         return client.get("/health").json()["model"]["training_ratings"]
 
-    with TestClient(first) as one, TestClient(second) as two:
+    with (
+        TestClient(first, base_url="http://127.0.0.1") as one,
+        TestClient(second, base_url="http://127.0.0.1") as two,
+    ):
         original = ratings(one)
         temporary = tmp_path / "incoming.cf"
         shutil.copy(other_model_file, temporary)
@@ -365,11 +373,11 @@ def test_requests_during_reloads_see_one_model_or_the_other(model_file, other_mo
     served = tmp_path / "served.cf"
     shutil.copy(model_file, served)
     expected = {
-        json.dumps(TestClient(create_app(path, tmp_path / f"{i}.db", reload_poll=0)).get(
+        json.dumps(TestClient(create_app(path, tmp_path / f"{i}.db", reload_poll=0), base_url="http://127.0.0.1").get(
             "/users/1/recommendations?n=5").json()["items"])
         for i, path in enumerate((model_file, other_model_file))
     }  # fmt: skip
-    app = create_app(served, tmp_path / "ratings.db", reload_poll=0.01)
+    app = create_app(served, tmp_path / "ratings.db", reload_poll=0.1)
     stop = threading.Event()
 
     def swap():
@@ -378,10 +386,10 @@ def test_requests_during_reloads_see_one_model_or_the_other(model_file, other_mo
             incoming = tmp_path / "incoming.cf"
             shutil.copy(source, incoming)
             incoming.replace(served)
-            time.sleep(0.05)
+            time.sleep(0.15)
         stop.set()
 
-    with TestClient(app) as client:
+    with TestClient(app, base_url="http://127.0.0.1") as client:
         swapper = threading.Thread(target=swap)
         swapper.start()
         while not stop.is_set():
@@ -396,7 +404,9 @@ def test_text_ids_stay_text(tmp_path):
     learner = collab_learner(cf.Ratings.from_df(frame), options=RunOptions(progress=False))
     learner.fit_recipe()
     path = learner.save(tmp_path / "text.cf")
-    with TestClient(create_app(path, tmp_path / "ratings.db", reload_poll=0)) as client:
+    with TestClient(
+        create_app(path, tmp_path / "ratings.db", reload_poll=0), base_url="http://127.0.0.1"
+    ) as client:
         one = client.get("/users/007/recommendations?n=3").json()
         other = client.get("/users/7/recommendations?n=3").json()
         assert one["user"] == "007" and other["user"] == "7" and one["rated"] != other["rated"]
@@ -464,7 +474,9 @@ def test_heap_is_settled_at_start_and_after_a_reload(model_file, tmp_path):
     """What lives as long as the server is kept out of the collector's full passes
     (which stall every request), and a reload frees the old model."""
     gc.unfreeze()
-    with TestClient(create_app(model_file, tmp_path / "ratings.db", reload_poll=0)) as client:
+    with TestClient(
+        create_app(model_file, tmp_path / "ratings.db", reload_poll=0), base_url="http://127.0.0.1"
+    ) as client:
         assert gc.get_freeze_count() > 0
         old = weakref.ref(client.app.state.service.holder.current)
         assert client.post("/admin/reload").status_code == 200

@@ -19,6 +19,13 @@ code  meaning
 9     the service cannot listen where asked (address in use, or not this machine's)
 ====  ==========================================================
 
+Every option's value is checked when the command line is read (a number out of range,
+an unknown encoding, an output path that cannot be written: exit 2), before any data is
+read or any model trained. Everything printed that comes from data or from the command
+line (ids, titles, paths) is shown as plain text, never as rich markup. An exception no
+command expects is a bug; it too is reported on one line (exit 1), naming where it
+happened.
+
 The process ends the ordinary way; torch is imported only by the commands that need
 it, so that data commands and ``--help`` start quickly.
 """
@@ -29,13 +36,25 @@ import argparse
 import sys
 import warnings
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import NoReturn
 
 from rich.console import Console
+from rich.text import Text
 
 from collabfilter import __version__
-from collabfilter.cli import data_commands, model_commands, query_commands
+from collabfilter.cli import apply_commands, data_commands, model_commands, query_commands
+from collabfilter.cli.messages import describe_bug, in_flags, one_line
+from collabfilter.cli.options import (
+    MAX_EPOCHS,
+    MAX_FACTORS,
+    Parser,
+    input_path,
+    output_file,
+    output_folder,
+    real,
+    seed,
+    whole,
+)
 from collabfilter.data import REGISTRY
 from collabfilter.errors import (
     ChecksumError,
@@ -59,28 +78,33 @@ def _json_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON document instead")
 
 
-def _training_options(parser: argparse.ArgumentParser) -> None:
+def _training_options(parser: argparse.ArgumentParser, *, sweep: bool = False) -> None:
     parser.add_argument(
         "--model", default="dot_bias", metavar="RECIPE",
         help="recipe: dot_bias (default, adapts to the data), bayes (most accurate ratings), "
         "topn (top-N lists), nn, dot, dot_bias_large (millions of ratings)",
     )  # fmt: skip
-    parser.add_argument("--epochs", type=int, help="epochs (bayes: sweeps; default: the recipe's)")
-    parser.add_argument("--lr", type=float, help="peak learning rate")
-    parser.add_argument("--wd", type=float, help="one weight decay for every table")
-    parser.add_argument("--bs", type=int, help="batch size")
-    parser.add_argument("--factors", type=int, help="factors per user and item")
-    parser.add_argument("--seed", type=int, default=42)
+    if not sweep:  # lr-find sweeps the rate over a fixed number of steps
+        parser.add_argument("--epochs", type=whole(1, MAX_EPOCHS),
+                            help="epochs (bayes: sweeps; default: the recipe's)")  # fmt: skip
+        parser.add_argument("--lr", type=real(0, above=True), help="peak learning rate")
+    parser.add_argument("--wd", type=real(0), help="one weight decay for every table")
+    parser.add_argument("--bs", type=whole(1), help="batch size")
+    parser.add_argument("--factors", type=whole(1, MAX_FACTORS),
+                        help="factors per user and item")  # fmt: skip
+    parser.add_argument("--seed", type=seed, default=42, help="random seed (0..2**32-1)")
 
 
-def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_data_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     demo = commands.add_parser("demo", help="the quick-start run on ml-100k")
-    demo.add_argument("--data", metavar="PATH", help="zip or folder holding ml-100k")
-    demo.add_argument("--out", type=Path, default=Path("out/demo"), help="folder for the plots")
+    demo.add_argument("--data", type=input_path, metavar="PATH",
+                      help="zip or folder holding ml-100k")  # fmt: skip
+    demo.add_argument("--out", type=output_folder, default="out/demo",
+                      help="folder for the plots (created)")  # fmt: skip
     demo.set_defaults(run=data_commands.demo)
     summary = commands.add_parser("summary", help="counts, histogram, sample and crosstab")
     data_commands.data_arguments(summary)
-    summary.add_argument("--sample", type=int, default=8, help="rows to show")
+    summary.add_argument("--sample", type=whole(0), default=8, help="rows to show")
     _json_flag(summary)
     summary.set_defaults(run=data_commands.summary)
     datasets = commands.add_parser("datasets", help="known MovieLens releases and where they are")
@@ -88,31 +112,34 @@ def _add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentPar
     datasets.set_defaults(run=data_commands.datasets)
     fetch = commands.add_parser("fetch", help="download and verify a MovieLens release")
     fetch.add_argument("name", choices=sorted(REGISTRY))
-    fetch.add_argument("--data", metavar="PATH", help="verify this zip or folder instead")
+    fetch.add_argument("--data", type=input_path, metavar="PATH",
+                       help="verify this zip or folder instead")  # fmt: skip
     fetch.set_defaults(run=data_commands.fetch)
     synth = commands.add_parser("synth", help="write synthetic MovieLens-shaped ratings")
-    synth.add_argument("--users", type=int, default=943)
-    synth.add_argument("--items", type=int, default=1682)
-    synth.add_argument("--ratings", type=int, default=100_000)
-    synth.add_argument("--factors", type=int, default=8)
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--out", type=Path, required=True, help="parquet file to write")
+    synth.add_argument("--users", type=whole(1), default=943)
+    synth.add_argument("--items", type=whole(1), default=1682)
+    synth.add_argument("--ratings", type=whole(1), default=100_000)
+    synth.add_argument("--factors", type=whole(1, MAX_FACTORS), default=8)
+    synth.add_argument("--seed", type=seed, default=0)
+    synth.add_argument("--out", type=output_file(".parquet"), required=True,
+                       help="parquet file to write")  # fmt: skip
     synth.set_defaults(run=data_commands.synth)
 
 
-def _add_model_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_model_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     train = commands.add_parser("train", help="train a recipe, show its epochs, keep the model")
     data_commands.data_arguments(train)
     _training_options(train)
-    train.add_argument("--valid-pct", type=float, default=0.1,
-                       help="validation share (0: train on everything)")  # fmt: skip
+    train.add_argument("--valid-pct", type=real(0, 1, below=True), metavar="SHARE",
+                       help="validation share in [0, 1) (default 0.1; 0: train on "
+                       "everything)")  # fmt: skip
     train.add_argument(
         "--split", default="random", choices=["random", "temporal", *model_commands.FOLDS],
         help="how to hold out validation ratings (u1..u5, ua, ub: ml-100k's own files)",
     )  # fmt: skip
-    train.add_argument("--out", type=Path, metavar="MODEL", help="model file to write")
+    train.add_argument("--out", type=output_file(), metavar="MODEL", help="model file to write")
     train.add_argument(
-        "--ratings-db", type=Path, metavar="PATH",
+        "--ratings-db", type=input_path, metavar="PATH",
         help="also train on the ratings a running service stored (collabfilter serve --db)",
     )  # fmt: skip
     train.add_argument(
@@ -122,45 +149,51 @@ def _add_model_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     )  # fmt: skip
     _json_flag(train)
     train.set_defaults(run=model_commands.train)
+
+
+def _add_apply_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     evaluate = commands.add_parser("evaluate", help="a model's error on ratings, beside baselines")
-    evaluate.add_argument("model", type=Path, help="model file")
-    data_commands.data_arguments(evaluate)
-    _unknown_option(evaluate)
+    evaluate.add_argument("model", type=input_path, help="model file")
+    data_commands.data_arguments(evaluate, model_columns=True)
+    _unknown_option(evaluate, "fail (default), leave them out (nan), or the bias baseline")
     _json_flag(evaluate)
-    evaluate.set_defaults(run=model_commands.evaluate)
+    evaluate.set_defaults(run=apply_commands.evaluate)
     predict = commands.add_parser("predict", help="predict a CSV/parquet of user,item pairs")
-    predict.add_argument("model", type=Path, help="model file")
-    predict.add_argument("pairs", type=Path, help="CSV/TSV/parquet file of pairs")
-    predict.add_argument("--out", type=Path, help="CSV or parquet to write (default: stdout)")
-    predict.add_argument("--user", default="user", help="user id column")
-    predict.add_argument("--item", default="item", help="item id column")
-    _unknown_option(predict)
+    predict.add_argument("model", type=input_path, help="model file")
+    predict.add_argument("pairs", type=input_path,
+                         help="CSV/TSV/parquet file of pairs")  # fmt: skip
+    predict.add_argument("--out", type=output_file(*apply_commands.TABLE_SUFFIXES),
+                         help="CSV, TSV or parquet to write (default: CSV on stdout)")  # fmt: skip
+    data_commands.pairs_arguments(predict)
+    _unknown_option(predict, "fail (default), NaN, or the bias baseline")
     _json_flag(predict)
-    predict.set_defaults(run=model_commands.predict)
+    predict.set_defaults(run=apply_commands.predict)
+
+
+def _add_lr_find_command(commands: argparse._SubParsersAction[Parser]) -> None:
     lr_find = commands.add_parser("lr-find", help="sweep learning rates and suggest a peak")
     data_commands.data_arguments(lr_find)
-    _training_options(lr_find)
-    lr_find.add_argument("--plot", type=Path, help="PNG of loss against rate")
+    _training_options(lr_find, sweep=True)
+    lr_find.add_argument("--plot", type=output_file(".png", ".svg", ".pdf"),
+                         help="plot of loss against rate (.png, .svg or .pdf)")  # fmt: skip
     _json_flag(lr_find)
     lr_find.set_defaults(run=model_commands.lr_find)
 
 
-def _unknown_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--unknown", choices=["error", "nan", "baseline"], default="error",
-        help="pairs with an unknown user or item: fail (default), NaN, or the bias baseline",
-    )  # fmt: skip
+def _unknown_option(parser: argparse.ArgumentParser, meaning: str) -> None:
+    parser.add_argument("--unknown", choices=["error", "nan", "baseline"], default="error",
+                        help=f"pairs with an unknown user or item: {meaning}")  # fmt: skip
 
 
-def _add_query_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+def _add_query_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     recommend = commands.add_parser("recommend", help="top-N for a known or a brand-new user")
-    recommend.add_argument("model", type=Path, help="model file")
+    recommend.add_argument("model", type=input_path, help="model file")
     who = recommend.add_mutually_exclusive_group(required=True)
     who.add_argument("--user", help="a user id of the training data")
     who.add_argument("--rated", action="append", metavar="ITEM=RATING",
                      help='a new user\'s rating, e.g. "Star Wars (1977)=5" (repeat)')  # fmt: skip
-    recommend.add_argument("-n", type=int, default=10, help="how many items")
-    recommend.add_argument("--min-ratings", type=int, help="only items rated this often")
+    recommend.add_argument("-n", type=whole(1), default=10, help="how many items")
+    recommend.add_argument("--min-ratings", type=whole(1), help="only items rated this often")
     recommend.add_argument(
         "--by", choices=["auto", "rating", "ranking"], default="auto",
         help="order by the file's ranking model when it has one (auto), or by predicted rating",
@@ -168,27 +201,40 @@ def _add_query_commands(commands: argparse._SubParsersAction[argparse.ArgumentPa
     _json_flag(recommend)
     recommend.set_defaults(run=query_commands.recommend)
     similar = commands.add_parser("similar", help="the items nearest to an item")
-    similar.add_argument("model", type=Path, help="model file")
+    similar.add_argument("model", type=input_path, help="model file")
     similar.add_argument("item", help='an item id or title, e.g. "star wars"')
-    similar.add_argument("-n", type=int, default=10, help="how many items")
-    similar.add_argument("--min-ratings", type=int, help="only items rated this often")
+    similar.add_argument("-n", type=whole(1), default=10, help="how many items")
+    similar.add_argument("--min-ratings", type=whole(1), help="only items rated this often")
     _json_flag(similar)
     similar.set_defaults(run=query_commands.similar)
     interpret = commands.add_parser("interpret", help="biases, principal components, item map")
-    interpret.add_argument("model", type=Path, help="model file")
-    interpret.add_argument("--out", type=Path, default=Path("out/interpret"), help="folder")
-    interpret.add_argument("--among", type=int, default=1000, help="the most rated items shown")
+    interpret.add_argument("model", type=input_path, help="model file")
+    interpret.add_argument("--out", type=output_folder, default="out/interpret",
+                           help="folder (created)")  # fmt: skip
+    interpret.add_argument("--among", type=whole(2), default=1000,
+                           help="the most rated items shown (at least 2)")  # fmt: skip
     _json_flag(interpret)
     interpret.set_defaults(run=query_commands.interpret)
 
 
-def _add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+SERVE_TYPES: dict[str, Callable[[str], object]] = {
+    "model": input_path, "db": input_path, "port": whole(0, 65535), "workers": whole(1),
+    "reload_poll": real(0), "min_ratings": whole(1),
+}  # fmt: skip
+"""The service's paths and numeric options, checked when the command line is read (the
+service checks them again when it starts)."""
+
+
+def _add_serve_command(commands: argparse._SubParsersAction[Parser]) -> None:
     from collabfilter.serve import __main__ as serve_cli
 
     serve = commands.add_parser(
         "serve", help="serve a model file over HTTP, with a web page (FastAPI on uvicorn)"
     )
     serve_cli.add_arguments(serve)
+    for action in serve._actions:  # tests check that every name still matches one
+        if action.dest in SERVE_TYPES:
+            action.type = SERVE_TYPES[action.dest]
 
     def run_server(args: argparse.Namespace, console: Console) -> int:
         serve_cli.serve(args)
@@ -199,13 +245,13 @@ def _add_serve_command(commands: argparse._SubParsersAction[argparse.ArgumentPar
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``collabfilter`` command."""
-    parser = argparse.ArgumentParser(
-        prog="collabfilter", description="Collaborative filtering on explicit ratings."
-    )
+    parser = Parser(prog="collabfilter", description="Collaborative filtering on explicit ratings.")
     parser.add_argument("--version", action="version", version=f"collabfilter {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_data_commands(commands)
     _add_model_commands(commands)
+    _add_apply_commands(commands)
+    _add_lr_find_command(commands)
     _add_query_commands(commands)
     _add_serve_command(commands)
     return parser
@@ -221,28 +267,44 @@ FAILURES: tuple[tuple[type[BaseException], int], ...] = (
     (FileNotFoundError, EXIT_MISSING),
     (DataError, EXIT_DATA),
     (CollabFilterError, EXIT_ERROR),
+    (OSError, EXIT_ERROR),  # the system refused: a disk full, a file we may not write
+    (MemoryError, EXIT_ERROR),
 )
 """Expected failures and their exit codes, most specific first."""
+
+
+def _failure_text(error: BaseException) -> str:
+    if isinstance(error, MemoryError):
+        return f"not enough memory for this command{f' ({error})' if str(error) else ''}"
+    return in_flags(str(error))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code (see the module docstring)."""
     args = build_parser().parse_args(argv)
     # Logs and pipes get a fixed, wide layout instead of rich's 80-column fallback.
-    console = Console(width=None if sys.stdout.isatty() else 120)
+    # Markup and emoji codes are off: ids, titles and paths print as they are.
+    console = Console(width=None if sys.stdout.isatty() else 120, markup=False, emoji=False)
     command: Command = args.run
-    errors = Console(stderr=True, soft_wrap=True)  # one line each, whatever the width
+    errors = Console(stderr=True, soft_wrap=True, markup=False, emoji=False, highlight=False)
+
+    def report(kind: str, style: str, text: str) -> None:  # one line each, whatever the width
+        errors.print(Text.assemble((f"{kind}:", style), " ", one_line(text)))
+
     with warnings.catch_warnings():
         warnings.simplefilter("always", CollabFilterWarning)
-        warnings.showwarning = lambda message, *_: errors.print(
-            f"[yellow]warning:[/yellow] {message}", highlight=False
+        warnings.showwarning = lambda message, *_: report(
+            "warning", "yellow", in_flags(str(message))
         )
         try:
             return command(args, console)
         except tuple(kind for kind, _ in FAILURES) as error:
             code = next(code for kind, code in FAILURES if isinstance(error, kind))
-            errors.print(f"[bold red]error:[/bold red] {error}", highlight=False)
+            report("error", "bold red", _failure_text(error))
             return code
+        except Exception as error:  # a bug: still one line, saying where
+            report("error", "bold red", describe_bug(error))
+            return EXIT_ERROR
 
 
 def run() -> NoReturn:

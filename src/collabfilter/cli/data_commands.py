@@ -4,56 +4,142 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
+from rich.text import Text
 
+from collabfilter.cli.messages import printable
+from collabfilter.cli.options import encoding, input_path, separator, source
 from collabfilter.cli.output import emit_json
 from collabfilter.cli.tables import print_summary
 from collabfilter.data import REGISTRY, Ratings, generate_ratings, load_movielens
 from collabfilter.data.fetch import cache_dir, data_dir, locate
-from collabfilter.errors import DataError, DatasetUnavailableError
+from collabfilter.errors import ConfigError, DataError, DatasetUnavailableError
+
+FILE_FLAGS = {
+    "user": "--user", "item": "--item", "rating": "--rating", "timestamp": "--timestamp",
+    "title": "--title", "sep": "--sep", "no_header": "--no-header", "encoding": "--encoding",
+}  # fmt: skip
+"""Options that describe a file's layout (a MovieLens release has a known one)."""
+ID_FIELDS = ("user", "item", "rating")
+"""Fields whose column a model file remembers and later tables are read by."""
 
 
-def load_ratings(args: argparse.Namespace) -> Ratings:
-    """A named MovieLens release, or a CSV/TSV/parquet file with mapped columns."""
+def check_source(args: argparse.Namespace) -> Path | None:
+    """The ratings file the options name (None for a MovieLens release), after checking
+    that it exists and that the options fit it; reads nothing."""
     source = args.dataset
     if source in REGISTRY:
-        return load_movielens(source, path=args.data)
-    path = Path(source)
-    if not path.exists():
-        known = ", ".join(REGISTRY)
-        raise FileNotFoundError(
-            f"{source!r} is neither a known dataset ({known}) nor an existing file"
+        given = [
+            flag for name, flag in FILE_FLAGS.items() if getattr(args, name) not in (None, False)
+        ]
+        if given:
+            raise ConfigError(
+                f"{', '.join(given)} {'describe' if len(given) > 1 else 'describes'} a file's "
+                f"layout; {source}'s is known (leave {'them' if len(given) > 1 else 'it'} out, "
+                "or give a file)"
+            )
+        return None
+    if args.data is not None:
+        raise ConfigError(
+            f"--data locates a MovieLens release ({', '.join(REGISTRY)}); {source!r} is a file"
         )
-    mapping = {
-        "user": args.user, "item": args.item, "rating": args.rating,
-        "timestamp": args.timestamp, "title": args.title,
-    }  # fmt: skip
-    if path.suffix == ".parquet":
+    path = Path(source)
+    if path.is_dir():
+        raise FileNotFoundError(f"{source!r} is a folder, not a ratings file")
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{source!r} is neither a known dataset ({', '.join(REGISTRY)}) nor an existing file"
+        )
+    return path
+
+
+def load_ratings(
+    args: argparse.Namespace, model_columns: Mapping[str, str] | None = None
+) -> Ratings:
+    """A named MovieLens release, or a CSV/TSV/parquet file with mapped columns.
+
+    Columns not named by ``--user``, ``--item`` or ``--rating`` are those the model was
+    trained on (``model_columns``), else ``user``, ``item`` and ``rating``.
+    """
+    path = check_source(args)
+    if path is None:
+        return load_movielens(args.dataset, path=args.data)
+    named, inherited = id_columns(args, model_columns, ID_FIELDS)
+    mapping = {**named, "timestamp": args.timestamp, "title": args.title}
+    try:
+        if path.suffix.lower() == ".parquet":
+            return _ratings_from_parquet(path, mapping)
+        return Ratings.from_csv(
+            path, sep=args.sep or ",", header=not args.no_header,
+            encoding=args.encoding or "utf-8", **mapping,
+        )  # fmt: skip
+    except DataError as error:
+        if inherited and "missing column" in str(error):
+            error.args = (f"{error}; {inherited}",)
+        raise
+
+
+def _ratings_from_parquet(path: Path, mapping: dict[str, Any]) -> Ratings:
+    import pyarrow as pa
+
+    try:
         return Ratings.from_parquet(path, **mapping)
-    sep = "\t" if args.sep == "\\t" else args.sep
-    return Ratings.from_csv(
-        path, sep=sep, header=not args.no_header, encoding=args.encoding, **mapping
+    except pa.ArrowException as error:  # not a parquet file, or a damaged one
+        raise DataError(f"{printable(str(path))}: cannot read it as parquet ({error})") from None
+
+
+def id_columns(
+    args: argparse.Namespace, model_columns: Mapping[str, str] | None, fields: tuple[str, ...]
+) -> tuple[dict[str, str], str]:
+    """The column of each of ``fields``: the option's, else the model's, else the field's
+    own name; and a note naming the columns taken from the model ("" if none)."""
+    remembered = dict(model_columns or {})
+    named = {field: getattr(args, field) or remembered.get(field) or field for field in fields}
+    taken = [f"{f} {remembered[f]!r}" for f in fields
+             if getattr(args, f) is None and remembered.get(f, f) != f]  # fmt: skip
+    note = (
+        f"the model was trained on a table with columns {', '.join(taken)}, which are read "
+        f"unless {', '.join('--' + f for f in fields)} name others"
+        if taken
+        else ""
     )
+    return named, note
 
 
-def data_arguments(parser: argparse.ArgumentParser, *, dataset: bool = True) -> None:
+def data_arguments(
+    parser: argparse.ArgumentParser, *, dataset: bool = True, model_columns: bool = False
+) -> None:
     """The options that say where ratings come from and how a file is laid out."""
     if dataset:
         parser.add_argument(
-            "dataset", nargs="?", default="ml-100k",
+            "dataset", nargs="?", default="ml-100k", type=source,
             help=f"a MovieLens name ({', '.join(REGISTRY)}) or a CSV/TSV/parquet file",
         )  # fmt: skip
-    parser.add_argument("--data", metavar="PATH", help="zip or folder holding the release")
-    parser.add_argument("--user", default="user", help="user id column (files)")
-    parser.add_argument("--item", default="item", help="item id column (files)")
-    parser.add_argument("--rating", default="rating", help="rating column (files)")
+    default = "the model's training column, else " if model_columns else ""
+    parser.add_argument("--data", type=input_path, metavar="PATH",
+                        help="zip or folder holding the release")  # fmt: skip
+    parser.add_argument("--user", help=f"user id column (files; default: {default}user)")
+    parser.add_argument("--item", help=f"item id column (files; default: {default}item)")
+    parser.add_argument("--rating", help=f"rating column (files; default: {default}rating)")
     parser.add_argument("--timestamp", help="timestamp column (files)")
     parser.add_argument("--title", help="item title column (files)")
-    parser.add_argument("--sep", default=",", help="field separator (files; '\\t' for tabs)")
+    parser.add_argument("--sep", type=separator,
+                        help="field separator (files; default ','; '\\t' for tabs)")  # fmt: skip
     parser.add_argument("--no-header", action="store_true", help="the file has no header")
-    parser.add_argument("--encoding", default="utf-8", help="text encoding (files)")
+    parser.add_argument("--encoding", type=encoding, help="text encoding (files; default utf-8)")
+
+
+def pairs_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that say how a file of (user, item) pairs is laid out."""
+    parser.add_argument("--user", help="user id column (default: the model's, else user)")
+    parser.add_argument("--item", help="item id column (default: the model's, else item)")
+    parser.add_argument("--sep", type=separator,
+                        help="field separator (default: tab for .tsv/.tab, else ',')")  # fmt: skip
+    parser.add_argument("--encoding", type=encoding, default="utf-8", help="text encoding")
 
 
 def summary(args: argparse.Namespace, console: Console) -> int:
@@ -70,7 +156,8 @@ def summary(args: argparse.Namespace, console: Console) -> int:
             "duplicates_dropped": report.report.duplicates,
         })  # fmt: skip
         return 0
-    console.print(f"[bold]{ratings}[/bold]  loaded in {time.perf_counter() - start:.2f} s")
+    seconds = time.perf_counter() - start
+    console.print(Text.assemble((printable(str(ratings)), "bold"), f"  loaded in {seconds:.2f} s"))
     print_summary(console, ratings, sample=args.sample)
     return 0
 
@@ -86,17 +173,17 @@ def datasets(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         emit_json({"data_dir": str(data_dir() or ""), "cache": str(cache_dir()), "datasets": rows})
         return 0
-    console.print(f"COLLABFILTER_DATA_DIR: {data_dir() or '(not set)'}")
-    console.print(f"cache: {cache_dir()}")
+    console.print(f"COLLABFILTER_DATA_DIR: {printable(str(data_dir() or '(not set)'))}")
+    console.print(f"cache: {printable(str(cache_dir()))}")
     for row in rows:
         place = row["location"] or "not on this machine (downloads on first use)"
-        console.print(f"{row['name']:16s} {row['megabytes']:8.1f} MB  {place}")
+        console.print(f"{row['name']:16s} {row['megabytes']:8.1f} MB  {printable(str(place))}")
     return 0
 
 
 def fetch(args: argparse.Namespace, console: Console) -> int:
     location = locate(REGISTRY[args.name].archive, args.data)
-    console.print(f"{args.name}: verified at {location}")
+    console.print(f"{args.name}: verified at {printable(str(location))}")
     return 0
 
 
@@ -106,7 +193,8 @@ def synth(args: argparse.Namespace, console: Console) -> int:
         args.users, args.items, args.ratings, n_factors=args.factors, seed=args.seed
     )
     synthetic.ratings.to_parquet(args.out)
-    console.print(f"wrote {synthetic.ratings} to {args.out} in {time.perf_counter() - start:.1f} s")
+    seconds = time.perf_counter() - start
+    console.print(printable(f"wrote {synthetic.ratings} to {args.out} in {seconds:.1f} s"))
     return 0
 
 
@@ -118,26 +206,83 @@ def demo(args: argparse.Namespace, console: Console) -> int:
 
 def require_file(path: Path, what: str) -> Path:
     """``path`` when it is a file, else a clear error naming it."""
+    if path.is_dir():
+        raise FileNotFoundError(f"{what} {printable(str(path))!r} is a folder, not a file")
     if not path.is_file():
-        raise FileNotFoundError(f"{what} not found: {path}")
+        raise FileNotFoundError(f"{what} not found: {printable(str(path))}")
     return path
 
 
-def read_pairs(path: Path, user: str, item: str) -> object:
-    """A CSV/TSV/parquet table of pairs with its id columns as text (matched to a
-    model's ids by the vocabulary's type, so "007" stays "007")."""
+def require_distinct(out: Path | None, flag: str, inputs: dict[str, Path | None]) -> None:
+    """Refuse an output that would overwrite one of the command's inputs."""
+    if out is None:
+        return
+    for what, path in inputs.items():
+        if path is not None and path.exists() and out.resolve() == path.resolve():
+            raise ConfigError(f"{flag} {printable(str(out))} is the {what} itself")
+
+
+def read_pairs(path: Path, user: str, item: str, *, sep: str | None = None,
+               encoding: str = "utf-8", note: str = "") -> Any:  # fmt: skip
+    """A CSV/TSV/parquet table of pairs, its id columns read as text from text files
+    (matched to a model's ids by the vocabulary's type, so "007" stays "007").
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file.
+        DataError: for a file that cannot be read, or without the id columns (``note``
+            says where their names came from).
+    """
+    require_file(path, "pairs file")
+    shown = printable(str(path))
+    frame = _read_parquet(path) if path.suffix.lower() == ".parquet" else _read_text(
+        path, user, item, sep, encoding
+    )  # fmt: skip
+    missing = [c for c in dict.fromkeys((user, item)) if c not in frame.columns]
+    if missing:
+        found = [str(c) for c in frame.columns[:20]]
+        hint = f"; {note}" if note else " (name them with --user and --item)"
+        one_column = "; a file read as one column needs --sep" if len(frame.columns) == 1 else ""
+        raise DataError(f"{shown}: no column(s) {missing}; found {found}{hint}{one_column}")
+    return frame
+
+
+def _read_parquet(path: Path) -> Any:
+    import pandas as pd
+    import pyarrow as pa
+
+    try:
+        return pd.read_parquet(path)
+    except (pa.ArrowException, OSError, ValueError) as error:
+        raise DataError(f"{printable(str(path))}: cannot read it as parquet ({error})") from None
+
+
+def _read_text(path: Path, user: str, item: str, sep: str | None, encoding: str) -> Any:
     import pandas as pd
 
-    require_file(path, "pairs file")
-    if path.suffix == ".parquet":
-        frame = pd.read_parquet(path)
-    else:
-        sep = "\t" if path.suffix in (".tsv", ".tab") else ","
-        frame = pd.read_csv(path, sep=sep, dtype={user: str, item: str}, keep_default_na=False)
-    missing = [c for c in (user, item) if c not in frame.columns]
-    if missing:
+    from collabfilter.data.io import single_byte_separator
+
+    if sep is None:
+        sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    shown = printable(str(path))
+    try:
+        with open(path, "rb") as raw:
+            handle, one_byte, text_encoding = single_byte_separator(raw, sep, encoding)
+            return pd.read_csv(handle, sep=one_byte, encoding=text_encoding,
+                               dtype={user: str, item: str}, keep_default_na=False)  # fmt: skip
+    except UnicodeDecodeError as error:
         raise DataError(
-            f"{path}: no column(s) {missing}; found {list(frame.columns)} "
-            "(name them with --user and --item)"
-        )
-    return frame
+            f"{shown}: not valid {encoding} text ({error.reason} at byte {error.start}); "
+            "name its encoding with --encoding (e.g. latin-1)"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(
+            f"{shown}: the file is empty; expected a header line naming the {user!r} and "
+            f"{item!r} columns, then one pair per line"
+        ) from None
+    except pd.errors.ParserError as error:
+        raise DataError(f"{shown}: cannot parse it ({one_line_of(error)}); check --sep") from None
+
+
+def one_line_of(error: BaseException) -> str:
+    """The first line of an error's message (pandas adds advice about Python options)."""
+    return str(error).strip().split("\n")[0]

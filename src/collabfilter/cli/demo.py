@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 from rich.console import Console
+from rich.text import Text
 
 from collabfilter import __version__, interpret, plots, recommend
+from collabfilter.cli.messages import printable
 from collabfilter.cli.tables import frame_table, print_summary
 from collabfilter.config import RunOptions
 from collabfilter.data import Ratings, Split, load_movielens, split_random
@@ -150,13 +152,17 @@ def run_demo(
     ratings: Ratings = load_movielens("ml-100k", path=data)
     print_summary(console, ratings, sample=5)
     split = split_random(ratings, 0.1, seed=42)
-    console.print(f"\n[bold]split[/bold] {split.report}")
+    console.print(Text.assemble("\n", ("split", "bold"), f" {split.report}"))
     model_config, recipe = RECIPES["dot_bias"]
     assert isinstance(model_config, DotConfig) and isinstance(recipe, TrainConfig)
     console.print(
-        f"\n[bold]Training DotProductBias[/bold] ({model_config.n_factors} factors, "
-        f"{recipe.epochs} epochs, batch {recipe.batch_for(len(split.train))}, per-rating SGD, "
-        f"one-cycle lr {recipe.lr}, decay strength chosen on carved training ratings)"
+        Text.assemble(
+            "\n",
+            ("Training DotProductBias", "bold"),
+            f" ({model_config.n_factors} factors, {recipe.epochs} epochs, batch "
+            f"{recipe.batch_for(len(split.train))}, per-rating SGD, one-cycle lr {recipe.lr}, "
+            "decay strength chosen on carved training ratings)",
+        )
     )
     learner, seconds = train_with_table(console, split)
     if learner.decay_choice is not None:
@@ -175,6 +181,7 @@ def run_demo(
     _report_recommendations(console, learner)
     _report_ranking(console, learner, split)
     written = _draw_plots(learner, split.valid, out)
-    console.print(f"\nplots written to {out.resolve()}/: " + ", ".join(p.name for p in written))
+    names = ", ".join(p.name for p in written)
+    console.print(printable(f"\nplots written to {out.resolve()}/: {names}"))
     console.print(f"\ndemo finished in {time.perf_counter() - start:.1f} s", style="dim")
     return 0

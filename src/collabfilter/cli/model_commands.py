@@ -1,4 +1,4 @@
-"""Commands that train or apply a model: ``train``, ``evaluate``, ``predict``, ``lr-find``.
+"""Commands that train: ``train`` and ``lr-find``.
 
 Torch and the training engine are imported inside the commands, so that commands about
 data start without them.
@@ -7,33 +7,63 @@ data start without them.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from rich.console import Console
 
-from collabfilter.cli.data_commands import load_ratings, read_pairs, require_file
+from collabfilter.cli.data_commands import (
+    check_source,
+    load_ratings,
+    require_distinct,
+    require_file,
+)
+from collabfilter.cli.messages import printable
 from collabfilter.cli.output import emit_json, records, show
 from collabfilter.data import Ratings, Split, load_movielens_fold, split_random, split_temporal
-from collabfilter.errors import ConfigError, DataError
+from collabfilter.errors import CollabFilterError, ConfigError
 
 if TYPE_CHECKING:
-    from collabfilter.fitted import FittedModel
+    import pandas as pd
+
+    from collabfilter.train import Learner
 
 FOLDS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+DEFAULT_VALID_PCT = 0.1
+RANKING_RELEVANCE = 4.0
+"""Held-out ratings at least this high are the hits a ranking model's lists should find."""
 
 
 def make_split(ratings: Ratings, args: argparse.Namespace) -> Split:
-    """The train/validation split the options ask for (ml-100k's folds from its files)."""
+    """The train/validation split the options ask for (ml-100k's folds from its files;
+    ``--valid-pct 0``: every rating trains and nothing is held out)."""
+    if args.split in FOLDS:
+        return load_movielens_fold(args.split, path=args.data)
+    share = DEFAULT_VALID_PCT if args.valid_pct is None else args.valid_pct
+    if share == 0:
+        from collabfilter.data.split import make_split as split_by_mask
+
+        nothing = np.zeros(len(ratings), dtype=bool)
+        return split_by_mask(ratings, nothing, "no validation part (--valid-pct 0)")
+    if args.split == "temporal":
+        return split_temporal(ratings, share)
+    return split_random(ratings, share, seed=args.seed)
+
+
+def _check_split(args: argparse.Namespace) -> None:
+    """Refuse split options that cannot go together, before reading any data."""
     if args.split in FOLDS:
         if args.dataset != "ml-100k":
-            raise DataError(f"--split {args.split} is one of ml-100k's canonical folds")
-        return load_movielens_fold(args.split, path=args.data)
-    if args.split == "temporal":
-        return split_temporal(ratings, args.valid_pct)
-    return split_random(ratings, args.valid_pct, seed=args.seed)
+            raise ConfigError(f"--split {args.split} is one of ml-100k's canonical folds")
+        if args.valid_pct is not None:
+            raise ConfigError(
+                f"--split {args.split} holds out ml-100k's own test file; --valid-pct does not "
+                "apply"
+            )
 
 
 def _recipe(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
@@ -44,12 +74,22 @@ def _recipe(args: argparse.Namespace) -> tuple[Any, Any, dict[str, Any]]:
     if args.model not in RECIPES:
         raise ConfigError(f"--model {args.model!r} is not a recipe; known: {', '.join(RECIPES)}")
     model_config, config = RECIPES[args.model]
-    model_changes = {"n_factors": args.factors} if args.factors is not None else {}
-    if args.epochs is not None:  # a sweep is the sampler's epoch
-        config = config.with_length(args.epochs)
+    model_changes = {}
+    if args.factors is not None:
+        if "n_factors" not in {f.name for f in dataclasses.fields(model_config)}:
+            raise ConfigError(f"--factors does not apply to the {args.model} recipe")
+        model_changes["n_factors"] = args.factors
+    epochs = getattr(args, "epochs", None)
+    if epochs is not None:  # a sweep is the sampler's epoch
+        try:
+            config = config.with_length(epochs)
+        except ConfigError:
+            raise ConfigError(
+                f"--epochs does not apply to the {args.model} recipe (it fits in closed form)"
+            ) from None
     changes = {
         name: value
-        for name, value in (("lr", args.lr), ("batch_size", args.bs))
+        for name, value in (("lr", getattr(args, "lr", None)), ("batch_size", args.bs))
         if value is not None
     }
     if args.wd is not None:
@@ -71,16 +111,25 @@ def train(args: argparse.Namespace, console: Console) -> int:
     writes the model file)."""
     from collabfilter import distributed
 
+    _check_split(args)
+    check_source(args)
+    recipe = _recipe(args)
+    if args.with_ranking and args.model == "topn":
+        raise ConfigError("--with-ranking adds a topn model beside a rating model; --model topn "
+                          "is already a ranking model")  # fmt: skip
+    if args.ratings_db is not None:
+        require_file(args.ratings_db, "ratings database")
+    require_distinct(args.out, "--out", {"ratings file": Path(args.dataset),
+                                          "ratings database": args.ratings_db})  # fmt: skip
     group = distributed.start_from_environment()
     try:
-        return _train(args, console, group)
+        return _train(args, console, group, recipe)
     finally:
         distributed.stop()
 
 
-def _train(args: argparse.Namespace, console: Console, group: Any) -> int:
+def _train(args: argparse.Namespace, console: Console, group: Any, recipe: Any) -> int:
     from collabfilter import distributed
-    from collabfilter.cli.demo import metrics_table
     from collabfilter.config import RunOptions
     from collabfilter.progress import HEADER, format_record
     from collabfilter.train import collab_learner
@@ -90,11 +139,11 @@ def _train(args: argparse.Namespace, console: Console, group: Any) -> int:
     if args.ratings_db is not None:
         split = _with_stored_ratings(split, args.ratings_db)
     valid = split.valid if len(split.valid) else None
-    model_config, config, model_changes = _recipe(args)
+    model_config, config, model_changes = recipe
     main = group is None or group.is_main
     quiet = args.json or not main
     if not quiet:
-        console.print(f"{ratings}\nsplit: {split.report}")
+        console.print(printable(f"{ratings}\nsplit: {split.report}"))
         if group is not None:
             console.print(f"data-parallel on {group.world_size} processes (torch.distributed)")
         console.print(HEADER, style="bold", highlight=False)
@@ -115,36 +164,94 @@ def _train(args: argparse.Namespace, console: Console, group: Any) -> int:
     digest = None if group is None else distributed.check_identical(learner.model)
     if not main:
         return 0
-    choice = learner.decay_choice
-    table = metrics_table(learner, split, args.model, seconds) if valid is not None else None
+    table, heading = (None, "") if valid is None else validation_table(learner, split, args.model,
+                                                                        seconds)  # fmt: skip
     if args.out is not None:
-        learner.save(args.out, ranking=ranker)
+        _save(learner, args.out, ranker)
+    trained = Trained(learner, ranker, seconds, table, heading, digest,
+                      1 if group is None else group.world_size)  # fmt: skip
     if args.json:
-        emit_json({
-            "model": args.model, "seconds": seconds, "history": records(learner.history_frame()),
-            "metrics": learner.metrics, "validation": None if table is None else records(table),
+        emit_json(trained.document(args))
+    else:
+        trained.show(console, args)
+    return 0
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What a training run produced, for the report."""
+
+    learner: Learner
+    ranker: Learner | None
+    seconds: float
+    table: pd.DataFrame | None
+    heading: str
+    digest: str | None
+    processes: int
+
+    def document(self, args: argparse.Namespace) -> dict[str, Any]:
+        """The ``--json`` answer."""
+        learner, ranker, table = self.learner, self.ranker, self.table
+        return {
+            "model": args.model, "seconds": self.seconds,
+            "history": records(learner.history_frame()), "metrics": learner.metrics,
+            "validation": None if table is None else records(table),
             "model_file": None if args.out is None else str(args.out),
-            "processes": 1 if group is None else group.world_size, "parameters_sha256": digest,
+            "processes": self.processes, "parameters_sha256": self.digest,
             "ranking": None if ranker is None else {"report": str(ranker.report),
                                                     "metrics": ranker.metrics},
-        })  # fmt: skip
-        return 0
-    if choice is not None:
-        console.print(f"note: {choice.describe()}", highlight=False)
-    for fitted in (learner, ranker):
-        if fitted is not None and fitted.report is not None:
-            console.print(str(fitted.report), highlight=False, markup=False)
-    if digest is not None:
-        console.print(
-            f"parameters identical on all {group.world_size} ranks (sha256 {digest[:16]})"
-        )
-    if table is not None:
-        show(console, table, "Validation error beside the baselines", digits=4)
-    if args.out is not None:
-        console.print(f"\nmodel written to {args.out}")
-    else:
-        console.print("\n(no model file written: pass --out MODEL to keep it)", style="dim")
-    return 0
+        }  # fmt: skip
+
+    def show(self, console: Console, args: argparse.Namespace) -> None:
+        """The report for people: choices made, the validation table, the file."""
+        if self.learner.decay_choice is not None:
+            console.print(f"note: {self.learner.decay_choice.describe()}", highlight=False)
+        for fitted in (self.learner, self.ranker):
+            if fitted is not None and fitted.report is not None:
+                console.print(str(fitted.report), highlight=False)
+        if self.digest is not None:
+            console.print(
+                f"parameters identical on all {self.processes} ranks (sha256 {self.digest[:16]})"
+            )
+        if self.table is not None:
+            show(console, self.table, self.heading, digits=4)
+        if args.out is not None:
+            console.print(printable(f"\nmodel written to {args.out}"))
+        else:
+            console.print("\n(no model file written: pass --out MODEL to keep it)", style="dim")
+
+
+def validation_table(
+    learner: Learner, split: Split, label: str, seconds: float
+) -> tuple[pd.DataFrame, str]:
+    """The validation part's verdict and its heading: rating error beside the baselines
+    for a rating model; top-N metrics beside the most popular items for a ranking model
+    (its scores are not ratings)."""
+    from collabfilter.cli.demo import metrics_table
+    from collabfilter.evaluation.topn import evaluate_ranking
+
+    if learner.predicts_ratings:
+        return metrics_table(
+            learner, split, label, seconds
+        ), "Validation error beside the baselines"
+    table = evaluate_ranking(learner, split, ks=(10,), relevance=RANKING_RELEVANCE,
+                             popularity_weights=(0.0,), unknown="skip")  # fmt: skip
+    heading = (
+        f"Top-10 lists on the validation part (hits: held-out ratings >= {RANKING_RELEVANCE:g}; "
+        "seen items excluded)"
+    )
+    return table, heading
+
+
+def _save(learner: Learner, path: Path, ranker: Learner | None) -> None:
+    """Write the model file (its folder created when missing), or fail on one line."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        learner.save(path, ranking=ranker)
+    except OSError as error:
+        raise CollabFilterError(
+            f"cannot write the model file {printable(str(path))}: {error.strerror or error}"
+        ) from None
 
 
 def _with_stored_ratings(split: Split, path: Path) -> Split:
@@ -167,77 +274,19 @@ def _with_stored_ratings(split: Split, path: Path) -> Split:
     return Split(merged, split.valid, split.report)
 
 
-def load(path: Path) -> FittedModel:
-    """The model file at ``path`` (a clear error when absent or damaged)."""
-    from collabfilter.persist import load_model
-
-    return load_model(require_file(path, "model file"))
-
-
-def evaluate(args: argparse.Namespace, console: Console) -> int:
-    from collabfilter.evaluation.baselines import standard_baselines
-    from collabfilter.metrics import error_metrics
-
-    model = load(args.model)
-    ratings = load_ratings(args)
-    rows = [{"model": "model", **error_metrics(
-        model.predict_ratings(ratings, unknown=args.unknown), ratings.rating)}]  # fmt: skip
-    known = model.resolve_ratings(ratings).known
-    train = model.training_ratings()
-    for name, baseline in standard_baselines().items():
-        predicted = baseline.fit(train).predict_ratings(ratings, unknown="baseline")
-        rows.append({"model": name, **error_metrics(predicted, ratings.rating)})
-    import pandas as pd
-
-    table = pd.DataFrame(rows)
-    if args.json:
-        emit_json({"ratings": len(ratings), "unknown_pairs": int((~known).sum()),
-                   "results": records(table)})  # fmt: skip
-        return 0
-    console.print(f"{ratings}: {int((~known).sum())} pairs with an unknown user or item")
-    show(console, table, f"Error on {args.dataset}", digits=4)
-    return 0
-
-
-def predict(args: argparse.Namespace, console: Console) -> int:
-    model = load(args.model)
-    frame: Any = read_pairs(args.pairs, args.user, args.item)
-    frame["prediction"] = model.predict_ratings(
-        frame, unknown=args.unknown, user=args.user, item=args.item
-    )
-    if args.json:
-        emit_json({"predictions": records(frame)})
-    elif args.out is not None:
-        _write_table(frame, args.out)
-        console.print(f"wrote {len(frame):,} predictions to {args.out}")
-    else:
-        console.file.write(frame.to_csv(index=False))
-    return 0
-
-
-def _write_table(frame: Any, path: Path) -> None:
-    """CSV or parquet by suffix, atomically (a temporary sibling, then a rename)."""
-    import os
-
-    from collabfilter.data.io import atomic_target
-
-    temporary, final = atomic_target(path)
-    try:
-        if final.suffix == ".parquet":
-            frame.to_parquet(temporary, index=False)
-        else:
-            frame.to_csv(temporary, index=False)
-        os.replace(temporary, final)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def lr_find(args: argparse.Namespace, console: Console) -> int:
     from collabfilter.config import RunOptions
+    from collabfilter.models import TrainConfig
     from collabfilter.train import collab_learner
 
-    ratings = load_ratings(args)
+    check_source(args)
     model_config, config, model_changes = _recipe(args)
+    if not isinstance(config, TrainConfig):
+        raise ConfigError(
+            f"lr-find sweeps the learning rate of recipes trained by gradient steps; the "
+            f"{args.model} recipe is not one"
+        )
+    ratings = load_ratings(args)
     learner = collab_learner(ratings, model=model_config, config=config,
                              options=RunOptions(seed=args.seed, progress=False),
                              **model_changes)  # fmt: skip
@@ -256,5 +305,5 @@ def lr_find(args: argparse.Namespace, console: Console) -> int:
         f"{result.steep:.3g}, minimum {result.minimum:.3g}) over {len(result.lrs)} steps"
     )
     if args.plot is not None:
-        console.print(f"plot written to {args.plot}")
+        console.print(printable(f"plot written to {args.plot}"))
     return 0

@@ -1,7 +1,8 @@
 """What commands print: rich tables for people, JSON for programs (``--json``).
 
 JSON keeps ids in their own type (an integer id is a number, a text id a string),
-writes missing values as ``null`` and never ``NaN`` or ``Infinity``.
+writes missing values as ``null`` and never ``NaN`` or ``Infinity``; text that is not
+valid Unicode (a path's undecodable bytes) is escaped.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 
+from collabfilter.cli.messages import printable
 from collabfilter.cli.tables import frame_table
 
 
@@ -32,6 +34,8 @@ def plain(value: Any) -> Any:
         return None
     if value is pd.NA or value is pd.NaT:
         return None
+    if isinstance(value, str):
+        return printable(value)
     return value
 
 

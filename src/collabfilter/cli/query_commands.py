@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
 
 from rich.console import Console
 
-from collabfilter.cli.model_commands import load
+from collabfilter.cli.apply_commands import load
+from collabfilter.cli.messages import printable
 from collabfilter.cli.output import emit_json, records, show
 from collabfilter.errors import DataError
 
@@ -19,10 +21,16 @@ def parse_rated(pairs: list[str]) -> dict[str, float]:
         item, sep, value = pair.rpartition("=")
         if not sep or not item.strip():
             raise DataError(f"--rated takes ITEM=RATING (an id or a title), got {pair!r}")
+        name = item.strip()
+        if name in rated:
+            raise DataError(f"--rated names {name!r} twice; rate each item once")
         try:
-            rated[item.strip()] = float(value)
+            rating = float(value)
         except ValueError:
             raise DataError(f"--rated {pair!r}: the rating {value!r} is not a number") from None
+        if not math.isfinite(rating):
+            raise DataError(f"--rated {pair!r}: the rating must be a finite number")
+        rated[name] = rating
     return rated
 
 
@@ -93,5 +101,6 @@ def interpret(args: argparse.Namespace, console: Console) -> int:
     show(console, biases.tail(15)[::-1][columns], "Highest item biases")
     for component, (share, frame) in enumerate(zip(pca.explained, ends, strict=True)):
         show(console, frame, f"Principal component {component + 1} of item factors ({share:.0%})")
-    console.print(f"\nwritten to {args.out}/: " + ", ".join(p.name for p in written))
+    names = ", ".join(p.name for p in written)
+    console.print(printable(f"\nwritten to {args.out}/: {names}"))
     return 0

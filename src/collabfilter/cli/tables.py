@@ -1,7 +1,9 @@
 """The command line's tables (rich). Presentation only: no computation here.
 
 The library returns numbers and frames; the CLI passes them to these functions. Keeping
-the two apart means the library never prints and the CLI never computes.
+the two apart means the library never prints and the CLI never computes. Every cell,
+header and title is a plain :class:`rich.text.Text`: a title such as ``[red]film`` or
+``[/]`` is shown as written, never read as rich markup.
 """
 
 from __future__ import annotations
@@ -13,33 +15,40 @@ import numpy as np
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from collabfilter.cli.messages import printable
 from collabfilter.data import Ratings
 
 
 def frame_table(frame: pd.DataFrame, title: str, *, index: bool = False, digits: int = 3) -> Table:
     """A rich table of a DataFrame; floats rounded, NaN shown as blank."""
-    table = Table(title=title, title_justify="left", show_edge=False, pad_edge=False)
+    table = Table(title=plain(title), title_justify="left", show_edge=False, pad_edge=False)
     names = ([str(frame.index.name or "")] if index else []) + [str(c) for c in frame.columns]
     for position, name in enumerate(names):
         numeric = position >= int(index) and pd.api.types.is_numeric_dtype(
             frame.dtypes.iloc[position - int(index)]
         )
-        table.add_column(name, justify="right" if numeric else "left")
+        table.add_column(plain(name), justify="right" if numeric else "left")
     for label, row in zip(frame.index, frame.itertuples(index=False), strict=True):
         cells = [_cell(v, digits) for v in row]
         table.add_row(*(([_cell(label, digits)] if index else []) + cells))
     return table
 
 
-def _cell(value: Any, digits: int) -> str:
-    if value is None:
-        return ""
+def plain(text: str) -> Text:
+    """``text`` shown exactly as it is (no markup, no emoji codes)."""
+    return Text(printable(text))
+
+
+def _cell(value: Any, digits: int) -> Text:
+    if value is None or value is pd.NA:
+        return Text("")
     if isinstance(value, float | np.floating):
         if math.isnan(value):
-            return ""
-        return f"{value:.0f}" if float(value).is_integer() else f"{value:.{digits}f}"
-    return str(value)
+            return Text("")
+        return Text(f"{value:.0f}" if float(value).is_integer() else f"{value:.{digits}f}")
+    return plain(str(value))
 
 
 def print_summary(console: Console, ratings: Ratings, *, sample: int = 8) -> None:
@@ -72,7 +81,7 @@ def print_summary(console: Console, ratings: Ratings, *, sample: int = 8) -> Non
         )
     )
     for name, value in rows:
-        facts.add_row(name, value)
+        facts.add_row(name, plain(value))
     console.print(facts)
     console.print()
     console.print(histogram_table(summary.histogram))
@@ -88,10 +97,8 @@ def print_summary(console: Console, ratings: Ratings, *, sample: int = 8) -> Non
         )
     )
     legend = ratings.items.labels(ratings.items.index(crosstab.columns.to_numpy()))
-    console.print(
-        "items: " + "; ".join(f"{i}={t}" for i, t in zip(crosstab.columns, legend, strict=True)),
-        style="dim",
-    )
+    pairs = "; ".join(f"{i}={t}" for i, t in zip(crosstab.columns, legend, strict=True))
+    console.print(plain("items: " + pairs), style="dim")
 
 
 def histogram_table(histogram: pd.Series, width: int = 40) -> Table:

@@ -16,7 +16,12 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 from collabfilter.serve.server import ServeSettings, check_settings, default_db_path, run
-from collabfilter.serve.store import RatingStore, StoreError, read_stored_ratings
+from collabfilter.serve.store import (
+    RatingStore,
+    StoreError,
+    StoreUnavailable,
+    read_stored_ratings,
+)
 
 if TYPE_CHECKING:
     from collabfilter.serve.app import create_app
@@ -38,6 +43,7 @@ __all__ = [
     "RatingStore",
     "ServeSettings",
     "StoreError",
+    "StoreUnavailable",
     "check_settings",
     "create_app",
     "default_db_path",

@@ -6,8 +6,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from collabfilter.errors import CollabFilterError
-from collabfilter.serve.server import run
+from collabfilter.errors import CollabFilterError, ListenError
+from collabfilter.serve.server import MIN_RELOAD_POLL, run
+
+EXIT_LISTEN = 9
+"""The exit code of a server that cannot listen where asked (as ``collabfilter serve``)."""
 
 
 def parser() -> argparse.ArgumentParser:
@@ -29,10 +32,16 @@ def add_arguments(result: argparse.ArgumentParser) -> None:
                         "(default: COLLABFILTER_TOKEN; required beyond loopback)")  # fmt: skip
     result.add_argument("--workers", type=int, default=1)
     result.add_argument("--reload-poll", type=float, default=1.0,
-                        help="seconds between checks of MODEL (0: never)")  # fmt: skip
+                        help=f"seconds between checks of MODEL: 0 (never) or at least "
+                        f"{MIN_RELOAD_POLL}")  # fmt: skip
     result.add_argument("--min-ratings", type=int, default=None,
                         help="never recommend items with fewer training ratings")  # fmt: skip
     result.add_argument("--no-access-log", action="store_true")
+    result.add_argument("--allow-host", action="append", default=[], metavar="NAME",
+                        help="also answer to this Host name (behind a proxy; repeatable); "
+                        "the server always answers to the address it listens on")  # fmt: skip
+    result.add_argument("--private", action="store_true",
+                        help="reads need the token too (needs a token)")  # fmt: skip
 
 
 def serve(args: argparse.Namespace) -> None:
@@ -40,17 +49,19 @@ def serve(args: argparse.Namespace) -> None:
     run(
         args.model, args.host, args.port, args.db, args.token, args.workers,
         args.reload_poll, min_ratings=args.min_ratings, access_log=not args.no_access_log,
+        allow_hosts=args.allow_host, private=args.private,
     )  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the server; errors become one line on stderr and exit code 1."""
+    """Run the server; errors become one line on stderr and exit code 1, or
+    :data:`EXIT_LISTEN` when the address cannot be had."""
     args = parser().parse_args(argv)
     try:
         serve(args)
     except (CollabFilterError, OSError) as error:
         print(f"collabfilter serve: {error}", file=sys.stderr)
-        return 1
+        return EXIT_LISTEN if isinstance(error, ListenError) else 1
     return 0
 
 

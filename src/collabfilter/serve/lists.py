@@ -23,6 +23,11 @@ from collabfilter.recommend import UserList, list_for_rated, recommend_rows, req
 from collabfilter.serve.served import ItemList, ServedModel
 from collabfilter.serve.store import RawId, Stored
 
+MAX_FOLDED_USERS = 32
+"""Users one ``POST /predict`` may fold in (users who sent ratings, each placed afresh
+from them): what bounds the CPU one request can take, since a client cycling through
+many users defeats any cache of folded users."""
+
 
 def rated_by(served: ServedModel, row: int | None, stored: Stored) -> tuple[np.ndarray, np.ndarray]:
     """Item indices (int64) and ratings (float64) of a user: their training ratings
@@ -104,8 +109,16 @@ def predict_pairs(
     model's rows for known users without stored ratings, by fold-in otherwise.
 
     Raises:
-        DataError: naming users neither known nor with stored ratings.
+        DataError: naming users neither known nor with stored ratings, or when more
+            than :data:`MAX_FOLDED_USERS` users need folding in.
     """
+    folding = len(set(user_keys) & stored.keys())
+    if folding > MAX_FOLDED_USERS:
+        raise DataError(
+            f"pairs: at most {MAX_FOLDED_USERS} different users who sent ratings per request "
+            f"(each is placed afresh from their ratings); got {folding}: split the pairs over "
+            f"several requests"
+        )
     model = served.model
     result = np.empty(len(item_rows), dtype=np.float32)
     pairs = zip(user_rows, user_keys, strict=True)

@@ -6,7 +6,8 @@ take more than a millisecond or waits on the disk (fold-in, database writes, the
 and bias views' first build, a reload) runs in the thread pool; the hot paths (a known
 user's list, predictions of known users) run inline, which costs less than the hop.
 Ids in paths arrive as text and are matched by the vocabulary's type; ids go out in
-their own type.
+their own type. Every endpoint here needs the token when the server is private; writes
+need it whenever there is one.
 """
 
 from __future__ import annotations
@@ -24,16 +25,13 @@ from collabfilter.serve import schemas as s
 from collabfilter.serve.lists import new_user_list, predict_pairs, user_list
 from collabfilter.serve.security import JSONBody, token_matches
 from collabfilter.serve.served import ItemList, ServedModel
+from collabfilter.serve.store import StoreUnavailable
 
-router = APIRouter()
 ERRORS: dict[int | str, dict[str, Any]] = {
-    code: {"model": s.ErrorResponse} for code in (400, 404, 409, 413, 422)
+    code: {"model": s.ErrorResponse} for code in (400, 401, 403, 404, 408, 409, 413, 421, 422)
 }
-WRITE_ERRORS: dict[int | str, dict[str, Any]] = {
-    **ERRORS,
-    401: {"model": s.ErrorResponse},
-    403: {"model": s.ErrorResponse},
-}
+STORE_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 503: {"model": s.ErrorResponse}}
+"""What endpoints that use the ratings database may answer (503: busy, full, read-only)."""
 N = Annotated[int, Query(ge=1, le=s.MAX_N, description="how many items")]
 AMONG = Annotated[int, Query(ge=2, le=s.MAX_AMONG, description="the most rated items shown")]
 
@@ -42,8 +40,8 @@ def _service(request: Request) -> Any:
     return request.app.state.service
 
 
-def require_writer(request: Request) -> None:
-    """Writes need ``Authorization: Bearer <token>`` when the server has a token."""
+def require_token(request: Request) -> None:
+    """The request must carry ``Authorization: Bearer <token>`` (when there is a token)."""
     token = _service(request).token
     if token is None:
         return
@@ -57,14 +55,22 @@ def require_writer(request: Request) -> None:
         raise HTTPException(403, "wrong token")
 
 
-WRITER = [Depends(require_writer)]
+def require_reader(request: Request) -> None:
+    """Reads need the token when the server is private."""
+    if _service(request).private:
+        require_token(request)
 
 
-@router.get("/health", response_model=s.HealthResponse)
+WRITER = [Depends(require_token)]
+router = APIRouter(dependencies=[Depends(require_reader)])
+
+
+@router.get("/health", response_model=s.HealthResponse, responses=ERRORS)
 async def health(request: Request) -> JSONBody:
-    """The model served and the database used."""
+    """The model served (its file's name, not where it lives) and who may use it."""
     service = _service(request)
-    database = {"path": str(service.store.path), "writes_need_token": service.token is not None}
+    database = {"writes_need_token": service.token is not None,
+                "reads_need_token": service.private}  # fmt: skip
     body = {"status": "ok", "model": service.holder.current.describe(), "database": database}
     return JSONBody(body)
 
@@ -108,7 +114,7 @@ async def similar(
     served = _service(request).holder.current
     row = served.items.row(item_id)
     if row is None:
-        raise UnknownIdError(f"unknown item id {item_id!r}; search items with /items?q=")
+        raise UnknownIdError(f"unknown item id {shown(item_id)}; search items with /items?q=")
     raw_id = served.items.raw_id(row)
     found = similar_items(served.model, raw_id, k=n, min_ratings=min_ratings)
     items = _found(served, found["item"].tolist())
@@ -117,7 +123,9 @@ async def similar(
     return JSONBody({"item": _found(served, [served.item_ids[row]])[0], "items": items})
 
 
-@router.get("/users/{user_id}/recommendations", response_model=s.ItemListResponse, responses=ERRORS)
+@router.get(
+    "/users/{user_id}/recommendations", response_model=s.ItemListResponse, responses=STORE_ERRORS
+)
 async def user_recommendations(request: Request, user_id: str, n: N = 10) -> JSONBody:
     """The best items for a user, never one they rated. A known user's ratings sent to
     this service are folded in with their training ratings; an unknown user is
@@ -129,7 +137,7 @@ async def user_recommendations(request: Request, user_id: str, n: N = 10) -> JSO
     stored = service.store.ratings_of(key)
     if row is None and not stored:
         raise UnknownIdError(
-            f"unknown user id {user_id!r}: not in the training data and no ratings sent "
+            f"unknown user id {shown(user_id)}: not in the training data and no ratings sent "
             f"(POST /users/{user_id}/ratings, or POST /recommendations)"
         )
     if stored:  # fold-in: milliseconds the first time for these ratings
@@ -148,7 +156,7 @@ async def new_user_recommendations(request: Request, body: s.RatingsRequest, n: 
     return JSONBody(_list_body(served, listed, None, False))
 
 
-@router.post("/predict", response_model=s.PredictResponse, responses=ERRORS)
+@router.post("/predict", response_model=s.PredictResponse, responses=STORE_ERRORS)
 async def predict(request: Request, body: s.PredictRequest) -> JSONBody:
     """Predicted ratings of (user, item) pairs, in their order. Users who sent ratings
     are folded in with them."""
@@ -176,7 +184,7 @@ async def predict(request: Request, body: s.PredictRequest) -> JSONBody:
 @router.post(
     "/users/{user_id}/ratings",
     response_model=s.StoredResponse,
-    responses=WRITE_ERRORS,
+    responses=STORE_ERRORS,
     dependencies=WRITER,
 )
 async def add_ratings(request: Request, user_id: str, body: s.RatingsRequest) -> JSONBody:
@@ -194,7 +202,7 @@ async def add_ratings(request: Request, user_id: str, body: s.RatingsRequest) ->
 @router.delete(
     "/users/{user_id}/ratings",
     response_model=s.ForgetResponse,
-    responses=WRITE_ERRORS,
+    responses=STORE_ERRORS,
     dependencies=WRITER,
 )
 async def forget_ratings(request: Request, user_id: str) -> JSONBody:
@@ -206,20 +214,33 @@ async def forget_ratings(request: Request, user_id: str) -> JSONBody:
 
 
 @router.post(
-    "/admin/reload", response_model=s.ReloadResponse, responses=WRITE_ERRORS, dependencies=WRITER
+    "/admin/reload", response_model=s.ReloadResponse, responses=STORE_ERRORS, dependencies=WRITER
 )
 async def reload(request: Request) -> JSONBody:
-    """Load the model file again now; the other workers follow within their poll."""
+    """Load the model file again now; the other workers follow within a second or so
+    (they watch the database's model generation)."""
     service = _service(request)
     try:
         served = await run_in_threadpool(service.holder.reload)
     except (FileNotFoundError, CollabFilterError) as error:
         raise CollabFilterError(f"{error}; still serving the previous model") from None
-    service.holder.generation = await run_in_threadpool(service.store.bump_model_generation)
+    try:
+        service.holder.generation = await run_in_threadpool(service.store.bump_model_generation)
+    except StoreUnavailable as error:
+        raise StoreUnavailable(
+            f"reloaded in this worker only, the others were not told: {error}",
+            error.retry_after,
+        ) from None
     return JSONBody({"reloaded": True, "model": served.describe()})
 
 
 # ----------------------------------------------------------------------------- helpers
+def shown(value: object) -> str:
+    """A value a client sent, quoted for a message: escaped, and cut when long."""
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}... ({len(str(value))} characters)"
+
+
 def _found(served: ServedModel, item_ids: Any) -> list[dict[str, Any]]:
     rows = [served.items.row(item_id) for item_id in item_ids]
     return [
@@ -231,11 +252,11 @@ def _found(served: ServedModel, item_ids: Any) -> list[dict[str, Any]]:
 
 def _item_rows(served: ServedModel, item_ids: list[Any]) -> np.ndarray:
     rows = [served.items.row(item_id) for item_id in item_ids]
-    unknown = sorted({str(i) for i, r in zip(item_ids, rows, strict=True) if r is None})
+    unknown = sorted({shown(i) for i, r in zip(item_ids, rows, strict=True) if r is None})
     if unknown:
         raise DataError(
-            f"{len(unknown)} unknown item id(s): {unknown[:5]}; the model has items like "
-            f"{served.item_ids[:3]} (search them with /items?q=)"
+            f"{len(unknown)} unknown item id(s): {', '.join(unknown[:5])}; the model has "
+            f"items like {served.item_ids[:3]} (search them with /items?q=)"
         )
     return np.array(rows, dtype=np.int64)
 

@@ -1,7 +1,9 @@
 """Request and response bodies of the HTTP API (they make the OpenAPI schema).
 
-Requests are validated strictly: ids are JSON integers or strings (never booleans or
-fractions), ratings finite numbers, unknown fields refused, and every list bounded.
+Requests are validated strictly: ids are JSON integers within int64 (as the library's
+:func:`~collabfilter.data.encoding.parse_integer_id` allows) or strings of 1 to
+:data:`MAX_ID_LENGTH` characters of valid Unicode (never booleans, fractions, null or
+objects), ratings finite numbers, unknown fields refused, and every list bounded.
 Responses are built by the routes directly (no per-request validation on the hot
 path); the tests check them against these models.
 """
@@ -10,7 +12,9 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictFloat
+
+from collabfilter.data.encoding import parse_integer_id
 
 MAX_PAIRS = 10_000
 """Pairs in one ``POST /predict``."""
@@ -20,8 +24,52 @@ MAX_N = 100
 """Items in one list (``n``)."""
 MAX_AMONG = 2_000
 """Items on the map or in the bias table."""
+MAX_ID_LENGTH = 200
+"""Characters in a text id (and digits in an integer id sent as text)."""
 
-RawId = Annotated[StrictInt | StrictStr, Field(description="a raw id, in the data's own type")]
+
+def valid_unicode(text: str) -> str:
+    """``text`` if it can be written as UTF-8 (JSON's ``"\\ud800"`` decodes to a lone
+    surrogate, which no id, title or answer can hold).
+
+    Raises:
+        ValueError: naming the first position that is not a character.
+    """
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"not valid Unicode: a lone surrogate at character {error.start}"
+        ) from None
+    return text
+
+
+def raw_id(value: object) -> int | str:
+    """A raw id as a request may send it: a JSON integer within int64, or a string of 1
+    to :data:`MAX_ID_LENGTH` characters of valid Unicode.
+
+    Raises:
+        ValueError: saying what an id is and what was received instead.
+    """
+    if isinstance(value, int) and not isinstance(value, bool):
+        # the library's rule for integer ids (its vocabularies hold no other)
+        if value.bit_length() > 64 or parse_integer_id(str(value)) is None:
+            raise ValueError("integer ids are within int64, -2**63+1 to 2**63-1")
+        return value
+    if isinstance(value, str):
+        if not 1 <= len(value) <= MAX_ID_LENGTH:
+            raise ValueError(f"text ids are 1 to {MAX_ID_LENGTH} characters, got {len(value)}")
+        return valid_unicode(value)
+    kinds = {bool: "a boolean", float: "a fraction", list: "an array", dict: "an object"}
+    kind = "null" if value is None else kinds.get(type(value), type(value).__name__)
+    raise ValueError(f"an id is a JSON integer or string, got {kind}")
+
+
+RawId = Annotated[
+    int | str,
+    PlainValidator(raw_id, json_schema_input_type=int | str),
+    Field(description="a raw id, in the data's own type"),
+]
 
 
 class Strict(BaseModel):

@@ -28,9 +28,9 @@ from collabfilter.errors import DataError
 from collabfilter.fitted import FittedModel
 from collabfilter.interpret import title_index
 from collabfilter.persist import load_model
+from collabfilter.serve.schemas import MAX_ID_LENGTH
 from collabfilter.serve.store import RawId
 
-MAX_ID_LENGTH = 200
 _LOOKUP_LIMIT = 100_000
 _T = TypeVar("_T")
 
@@ -156,7 +156,8 @@ class ServedModel:
         signature: the file version it was loaded from.
         model: the rating model (or the ranking model when the file holds only one).
         lister: the model top-N lists come from: the ranking companion when present.
-        loaded_at: when it was loaded (ISO 8601, UTC).
+        loaded_at: when it was loaded (ISO 8601, UTC, to the microsecond: two reloads
+            in a second are told apart).
         min_ratings: items with fewer training ratings are never recommended.
     """
 
@@ -191,7 +192,7 @@ class ServedModel:
         """Load the model file at ``path`` (see :func:`collabfilter.load_model`)."""
         path = Path(path)
         signature, model = _load_snapshot(path)
-        loaded_at = datetime.now(UTC).isoformat(timespec="seconds")
+        loaded_at = datetime.now(UTC).isoformat(timespec="microseconds")
         lister = model.ranker or model
         return cls(path, signature, model, lister, loaded_at, min_ratings)
 
@@ -201,11 +202,12 @@ class ServedModel:
         return self.lister.predicts_ratings
 
     def describe(self) -> dict[str, Any]:
-        """What /health says about the model."""
+        """What /health says about the model: the file's name, never its folder (the
+        server's layout is nobody else's business)."""
         model = self.model
         kind = model.model_config.kind if model.model_config is not None else None
         return {
-            "file": str(self.path),
+            "file": self.path.name,
             "loaded_at": self.loaded_at,
             "kind": kind,
             "class": type(model.model).__name__,
