@@ -16,7 +16,7 @@ export COLLABFILTER_DATA_DIR := $(SHARED_DATA)
 endif
 endif
 
-.PHONY: demo test lint format bench setup clean
+.PHONY: demo test lint format bench setup clean tutorial
 
 setup: $(STAMP)
 
@@ -28,6 +28,16 @@ $(STAMP): pyproject.toml constraints.txt
 
 demo: $(STAMP)
 	$(VENV)/bin/collabfilter demo
+
+# Runs docs/tutorial.ipynb from the top in docs/ (its plots and model file go to
+# docs/out/tutorial) and saves it with its outputs; nbclient is in the dev extra. The
+# notebook is replaced only once every cell has run, so a failure leaves it as it was.
+tutorial: $(STAMP)
+	cd docs && ../$(PY) -c 'import nbformat, os; from nbclient import NotebookClient; \
+	nb = nbformat.read("tutorial.ipynb", as_version=4); \
+	NotebookClient(nb, timeout=900, kernel_name="python3", record_timing=False, \
+	               resources={"metadata": {"path": "."}}).execute(); \
+	nbformat.write(nb, ".tutorial.ipynb.tmp"); os.replace(".tutorial.ipynb.tmp", "tutorial.ipynb")'
 
 # pytest exits 5 when it collects nothing: that must fail loudly, never pass.
 test: $(STAMP) lint

@@ -21,8 +21,9 @@ import pandas as pd
 
 from collabfilter.config import RunOptions, with_changes
 from collabfilter.data import Ratings
-from collabfilter.errors import ConfigError, NotFittedError
+from collabfilter.errors import ConfigError, NotFittedError, UnknownIdError
 from collabfilter.fitted import FittedModel, UnknownPolicy
+from collabfilter.interpret import item_titles
 from collabfilter.metrics import error_metrics
 from collabfilter.models import RECIPES
 from collabfilter.persist import load_model, save_model
@@ -40,7 +41,8 @@ class Recommender:
         model_params: other fields of the recipe's model config (``{"layers": (64,)}``).
         user, item, rating: column names of the frames (``title`` optionally names a
             column of item titles, ``timestamp`` one of event times).
-        title: column of item titles, or None.
+        title: column of item titles, read when the training frame has it (so
+            :meth:`recommend` shows titles); None never reads one.
         timestamp: column of event times, or None.
         unknown: what :meth:`predict` gives pairs with an unknown user or item
             (``"error"``, ``"nan"`` or ``"baseline"``; see ``UnknownPolicy``).
@@ -58,7 +60,7 @@ class Recommender:
         user: str = "user",
         item: str = "item",
         rating: str = "rating",
-        title: str | None = None,
+        title: str | None = "title",
         timestamp: str | None = None,
         unknown: UnknownPolicy = "error",
         seed: int = 42,
@@ -133,9 +135,11 @@ class Recommender:
         if self.model not in RECIPES:
             raise ConfigError(f"unknown model {self.model!r}; known: {sorted(RECIPES)}")
         if isinstance(ratings, pd.DataFrame):
+            # titles are optional: a frame without the column is read without them
+            title = self.title if self.title in ratings.columns else None
             ratings = Ratings.from_df(
                 ratings, user=self.user, item=self.item, rating=self.rating,
-                title=self.title, timestamp=self.timestamp,
+                title=title, timestamp=self.timestamp,
             )  # fmt: skip
         model_config, fit_config = RECIPES[self.model]
         changes = dict(self.model_params or {})
@@ -168,9 +172,23 @@ class Recommender:
         ``unknown`` (default: the estimator's) says what pairs with an unknown user or
         item get: an error naming them, NaN, or the bias baseline (Surprise's behaviour);
         the last two are counted in a warning.
+
+        Raises:
+            UnknownIdError: under ``unknown="error"``, for ids the training frame did
+                not hold (any random split has some); the message names the policies
+                that predict them anyway.
         """
         policy = self.unknown if unknown is None else unknown
-        values = self.fitted.predict_ratings(pairs, unknown=policy, user=self.user, item=self.item)
+        try:
+            values = self.fitted.predict_ratings(
+                pairs, unknown=policy, user=self.user, item=self.item
+            )
+        except UnknownIdError as error:
+            raise UnknownIdError(
+                f"{error}; to predict them anyway pass unknown='baseline' (the mean plus "
+                "the known side's damped bias, as Surprise does) or unknown='nan', to "
+                "Recommender(...) or to predict/score"
+            ) from None
         return pd.Series(values, index=pairs.index, name="prediction")
 
     def score(
@@ -182,9 +200,16 @@ class Recommender:
         return error_metrics(predicted, truth)
 
     def recommend(self, users: Any, *, k: int = 10, exclude_seen: bool = True) -> pd.DataFrame:
-        """The ``k`` best items for each raw user id: user, rank, item, title, score."""
+        """The ``k`` best items for each raw user id: user, rank, item, title, score.
+
+        ``title`` holds the item's title where the training data gave one (see the
+        ``title`` parameter) and None elsewhere: never an id passed off as a title.
+        """
         model = self.fitted
-        return recommend(model, users, k=k, exclude_seen=exclude_seen).to_frame(model)
+        lists = recommend(model, users, k=k, exclude_seen=exclude_seen)
+        frame = lists.to_frame(model)
+        frame["title"] = item_titles(model, lists.item_idx)
+        return frame
 
     def save(self, path: str | Path) -> Path:
         """Write the trained model to ``path`` (a model file: :mod:`collabfilter.persist`)."""

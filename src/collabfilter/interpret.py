@@ -23,8 +23,21 @@ _LISTED = 10
 
 
 def item_labels(model: FittedModel, item_idx: Any) -> np.ndarray:
-    """Titles (or raw ids as text) of item indices."""
+    """Titles (or raw ids as text) of item indices: names to print or plot."""
     return model.items.labels(np.asarray(item_idx))
+
+
+def item_titles(model: FittedModel, item_idx: Any) -> np.ndarray:
+    """Titles of item indices, None where the data gave none: for a ``title`` column,
+    where an id as text would pass for a title (object array)."""
+    item_idx = np.asarray(item_idx, dtype=np.int64)
+    titles = np.full(len(item_idx), None, dtype=object)
+    known = model.items.titles
+    if known is not None:
+        found = known[item_idx]
+        titled = ~pd.isna(found)
+        titles[titled] = found[titled]
+    return titles
 
 
 def title_index(model: FittedModel) -> TitleIndex:
@@ -214,7 +227,16 @@ def similar_items(
         item: raw id or title (forgiving lookup).
         metric: the family's similarity (cosine of item vectors), or the dot product
             of item vectors.
-        min_ratings: only items with at least this many training ratings.
+        min_ratings: only items with at least this many training ratings; None (the
+            default, and what the CLI and the service pass when not asked) takes
+            :func:`rarely_rated`'s bound for the data; 1 keeps every item.
+
+    Returns:
+        Columns item, title, similarity, ratings, best first; ``attrs["min_ratings"]``
+        holds the bound applied.
+
+    Raises:
+        ValueError: for a bound below 1 or an unknown metric.
     """
     target = find_item(model, item, most_rated=True)
     if metric == "cosine":
@@ -228,20 +250,62 @@ def similar_items(
     return _top_similar(model, target, scores, k, min_ratings)
 
 
+RARE_SHARE = 0.05
+"""The share of all training ratings that the most rarely rated items may hold
+together before they are left out of neighbour lists by default."""
+
+
+def rarely_rated(counts: np.ndarray, share: float = RARE_SHARE) -> int:
+    """The fewest ratings an item needs to be shown as a neighbour by default.
+
+    An item's vector is learned from its ratings alone: with a handful it stays near
+    its initial noise, and its cosine with anything is chance (a film rated once can
+    sit among Star Wars' nearest). The bound leaves out the most rarely rated items
+    that together hold ``share`` of all ratings: a share of the ratings rather than a
+    count, so it follows the data (a long tail of rarely rated items is cut, and
+    nothing when every item is rated alike).
+
+    Args:
+        counts: training ratings per item, shape ``(items,)``.
+        share: the share of ratings the left-out items may hold, in [0, 1).
+
+    Returns:
+        The bound, at least 1 (1: every item is kept).
+    """
+    if not 0.0 <= share < 1.0:
+        raise ValueError(f"share must lie in [0, 1), got {share}")
+    ordered = np.sort(np.asarray(counts, dtype=np.int64))
+    total = int(ordered.sum())
+    if total == 0:
+        return 1
+    cumulative = np.cumsum(ordered)
+    # the rarest items whose ratings stay within the share go; the next count is kept
+    return max(1, int(ordered[int(np.searchsorted(cumulative, share * total, side="right"))]))
+
+
 def _top_similar(
-    model: FittedModel, target: int, scores: torch.Tensor, k: int, min_ratings: int | None
+    model: FittedModel,
+    target: int,
+    scores: torch.Tensor,
+    k: int,
+    min_ratings: int | None,
 ) -> pd.DataFrame:
     scores[target] = -torch.inf
     counts = model.interactions.item_counts()
-    if min_ratings is not None:
-        scores[torch.from_numpy(counts < min_ratings)] = -torch.inf
+    if min_ratings is None:
+        min_ratings = rarely_rated(counts)
+    elif min_ratings < 1:
+        raise ValueError(f"min_ratings must be >= 1 or None, got {min_ratings!r}")
+    scores[torch.from_numpy(counts < min_ratings)] = -torch.inf
     top = torch.topk(scores, min(k, len(scores) - 1))
     kept = torch.isfinite(top.values)
     picked = top.indices[kept].numpy()
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {"item": model.items.id_of(picked), "title": item_labels(model, picked),
          "similarity": top.values[kept].numpy(), "ratings": counts[picked]}
     )  # fmt: skip
+    frame.attrs["min_ratings"] = min_ratings
+    return frame
 
 
 def top_items_by_bias(model: FittedModel, k: int = 10, *, min_ratings: int = 1) -> pd.DataFrame:

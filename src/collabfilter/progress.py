@@ -3,13 +3,16 @@
 The epoch table and the notes (which decay strength or ranking model a recipe chose)
 are plain lines on stderr, shown wherever training runs: a terminal, a notebook, or a
 script whose output goes to a file (fastai's table appears in all three). The animated
-bar is drawn only where someone watches (a terminal or a notebook). Both follow one
-switch: ``RunOptions(progress=False)`` for one run, ``COLLABFILTER_PROGRESS=0`` for
-every run (``1`` forces them on). Everything shown is also in ``Learner.history``.
+bar is drawn only where someone watches: a terminal, or a notebook that has ipywidgets
+(without it rich cannot animate there, and would only print a warning each time the bar
+starts). Both follow one switch: ``RunOptions(progress=False)`` for one run,
+``COLLABFILTER_PROGRESS=0`` for every run (``1`` forces them on). Everything shown is
+also in ``Learner.history``.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -78,6 +81,11 @@ def in_notebook() -> bool:
     return kernel is not None and "IPKernelApp" in getattr(kernel, "config", {})
 
 
+def _widgets() -> bool:
+    """Whether rich can animate a bar in a notebook (it draws with ipywidgets)."""
+    return importlib.util.find_spec("ipywidgets") is not None
+
+
 def table_enabled(requested: bool | None = None) -> bool:
     """Whether to show the epoch table and notes: the request, then the environment,
     else yes."""
@@ -89,13 +97,13 @@ def table_enabled(requested: bool | None = None) -> bool:
 
 def progress_enabled(requested: bool | None = None) -> bool:
     """Whether to draw animated bars: the request, then the environment, then whether
-    someone watches (a terminal or a notebook)."""
+    someone watches (a terminal, or a notebook with ipywidgets)."""
     if requested is not None:
         return requested
     setting = _setting()
     if setting is not None:
         return setting
-    return sys.stderr.isatty() or in_notebook()
+    return sys.stderr.isatty() or (in_notebook() and _widgets())
 
 
 def _console() -> Console:

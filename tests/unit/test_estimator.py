@@ -9,7 +9,7 @@ from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV, KFold
 
 import collabfilter as cf
-from collabfilter.errors import ConfigError, NotFittedError
+from collabfilter.errors import ConfigError, DataWarning, NotFittedError, UnknownIdError
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +68,32 @@ def test_fit_validates_what_it_was_given(frame):
     renamed = frame.rename(columns={"user": "who"})
     fitted = cf.Recommender(user="who", epochs=1).fit(renamed)
     assert isinstance(fitted.predict(renamed), pd.Series)
+
+
+def test_unknown_ids_in_predict_name_the_policies_that_predict_them(frame):
+    estimator = cf.Recommender("dot_bias", epochs=1).fit(frame)
+    pairs = pd.DataFrame({"user": [1, 99_999], "item": [1, 1]})
+    with pytest.raises(UnknownIdError, match="99999") as raised:
+        estimator.predict(pairs)
+    assert "unknown='baseline'" in str(raised.value) and "unknown='nan'" in str(raised.value)
+    with pytest.raises(UnknownIdError, match="unknown='baseline'"):
+        estimator.score(pairs.assign(rating=3.0))
+    with pytest.warns(DataWarning, match="1 of 2 pairs"):
+        predicted = estimator.predict(pairs, unknown="baseline")
+    assert np.isfinite(predicted).all()
+
+
+def test_recommend_shows_titles_only_where_the_data_has_them(frame):
+    untitled = cf.Recommender("dot_bias", epochs=1).fit(frame).recommend([1, 2], k=3)
+    assert list(untitled.columns) == ["user", "rank", "item", "title", "predicted"]
+    assert untitled.title.isna().all()  # never an id passed off as a title
+    some = {item: f"Film {item}" for item in frame.item.unique()[::2]}
+    titled = frame.assign(title=frame.item.map(some))  # half the items have a title
+    table = cf.Recommender("dot_bias", epochs=1).fit(titled).recommend([1, 2], k=10)
+    assert (table.title == table.item.map(some)).where(table.title.notna(), True).all()
+    assert table.title.isna().tolist() == (~table.item.isin(some)).tolist()
+    named = titled.rename(columns={"title": "name"})
+    table = cf.Recommender("dot_bias", epochs=1, title="name").fit(named).recommend([1], k=10)
+    assert table.title.notna().any()
+    ignored = cf.Recommender("dot_bias", epochs=1, title=None).fit(titled).recommend([1], k=3)
+    assert ignored.title.isna().all()

@@ -16,7 +16,9 @@ from collabfilter.interpret import (
     item_biases,
     item_labels,
     item_pca,
+    item_titles,
     pca_extremes,
+    rarely_rated,
     similar_items,
     user_biases,
 )
@@ -87,6 +89,40 @@ def test_similar_items(learner):
     assert table.similarity.is_monotonic_decreasing and table.similarity.max() <= 1.0 + 1e-6
     filtered = similar_items(learner, 2, k=5, min_ratings=60, metric="dot")
     assert (filtered.ratings >= 60).all()
+
+
+def test_similar_items_leave_out_rarely_rated_items_by_a_bound_from_the_data(learner):
+    counts = learner.interactions.item_counts()
+    bound = rarely_rated(counts)
+    assert bound > 1
+    default = similar_items(learner, "Star Wars", k=40)
+    assert default.attrs["min_ratings"] == bound and (default.ratings >= bound).all()
+    everything = similar_items(learner, "Star Wars", k=40, min_ratings=1)
+    assert everything.attrs["min_ratings"] == 1
+    assert (everything.ratings < bound).any()  # rare items do crowd in without the bound
+    with pytest.raises(ValueError, match="min_ratings must be >= 1"):
+        similar_items(learner, "Star Wars", min_ratings=0)
+
+
+def test_the_rarely_rated_bound_follows_the_share_of_ratings(rng):
+    counts = rng.zipf(1.6, 2_000).clip(1, 5_000)
+    bound = rarely_rated(counts, 0.05)
+    left_out = counts[counts < bound].sum() / counts.sum()
+    assert left_out <= 0.05 < left_out + counts[counts == bound].sum() / counts.sum()
+    alike = np.full(100, 7)
+    assert (alike >= rarely_rated(alike)).all()  # every item rated alike: none left out
+    assert rarely_rated(np.array([1, 1, 1, 100, 100])) == 100  # three single ratings: 1.5%
+    assert rarely_rated(counts, 0.0) == counts.min()  # nothing left out
+
+
+def test_item_titles_are_titles_or_none(data, learner):
+    titled = item_titles(learner, learner.items.index([1, 2]))
+    assert titled.tolist() == ["Godfather, The (1972)", "Star Wars (1977)"]
+    synthetic, _ = data
+    plain = collab_learner(synthetic.ratings, config=replace(RECIPES["dot_bias"][1], epochs=1),
+                           options=QUIET)  # fmt: skip
+    assert item_titles(plain, [0, 1]).tolist() == [None, None]
+    assert item_labels(plain, [0, 1]).tolist() == ["1", "2"]  # labels to print, not titles
 
 
 def test_recommend_excludes_seen_and_rare_items_for_all_users(learner):

@@ -9,7 +9,13 @@ import torch
 
 from collabfilter import generate_ratings, split_random
 from collabfilter.config import RunOptions
-from collabfilter.errors import ConfigError, DataWarning, TrainingDivergedError, UnknownIdError
+from collabfilter.errors import (
+    CollabFilterWarning,
+    ConfigError,
+    DataWarning,
+    TrainingDivergedError,
+    UnknownIdError,
+)
 from collabfilter.models import RECIPES, DotProduct, DotProductBias, TrainConfig
 from collabfilter.models.dot import compiled
 from collabfilter.models.dot.steps import choose_form
@@ -17,6 +23,7 @@ from collabfilter.sgd import order as shuffle
 from collabfilter.sgd.decay import side_rates
 from collabfilter.sgd.optim import RowOptimizer
 from collabfilter.train import Learner, collab_learner
+from collabfilter.train.lr_find import suggest
 from collabfilter.train.tuning import choose_decay
 
 QUIET = RunOptions(progress=False, seed=3)
@@ -208,6 +215,82 @@ def test_lr_find_suggests_a_rate_and_restores_the_model(planted):
         assert torch.equal(value, before[name])
 
 
+SHAPES = {
+    "ml-100k's shape": {},
+    "long tail, half stars": {"n_users": 300, "n_items": 2000, "n_ratings": 20_000,
+                              "half_stars": True, "popularity_exponent": 1.1,
+                              "activity_exponent": 0.9},
+    "noisy": {"n_users": 600, "n_items": 300, "n_ratings": 30_000, "noise_std": 1.0},
+    "small": {"n_users": 60, "n_items": 200, "n_ratings": 3_000},
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+def test_lr_find_suggests_a_rate_where_the_loss_still_falls_near_its_minimum(shape):
+    synthetic = generate_ratings(seed=8, **shape)
+    train, _ = split_random(synthetic.ratings, 0.1, seed=1)
+    result = collab_learner(train, options=QUIET).lr_find()
+    assert result.problem is None
+    smoothed, lrs = result.smoothed, result.lrs
+    lowest = int(np.argmin(smoothed))
+    at = int(np.flatnonzero(lrs == result.suggestion)[0])
+    assert result.lowest == lrs[lowest] and result.minimum == pytest.approx(lrs[lowest] / 10)
+    # before the minimum, never on the rising part; the first rate only if the curve
+    # said so, and it does not here
+    assert 0 < at <= lowest and smoothed[at] < smoothed[0]
+    assert smoothed[at - 1] >= smoothed[at]  # the loss still falls there
+    fall = smoothed[:lowest].max() - smoothed[lowest]
+    assert smoothed[at] - smoothed[lowest] < 0.2 * fall  # near the bottom of the valley
+    raw_rising = lrs[np.flatnonzero(result.losses > 2 * result.losses[: lowest + 1].min())]
+    assert result.suggestion < raw_rising.min()
+    steep = int(np.flatnonzero(lrs == result.steep)[0])
+    assert 5 <= steep <= lowest  # not one of the first points, not past the minimum
+
+
+def valley(rng, n=100, noise=0.05, low=-1.5, spikes=()):
+    """A finder curve with a known shape: flat, falling to a minimum at 10^low, then
+    rising steeply; Gaussian noise and optional spikes (single bad batches)."""
+    lrs = np.logspace(-5, 0, n)
+    x = np.log10(lrs)
+    falling = 1.0 - 0.4 / (1 + np.exp(-(x - (low - 1)) * 3))
+    losses = falling + np.where(x > low, 2.0 * (x - low) ** 2, 0.0) + rng.normal(0, noise, n)
+    for position in spikes:
+        losses[position] += 3.0
+    return lrs, losses
+
+
+def test_suggestions_are_robust_to_noise_and_single_bad_batches(rng):
+    """Whatever the noise, the suggestion lands before the planted minimum (10^-1.5)
+    and within a decade of it; a spike in the first batches never makes the first
+    rate the steepest."""
+    for seed in range(5):
+        noise_rng = np.random.default_rng(seed)
+        lrs, losses = valley(noise_rng, noise=0.05, spikes=(1, 40, 70))
+        result = suggest(lrs, losses)
+        assert 10**-2.5 <= result.suggestion <= 10**-1.3, seed
+        assert result.steep > lrs[5] and result.steep <= result.lowest
+        assert result.problem is None
+
+
+def test_suggest_reports_curves_that_give_no_rate(rng):
+    lrs = np.logspace(-5, 0, 100)
+    rising = suggest(lrs, np.linspace(1.0, 3.0, 100) + rng.normal(0, 0.01, 100))
+    assert rising.problem is not None and "start_lr" in rising.problem
+    assert rising.suggestion == lrs[0]  # the curve says so
+    still_falling = suggest(lrs, np.linspace(2.0, 1.0, 100) + rng.normal(0, 0.01, 100))
+    assert still_falling.problem is not None and "end_lr" in still_falling.problem
+    short = suggest(lrs[:5], np.ones(5))
+    assert short.problem is None  # too few points to judge
+
+
+def test_lr_find_warns_when_its_curve_gives_no_rate(planted):
+    _, (train, _) = planted
+    learner = collab_learner(train, options=QUIET)
+    with pytest.warns(CollabFilterWarning, match="lowest among the first rates"):
+        result = learner.lr_find(start_lr=0.5, end_lr=20.0, num_steps=60)
+    assert result.problem is not None
+
+
 @pytest.mark.parametrize(
     "changes",
     [
@@ -230,7 +313,7 @@ def test_every_optimizer_and_option_reduces_the_loss(planted, changes):
 def test_neural_recipe_beats_the_mean(planted):
     _, (train, valid) = planted
     learner = collab_learner(train, valid, model="nn", options=QUIET)
-    learner.fit(epochs=6)
+    learner.fit_one_cycle(6)  # warns (an error here) if it ends below the bias baseline
     baseline = float(np.sqrt(np.mean((train.rating.mean() - valid.rating) ** 2)))
     assert rmse(learner, valid) < 0.9 * baseline
     assert list(learner.history_frame().columns) == [

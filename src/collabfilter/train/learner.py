@@ -15,6 +15,7 @@ sets torch's thread count.
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
@@ -27,7 +28,7 @@ from collabfilter.config import NOT_GIVEN, FitConfig, ModelConfig, RunOptions, w
 from collabfilter.data import Ratings, Split
 from collabfilter.data.interactions import Interactions
 from collabfilter.data.tensors import RatingTensors
-from collabfilter.errors import ConfigError, DataError
+from collabfilter.errors import CollabFilterWarning, ConfigError, DataError
 from collabfilter.fitted import FittedModel
 from collabfilter.models import RECIPES, FamilyModule, build_model, family_of
 from collabfilter.models.family import FitJob
@@ -37,6 +38,10 @@ from collabfilter.runtime import resolve_device, seeded
 from collabfilter.sgd import RowTrained, TrainConfig, sweep_rates
 from collabfilter.train.lr_find import LRFinderResult, suggest
 from collabfilter.train.tuning import DecayChoice, choose_decay
+
+FASTAI_BATCH_SIZE = 64
+"""fastai's default batch size (``CollabDataLoaders``): the lessons' Adam step sizes
+were chosen with it, and an Adam step's size means something only with its batch."""
 
 
 class Learner(FittedModel):
@@ -95,6 +100,8 @@ class Learner(FittedModel):
         self.report: object | None = None
         """What the last fit chose and why, when its family reports it (the ranking
         family: which model, with which settings)."""
+        self._sgd_sweep: LRFinderResult | None = None
+        """The last full ``lr_find`` sweep of sgd: what per-rating sgd needs here."""
         self.best_epoch: int | None = None
         self.kept_best = False
         """Whether the weights are those of an epoch chosen on the validation ratings."""
@@ -110,10 +117,15 @@ class Learner(FittedModel):
     ) -> list[EpochRecord]:
         """Train at a constant rate (fastai's ``fit``); other config fields by keyword.
 
-        Returns the records of this call's epochs (also appended to ``history``).
+        ``lr`` is read as :meth:`fit_one_cycle` reads ``lr_max``. Returns the records of
+        this call's epochs (also appended to ``history``).
         """
-        config = with_changes(self._sgd_config("fit"), epochs=epochs, lr=lr, **changes)
-        return self._run(replace(config, schedule="constant"))
+        config = with_changes(self._sgd_config("fit"), epochs=epochs, **changes)
+        config = self._in_optimizer_units(config, lr, changes)
+        records = self._run(replace(config, schedule="constant"))
+        if (problem := self._below_baseline(records)) is not None:
+            warnings.warn(problem, CollabFilterWarning, stacklevel=2)
+        return records
 
     def fit_one_cycle(
         self,
@@ -126,16 +138,94 @@ class Learner(FittedModel):
         """Train with the one-cycle schedule.
 
         ``wd`` is fastai's weight decay: one strength for every table (user and item
-        factors and biases); without it, the recipe's per-table decays apply. Rates are
-        in the optimizer's units: per rating under the default ``sgd`` (``lr_find``
-        sweeps exactly that); fastai's ``5e-3`` is an Adam step size and means the same
-        here with ``optimizer="adamw"`` and its batch size of 64.
+        factors and biases); without it, the recipe's per-table decays apply.
+
+        Rates are in the optimizer's units: per rating under the default ``sgd``, which
+        ``lr_find`` sweeps. The lessons' rates are Adam step sizes (``5e-3``), far below
+        what per-rating sgd needs, and taken as such: a ``lr_max`` under the sgd
+        sweep's ``minimum`` (a tenth of the rate of its lowest loss) trains with
+        ``optimizer="adamw"`` and fastai's batch size of 64, as fastai would, and a note
+        says so. Naming ``optimizer=`` keeps the rate as given. With validation
+        ratings, a fit that ends worse than the bias baseline warns with the rate to
+        use.
+
+        Returns:
+            The records of this call's epochs (also appended to ``history``).
         """
-        config = with_changes(self._sgd_config("fit_one_cycle"), epochs=epochs, lr=lr_max)
+        config = with_changes(self._sgd_config("fit_one_cycle"), epochs=epochs)
         if wd is not NOT_GIVEN:
             config = replace(config, weight_decay=wd, item_weight_decay=wd, bias_weight_decay=wd)
         config = with_changes(config, **changes)
-        return self._run(replace(config, schedule="one_cycle"))
+        config = self._in_optimizer_units(config, lr_max, changes)
+        records = self._run(replace(config, schedule="one_cycle"))
+        if (problem := self._below_baseline(records)) is not None:
+            warnings.warn(problem, CollabFilterWarning, stacklevel=2)
+        return records
+
+    def _in_optimizer_units(
+        self, config: TrainConfig, lr: float, changes: dict[str, Any]
+    ) -> TrainConfig:
+        """``config`` at the rate given, read in the units the caller meant.
+
+        The one place where a rate far below what per-rating sgd needs is taken as
+        the Adam step size of fastai's lessons (see :meth:`fit_one_cycle`). What sgd
+        needs comes from this learner's own sweep (``lr_find``'s last, else one run
+        now), so the rule follows the data and the model rather than a fixed rate.
+        """
+        if lr is NOT_GIVEN:
+            return config
+        config = with_changes(config, lr=lr)
+        if "optimizer" in changes or config.optimizer != "sgd":
+            return config
+        sweep = self._sgd_sweep
+        if sweep is None:
+            sweep = self._sweep(config)
+            if sweep.problem is not None:  # no floor to compare with: the rate as given
+                return config
+            self._sgd_sweep = sweep
+        if lr >= sweep.minimum:
+            return config
+        batch_size = changes.get("batch_size", FASTAI_BATCH_SIZE)
+        announce(
+            f"lr_max={lr:g} is below a tenth of the rate at which per-rating sgd's loss "
+            f"bottoms out on these ratings (lr_find: {sweep.lowest:.3g}; it suggests "
+            f"{sweep.suggestion:.3g}); taken as fastai's Adam step size: training with "
+            f"optimizer='adamw' and batch_size={batch_size}, as fastai does. Pass "
+            "optimizer='sgd' to train by per-rating sgd at this rate",
+            self.options.progress,
+        )
+        return replace(config, optimizer="adamw", batch_size=batch_size)
+
+    def _below_baseline(self, records: list[EpochRecord]) -> str | None:
+        """Why to warn when the validation RMSE ends above the bias baseline's (None
+        otherwise): the model then predicts worse than per-user and per-item averages,
+        which no caller of ``fit`` wants, and the usual cause is the rate."""
+        rmse = self.metrics.get("valid_rmse")
+        baseline = self._baseline_rmse()
+        if rmse is None or baseline is None or rmse <= baseline:
+            return None
+        assert isinstance(self.config, TrainConfig)  # set by _run from an sgd config
+        config = self.config
+        if config.optimizer == "sgd" and self._sgd_sweep is not None:
+            hint = f"lr_max={self._sgd_sweep.suggestion:.3g}, this learner's lr_find suggestion"
+        else:
+            hint = f"the suggestion of lr_find(), which sweeps {config.optimizer}"
+        return (
+            f"after {len(records)} epochs at lr={config.lr:g} ({config.optimizer}) the "
+            f"validation RMSE is {rmse:.4f}, worse than the bias baseline's {baseline:.4f} "
+            f"(the mean plus damped user and item biases): train longer or try {hint}"
+        )
+
+    def _baseline_rmse(self) -> float | None:
+        """The validation RMSE of the damped bias baseline (what unknown pairs get under
+        ``unknown="baseline"``), or None without validation ratings."""
+        valid = self.valid_ratings
+        if valid is None or len(valid) == 0 or not self.predicts_ratings:
+            return None
+        mean, user_bias, item_bias = self._damped_biases()
+        guess = mean + user_bias[valid.user_idx] + item_bias[valid.item_idx]
+        guess = np.clip(guess, self.scale.low, self.scale.high)
+        return float(np.sqrt(np.mean((guess - valid.rating) ** 2)))
 
     def fit_recipe(self) -> list[EpochRecord]:
         """Train with this learner's recipe, making its automatic choices first.
@@ -234,9 +324,23 @@ class Learner(FittedModel):
 
         Sweeps the optimizer and step form that :meth:`fit_one_cycle` uses with this
         learner's config, so the suggestion is in the units the fit takes. The model is
-        restored afterwards.
+        restored afterwards. Warns (``CollabFilterWarning``) when the curve gives no
+        reliable rate (``problem``).
         """
-        config = replace(self._sgd_config("lr_find"), lr=1.0, schedule="constant")
+        config = self._sgd_config("lr_find")
+        result = self._sweep(config, start_lr, end_lr, num_steps)
+        if result.problem is not None:
+            warnings.warn(f"lr_find: {result.problem}", CollabFilterWarning, stacklevel=2)
+        elif config.optimizer == "sgd":
+            self._sgd_sweep = result
+        return result
+
+    def _sweep(
+        self, config: TrainConfig, start_lr: float = 1e-5, end_lr: float = 1.0,
+        num_steps: int = 100,
+    ) -> LRFinderResult:  # fmt: skip
+        """The finder's sweep of ``config``'s optimizer and batches; the model restored."""
+        config = replace(config, lr=1.0, schedule="constant")
         steps_of = self.family.steps
         module = self.model
         if steps_of is None or not isinstance(module, RowTrained):
@@ -273,6 +377,7 @@ def collab_learner(
     valid: Ratings | None = None,
     *,
     model: ModelConfig | str = "dot_bias",
+    use_nn: bool = False,
     config: FitConfig | None = None,
     options: RunOptions | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
@@ -286,12 +391,27 @@ def collab_learner(
         model: a recipe name (``"dot_bias"``, ``"dot"``, ``"nn"``, ``"bayes"``,
             ``"topn"``...; see :data:`~collabfilter.models.RECIPES`) or a family's model
             config (``DotConfig(n_factors=32)``).
+        use_nn: fastai's spelling of ``model="nn"`` (an MLP over concatenated
+            embeddings), accepted so that the lessons' calls run as written.
         config: how to fit it (default: the recipe's).
         options: run options.
         on_epoch: see :class:`Learner`.
         model_changes: model config fields to override (``n_factors=50``,
             ``y_range=(0, 5.5)``, ``layers=(100, 50)``...).
+
+    Raises:
+        ConfigError: for an unknown recipe, a field its model config lacks, or
+            ``use_nn=True`` beside another model than ``"nn"``.
     """
+    if use_nn:
+        # "dot_bias" is the default, not a choice; an nn config is what use_nn asks for
+        nn_config = not isinstance(model, str) and family_of(model).name == "nn"
+        if model not in ("dot_bias", "nn") and not nn_config:
+            raise ConfigError(
+                f"use_nn=True is fastai's model='nn'; it contradicts model={model!r}: "
+                "pass one of them"
+            )
+        model = model if nn_config else "nn"
     if isinstance(model, str):
         if model not in RECIPES:
             raise ConfigError(f"unknown model {model!r}; known: {sorted(RECIPES)}")
