@@ -96,8 +96,9 @@ class RunOptions:
     seed: int = 42
     """Seeds initialisation, shuffling and dropout."""
     progress: bool | None = None
-    """Progress bar and epoch table on stderr. None shows them on a terminal and in a
-    notebook; ``COLLABFILTER_PROGRESS=0`` (or ``False`` here) silences them."""
+    """The epoch table and notes on stderr, and an animated bar where someone watches (a
+    terminal, or a notebook with ipywidgets). None shows the table wherever training
+    runs; ``False`` here or ``COLLABFILTER_PROGRESS=0`` silences both."""
     step: StepForm = "auto"
     """How a dot model's sgd step is computed: ``"compiled"`` (one compiled loop per
     batch, numba, CPU), ``"sparse"`` (the batch as a sparse users x items matrix),

@@ -106,3 +106,8 @@ class ChecksumMismatchWarning(CollabFilterWarning):
 
 class DataWarning(CollabFilterWarning):
     """Input was usable but something was dropped or changed; the message counts it."""
+
+
+class TrainingWarning(CollabFilterWarning):
+    """A fit ran but its settings look wrong for the data (a rate on another scale, a
+    result worse than the bias baseline); the message says what to use instead."""

@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from collabfilter.data.titles import TitleIndex
-from collabfilter.errors import AmbiguousTitleError, CollabFilterError, UnknownIdError
+from collabfilter.errors import AmbiguousTitleError, CollabFilterError, ConfigError, UnknownIdError
 from collabfilter.fitted import FittedModel
 
 _LISTED = 10
@@ -191,7 +191,12 @@ def item_pca(model: FittedModel, n_components: int = 3, *, among: int | None = 1
     """PCA of the item factors of the ``among`` most rated items (one SVD, centred).
 
     Signs are fixed so that each component's largest coordinate is positive.
+
+    Raises:
+        ConfigError: for ``among`` below 2 (a single item has no spread).
     """
+    if among is not None and among < 2:
+        raise ConfigError(f"among must be at least 2 items, got {among}")
     factors = item_factors(model)
     counts = model.interactions.item_counts()
     order = np.argsort(-counts, kind="stable")

@@ -24,7 +24,7 @@ from torch import Tensor
 
 from collabfilter.errors import CollabFilterError, DataError
 from collabfilter.fitted import FittedModel, require_known_users
-from collabfilter.interpret import find_item, find_items, item_labels
+from collabfilter.interpret import find_item, find_items, item_labels, item_titles
 from collabfilter.models import FoldedUser
 
 USER_BLOCK = 1024
@@ -60,6 +60,14 @@ class Recommendations:
     def __len__(self) -> int:
         return len(self.users)
 
+    def __repr__(self) -> str:
+        shown = ", ".join(str(u) for u in self.users[:3].tolist())
+        more = f" and {len(self.users) - 3} more" if len(self.users) > 3 else ""
+        return (
+            f"Recommendations({len(self.users)} users ({shown}{more}), {len(self.item_idx)} "
+            f"items by {self.score_name}: see to_frame(model) for ids and titles)"
+        )
+
     def of(self, position: int) -> tuple[np.ndarray, np.ndarray]:
         """The item indices and scores of the ``position``-th user asked for."""
         part = slice(int(self.offsets[position]), int(self.offsets[position + 1]))
@@ -75,7 +83,7 @@ class Recommendations:
                 "user": np.repeat(self.users, lengths),
                 "rank": ranks,
                 "item": model.items.id_of(self.item_idx),
-                "title": item_labels(model, self.item_idx),
+                "title": item_titles(model, self.item_idx),
                 self.score_name: self.scores,
             }
         )
@@ -277,10 +285,11 @@ def check_ratings(model: FittedModel, item_idx: np.ndarray, values: np.ndarray) 
         DataError: naming the offending ratings.
     """
     scale = model.scale
-    off = ~np.isfinite(values) | (values < scale.low) | (values > scale.high)
-    if scale.step is not None:
-        steps = (values - scale.low) / scale.step
-        off |= np.abs(steps - np.round(steps)) > 1e-6
+    with np.errstate(invalid="ignore", over="ignore"):  # NaN and infinity are refused below
+        off = ~np.isfinite(values) | (values < scale.low) | (values > scale.high)
+        if scale.step is not None:
+            steps = (values - scale.low) / scale.step
+            off |= ~(np.abs(steps - np.round(steps)) <= 1e-6)
     if off.any():
         raise DataError(
             f"ratings must lie on the model's scale {scale}; got {values[off][:5].tolist()}"
@@ -364,7 +373,7 @@ def recommend_new_user(
         {
             "rank": np.arange(1, len(listed.item_idx) + 1),
             "item": model.items.id_of(listed.item_idx),
-            "title": item_labels(model, listed.item_idx),
+            "title": item_titles(model, listed.item_idx),
             ("predicted" if model.predicts_ratings else "score"): listed.scores,
             "because you rated": reasons,
         }

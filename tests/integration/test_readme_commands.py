@@ -171,6 +171,8 @@ def check_train(argv, out, written):
     assert "train_loss" in out
     if "--valid-pct" in argv:
         assert "no validation part" in out and "Validation error" not in out
+    elif "topn" in argv:  # judged as lists: its NDCG beside the most popular items'
+        assert "ndcg" in out.lower() and "most popular" in out
     else:
         rows = table_rows(out)
         model_row = next(cells for name, cells in rows.items() if name not in (
@@ -179,7 +181,7 @@ def check_train(argv, out, written):
     if "--split" in argv:
         assert argv[argv.index("--split") + 1] in out
     if "--out" in argv:
-        assert written["ranker"] == ("--with-ranking" in argv)
+        assert written["ranker"] == ("--with-ranking" in argv) or "topn" in argv
         assert (STORED_USER in written["users"]) == ("--ratings-db" in argv)
         if "--user" in argv:
             assert written["columns"]["user"] == "userId"

@@ -332,11 +332,6 @@ def test_tiny_data_trains_or_fails_on_one_line(n, recipe, made, tmp_path, capsys
         one_error(err)
 
 
-@pytest.mark.xfail(
-    reason="library: train/tuning.py choose_decay asserts when the carved tenth of a tiny "
-    "training set is empty (an AssertionError instead of a DataError); see the report",
-    strict=False,
-)
 @pytest.mark.parametrize("n", [1, 5, 20])
 def test_tiny_data_with_the_decay_search(n, made, tmp_path, capsys):
     _, _, _, frame = made

@@ -296,13 +296,15 @@ def lr_find(args: argparse.Namespace, console: Console) -> int:
 
         plots.plot_lr_finder(result, args.plot)
     document = {"suggestion": result.suggestion, "steep": result.steep,
-                "minimum": result.minimum, "steps": len(result.lrs)}  # fmt: skip
+                "minimum": result.minimum, "lowest": result.lowest, "problem": result.problem,
+                "steps": len(result.lrs)}  # fmt: skip
     if args.json:
         emit_json(document)
         return 0
     console.print(
-        f"suggested peak rate {result.suggestion:.3g} (lowest smoothed loss; fastai's steep "
-        f"{result.steep:.3g}, minimum {result.minimum:.3g}) over {len(result.lrs)} steps"
+        f"suggested peak rate {result.suggestion:.3g} (where the smoothed loss enters its "
+        f"valley; lowest at {result.lowest:.3g}; fastai's steep {result.steep:.3g}, minimum "
+        f"{result.minimum:.3g}) over {len(result.lrs)} steps"
     )
     if args.plot is not None:
         console.print(printable(f"plot written to {args.plot}"))

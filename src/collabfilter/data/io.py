@@ -248,8 +248,13 @@ def read_parquet(
     import pyarrow.parquet as pq
 
     wanted = list(columns.required().values())
-    present = set(pq.read_schema(path).names)
-    table = pq.read_table(path, columns=[c for c in wanted if c in present])
+    try:
+        present = set(pq.read_schema(path).names)
+        table = pq.read_table(path, columns=[c for c in wanted if c in present])
+    except (pa.ArrowException, OSError) as error:
+        raise RatingsFormatError(
+            f"{path}: not a readable parquet file ({error})", source=str(path)
+        ) from error
     # Convert column by column, freeing Arrow's copy as it goes, then hand the freed
     # pool memory back: a 25M-row file would otherwise hold twice its size.
     frame = table.to_pandas(split_blocks=True, self_destruct=True)

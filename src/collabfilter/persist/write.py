@@ -43,8 +43,16 @@ def save_model(path: str | Path, model: FittedModel, *, ranking: FittedModel | N
     Raises:
         CollabFilterError: if the two models were trained on different data, or a
             model's class cannot be written.
-        OSError: if the folder cannot be written.
+        OSError: if the folder is missing or cannot be written, or ``path`` is a folder
+            (checked before anything is written).
     """
+    final = Path(path)
+    if final.is_dir():
+        raise IsADirectoryError(f"cannot write the model file {final}: it is a folder")
+    if not final.parent.is_dir():
+        raise FileNotFoundError(
+            f"cannot write the model file {final}: its folder {final.parent} does not exist"
+        )
     parts = {("rating" if model.predicts_ratings else "ranking"): model}
     if ranking is not None:
         if "ranking" in parts or ranking.predicts_ratings:
@@ -79,7 +87,6 @@ def save_model(path: str | Path, model: FittedModel, *, ranking: FittedModel | N
     }
     text = json.dumps(document, allow_nan=False, separators=(",", ":"))
     metadata = {"collabfilter": text, "sha256": text_digest(text)}
-    final = Path(path)
     temporary = final.with_name(f".{final.name}.{os.getpid()}.tmp")
     try:
         save_file(tensors, str(temporary), metadata=metadata)

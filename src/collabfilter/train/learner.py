@@ -28,7 +28,7 @@ from collabfilter.config import NOT_GIVEN, FitConfig, ModelConfig, RunOptions, w
 from collabfilter.data import Ratings, Split
 from collabfilter.data.interactions import Interactions
 from collabfilter.data.tensors import RatingTensors
-from collabfilter.errors import CollabFilterWarning, ConfigError, DataError
+from collabfilter.errors import ConfigError, DataError, TrainingWarning
 from collabfilter.fitted import FittedModel
 from collabfilter.models import RECIPES, FamilyModule, build_model, family_of
 from collabfilter.models.family import FitJob
@@ -124,7 +124,7 @@ class Learner(FittedModel):
         config = self._in_optimizer_units(config, lr, changes)
         records = self._run(replace(config, schedule="constant"))
         if (problem := self._below_baseline(records)) is not None:
-            warnings.warn(problem, CollabFilterWarning, stacklevel=2)
+            warnings.warn(problem, TrainingWarning, stacklevel=2)
         return records
 
     def fit_one_cycle(
@@ -159,7 +159,7 @@ class Learner(FittedModel):
         config = self._in_optimizer_units(config, lr_max, changes)
         records = self._run(replace(config, schedule="one_cycle"))
         if (problem := self._below_baseline(records)) is not None:
-            warnings.warn(problem, CollabFilterWarning, stacklevel=2)
+            warnings.warn(problem, TrainingWarning, stacklevel=2)
         return records
 
     def _in_optimizer_units(
@@ -324,13 +324,13 @@ class Learner(FittedModel):
 
         Sweeps the optimizer and step form that :meth:`fit_one_cycle` uses with this
         learner's config, so the suggestion is in the units the fit takes. The model is
-        restored afterwards. Warns (``CollabFilterWarning``) when the curve gives no
+        restored afterwards. Warns (``TrainingWarning``) when the curve gives no
         reliable rate (``problem``).
         """
         config = self._sgd_config("lr_find")
         result = self._sweep(config, start_lr, end_lr, num_steps)
         if result.problem is not None:
-            warnings.warn(f"lr_find: {result.problem}", CollabFilterWarning, stacklevel=2)
+            warnings.warn(f"lr_find: {result.problem}", TrainingWarning, stacklevel=2)
         elif config.optimizer == "sgd":
             self._sgd_sweep = result
         return result

@@ -19,11 +19,13 @@ at 75%), and the search steps outwards by factors of two while the best is at an
 from __future__ import annotations
 
 import copy
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from collabfilter.config import RunOptions
 from collabfilter.data import Ratings, Split, split_random
+from collabfilter.errors import DataWarning
 from collabfilter.models import FamilyModule
 from collabfilter.progress import EpochRecord
 from collabfilter.sgd import TrainConfig
@@ -35,6 +37,8 @@ CHECKPOINTS = ((0.6, 0.01), (0.75, 0.0))
 run at that epoch by more than the margin is abandoned. Midway the ranking is not yet
 settled, so only a clear loser stops early; at three quarters it has settled."""
 LIMITS = (1 / 16, 16.0)
+MIN_CARVED = 10
+"""Fewer carved ratings than this cannot tell decay strengths apart: the recipe's is kept."""
 
 Trial = Callable[
     [FamilyModule, Split, TrainConfig, Callable[[EpochRecord], None], frozenset[int] | None], None
@@ -66,6 +70,11 @@ class DecayChoice:
 
     def describe(self) -> str:
         """One line for the training output."""
+        if not self.scores:
+            return (
+                f"decay x{self.multiplier:g} kept as the recipe's: {self.carved:,} carved "
+                "ratings are too few to choose it on"
+            )
         tried = ", ".join(
             f"x{m:g}: {r:.4f}{' (stopped)' if m in self.abandoned else ''}"
             for m, r in sorted(self.scores.items())
@@ -89,6 +98,14 @@ def choose_decay(
         trial: runs one trial (see :data:`Trial`).
     """
     part = split_random(train, CARVED, seed=options.seed, keep_known=True)
+    if len(part.valid) < MIN_CARVED:
+        warnings.warn(
+            f"{len(train):,} training ratings leave {len(part.valid)} to choose the decay "
+            f"strength on (at least {MIN_CARVED} are needed): the recipe's is kept",
+            DataWarning,
+            stacklevel=3,
+        )
+        return DecayChoice(1.0, {}, frozenset(), len(part.valid))
     checkpoints = {max(1, round(share * config.epochs)): margin for share, margin in CHECKPOINTS}
     # Only the checkpoints' and the last epoch's scores are read; early stopping and
     # keep_best read every epoch's, so then every epoch is scored.
