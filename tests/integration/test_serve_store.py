@@ -152,7 +152,8 @@ def test_another_programs_database_is_refused_and_left_alone(tmp_path, tables, v
     path.unlink(missing_ok=True)
     with sqlite3.connect(path) as connection:
         for name, columns in tables.items():
-            connection.execute(f"CREATE TABLE {name} ({', '.join(columns)})")
+            quoted = ", ".join(f'"{column}"' for column in columns)  # "on" is a keyword
+            connection.execute(f'CREATE TABLE "{name}" ({quoted})')
     connection.close()
     refused_untouched(path, "not a collabfilter ratings database", next(iter(sorted(tables))))
 

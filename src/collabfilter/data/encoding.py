@@ -156,8 +156,15 @@ def _integer_of(value: Any) -> int | None:
 
 
 def _as_text(array: np.ndarray) -> np.ndarray:
-    """Ids as an object array of Python str (vectorised through pandas)."""
-    return pd.Series(array.reshape(-1), dtype=object).astype(str).to_numpy(dtype=object)
+    """Ids as an object array of Python str (vectorised through pandas).
+
+    Raises:
+        DataError: for text that is not valid Unicode (pandas' Arrow strings refuse it).
+    """
+    try:
+        return pd.Series(array.reshape(-1), dtype=object).astype(str).to_numpy(dtype=object)
+    except UnicodeEncodeError:
+        return check_text_ids(np.array([str(v) for v in array.reshape(-1)], dtype=object))
 
 
 def factorize(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
