@@ -217,10 +217,18 @@ class Recommender:
 
     @classmethod
     def load(
-        cls, path: str | Path, *, user: str = "user", item: str = "item", rating: str = "rating"
-    ) -> Recommender:
-        """A recommender around the model saved at ``path``, reading frames with these
-        column names."""
-        recommender = cls(user=user, item=item, rating=rating)
-        recommender.fitted_ = load_model(path)
+        cls, path: str | Path, *, user: str | None = None, item: str | None = None,
+        rating: str | None = None,
+    ) -> Recommender:  # fmt: skip
+        """A recommender around the model saved at ``path``: its recipe as ``model``, and
+        frames read by the column names it was trained on unless others are given."""
+        fitted = load_model(path)
+        kind = fitted.model_config.kind if fitted.model_config is not None else "dot_bias"
+        columns = fitted.columns
+        recommender = cls(
+            kind, user=user or columns.get("user", "user"),
+            item=item or columns.get("item", "item"),
+            rating=rating or columns.get("rating", "rating"),
+        )  # fmt: skip
+        recommender.fitted_ = fitted
         return recommender

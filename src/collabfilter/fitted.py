@@ -310,6 +310,23 @@ class FittedModel:
         scores = self._item_scores(self.model.score_items, user_idx)
         return self.on_scale(scores) if self.predicts_ratings else scores
 
+    def item_counts(self) -> np.ndarray:
+        """Training ratings per item (int64), counted once: lists, searches and the
+        service ask for them on every request, and the training ratings never change."""
+        counts = self.cache.get("item_counts")
+        if counts is None:
+            counts = self.cache["item_counts"] = self.interactions.item_counts()
+        assert isinstance(counts, np.ndarray)
+        return counts
+
+    def blend_users(self, user_idx: np.ndarray, popularity_weight: float) -> Tensor:
+        """Scores ``score + w * log(1 + n_i)`` of every item for the given users, to rank
+        by: a rating model's scores before they are clipped to the scale (clipped
+        ratings would tie at the top and leave the order to popularity alone)."""
+        scores = self._item_scores(self.model.score_items, user_idx)
+        counts = torch.from_numpy(self.item_counts().astype(np.float32))
+        return scores + popularity_weight * torch.log1p(counts)
+
     def rank_users(self, user_idx: np.ndarray) -> Tensor:
         """Scores that order every item for the given users as :meth:`score_users` does,
         at less cost where the family offers it (a rating model leaves out its per-user

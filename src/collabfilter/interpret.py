@@ -47,7 +47,7 @@ def title_index(model: FittedModel) -> TitleIndex:
         titles = model.items.titles
         if titles is None:
             titles = np.full(len(model.items), None, dtype=object)
-        index = model.cache["titles"] = TitleIndex(titles, model.interactions.item_counts())
+        index = model.cache["titles"] = TitleIndex(titles, model.item_counts())
     assert isinstance(index, TitleIndex)
     return index
 
@@ -102,7 +102,7 @@ def search_items(model: FittedModel, query: str, *, k: int = 10) -> pd.DataFrame
         found = title_index(model).match(str(query))
         rows += [int(i) for i in found.item_idx if int(i) not in rows]
     picked = np.asarray(rows[:k], dtype=np.int64)
-    counts = model.interactions.item_counts()
+    counts = model.item_counts()
     return pd.DataFrame(
         {"item": items.id_of(picked), "title": item_labels(model, picked),
          "ratings": counts[picked]}
@@ -198,7 +198,7 @@ def item_pca(model: FittedModel, n_components: int = 3, *, among: int | None = 1
     if among is not None and among < 2:
         raise ConfigError(f"among must be at least 2 items, got {among}")
     factors = item_factors(model)
-    counts = model.interactions.item_counts()
+    counts = model.item_counts()
     order = np.argsort(-counts, kind="stable")
     chosen = order[: among or len(order)]
     centred = factors[chosen] - factors[chosen].mean(axis=0)
@@ -296,7 +296,7 @@ def _top_similar(
     min_ratings: int | None,
 ) -> pd.DataFrame:
     scores[target] = -torch.inf
-    counts = model.interactions.item_counts()
+    counts = model.item_counts()
     if min_ratings is None:
         min_ratings = rarely_rated(counts)
     elif min_ratings < 1:

@@ -131,10 +131,7 @@ def rare_items(model: FittedModel, min_ratings: int | None) -> np.ndarray | None
         return None
     if min_ratings < 1:
         raise ValueError(f"min_ratings must be >= 1, got {min_ratings}")
-    counts = model.cache.get("item_counts")
-    if counts is None:
-        counts = model.cache["item_counts"] = model.interactions.item_counts()
-    return np.flatnonzero(counts < min_ratings)
+    return np.flatnonzero(model.item_counts() < min_ratings)
 
 
 def _top(ranking: Tensor, k: int) -> tuple[Tensor, Tensor]:
@@ -170,12 +167,11 @@ def recommend_rows(
         raise ValueError(f"k must be >= 1, got {k}")
     user_idx = np.asarray(user_idx, dtype=np.int64).reshape(-1)
     blocked = rare_items(model, min_ratings)
-    log_counts = torch.log1p(torch.from_numpy(model.interactions.item_counts().astype(np.float32)))
     items, scores, lengths, reasons = [], [], [], []
     for start in range(0, len(user_idx), USER_BLOCK):
         block = user_idx[start : start + USER_BLOCK]
         if popularity_weight:
-            ranking = model.score_users(block) + popularity_weight * log_counts
+            ranking = model.blend_users(block, popularity_weight)
         else:
             ranking = model.rank_users(block)
         if exclude_seen:
@@ -434,6 +430,8 @@ class Explanation:
     the sigmoid maps to ``prediction``; for ranking models: the largest contributions
     of rated items). ``because`` is the one rated item the lists show as the reason;
     ``rated`` lists the user's rated items that can be a reason, strongest first.
+    ``prediction`` is what the explained model gives: a predicted rating, or a ranking
+    model's score (``score_name`` says which).
     """
 
     user: Any
@@ -443,6 +441,7 @@ class Explanation:
     terms: dict[str, float]
     because: Reason | None
     rated: pd.DataFrame
+    score_name: str = "predicted"
 
 
 def explain(
@@ -484,4 +483,7 @@ def explain(
         prediction = float(model.score_users(np.array([u]))[0, i])
         terms = {str(labels[j]): float(strength[j]) for j in order[:n_similar]}
     title = str(item_labels(model, [i])[0])
-    return Explanation(user, model.items.id_of([i])[0], title, prediction, terms, reason, table)
+    return Explanation(
+        user, model.items.id_of([i])[0], title, prediction, terms, reason, table,
+        "predicted" if model.predicts_ratings else "score",
+    )  # fmt: skip

@@ -58,8 +58,8 @@ class RatingScale:
     def __post_init__(self) -> None:
         if not (np.isfinite(self.low) and np.isfinite(self.high) and self.low < self.high):
             raise DataError(f"rating scale needs finite low < high, got {self.low}..{self.high}")
-        if self.step is not None and self.step <= 0:
-            raise DataError(f"rating scale step must be positive, got {self.step}")
+        if self.step is not None and not (np.isfinite(self.step) and self.step > 0):
+            raise DataError(f"rating scale step must be positive and finite, got {self.step}")
 
     @classmethod
     def infer(cls, ratings: np.ndarray) -> RatingScale:

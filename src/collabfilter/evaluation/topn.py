@@ -124,10 +124,9 @@ def evaluate_ranking(
     seen = ItemSets.from_pairs(data.user_idx(), data.item_idx, n_users, n_items)
     counts = data.item_counts().astype(np.float32)
     popularity = torch.from_numpy(counts)
-    log_popularity = torch.log1p(popularity)
 
     def blended(weight: float) -> Callable[[np.ndarray], Tensor]:
-        return lambda block: model.score_users(block) + weight * log_popularity
+        return lambda block: model.blend_users(block, weight) if weight else model.rank_users(block)
 
     weights = popularity_weights if model.predicts_ratings else (0.0,)
     scorers = {

@@ -252,6 +252,7 @@ def _part(
     if cls is None:
         raise fail(f"unknown model class {module_spec.get('class')!r}; known: {sorted(MODULES)}")
     args = _mapping(module_spec, "args", fail)
+    _bounded(args, len(records), f"{role} model's arguments", fail)
     try:
         with torch.device("meta"):
             module = cls.from_spec(args)
@@ -275,6 +276,20 @@ def _part(
     if sizes.get("n_users") != n_users or sizes.get("n_items") != n_items:
         raise fail(f"{role} model sizes disagree with the vocabularies")
     return _Part(module, spec)
+
+
+def _bounded(value: Any, limit: int, where: str, fail: Fail) -> None:
+    """Refuse arguments holding a list longer than the file has tensors: no module of
+    collabfilter takes more list entries (layers, dropouts) than it has tensors, and a
+    forged list of millions would cost minutes to build before any shape is compared."""
+    if isinstance(value, dict):
+        for item in value.values():
+            _bounded(item, limit, where, fail)
+    elif isinstance(value, list):
+        if len(value) > limit:
+            raise fail(f"{where} hold a list of {len(value):,} entries for {limit} tensors")
+        for item in value:
+            _bounded(item, limit, where, fail)
 
 
 def _expect_data(records: dict[str, dict[str, Any]], n_users: int, fail: Fail) -> None:

@@ -181,7 +181,7 @@ class ServedModel:
         self.items = IdLookup(model.items)
         self.item_ids = self.items.ids
         self.labels = [str(label) for label in model.items.labels()]
-        self.counts = model.interactions.item_counts()
+        self.counts = model.item_counts()
         self.folds = LockedCache(4096)
         self.views = LockedCache(32)
         if model.items.titles is not None:

@@ -19,6 +19,7 @@ from torch import Tensor, nn
 
 from collabfilter.config import RunOptions
 from collabfilter.data.tensors import Batch, RatingTensors
+from collabfilter.errors import ConfigError
 from collabfilter.sgd.config import TrainConfig
 from collabfilter.sgd.decay import Tables, row_decays, side_rates
 from collabfilter.sgd.optim import RowOptimizer
@@ -166,6 +167,15 @@ def autograd_steps(
     *,
     shard_of: tuple[RatingTensors, int] | None = None,
 ) -> Steps:
-    """The generic :class:`StepsFactory`: autograd steps over the module's row tables."""
+    """The generic :class:`StepsFactory`: autograd steps over the module's row tables.
+
+    Raises:
+        ConfigError: for a closed step form asked of a family that has none.
+    """
+    if options.step not in ("auto", "autograd"):
+        raise ConfigError(
+            f"step={options.step!r} is a form of the dot family's step; "
+            f"{type(module).__name__} trains by autograd: use step='auto' or 'autograd'"
+        )
     plan = StepPlan(module.row_tables(), data, config, options, generator, shard_of)
     return AutogradSteps(module, data, plan, config)

@@ -103,7 +103,7 @@ def draw_rows(
     linear = moment.double() * noise_precision + prior_mean.double() * prior_precision.double()
     factor = torch.linalg.cholesky(precision)
     # P = L L^T: x = L^-T (L^-1 m + e) has mean P^-1 m and covariance (L L^T)^-1; two
-    # triangular solves (cholesky_solve, which also does two, took 2.7x as long).
+    # triangular solves (cholesky_solve does two as well, but slower: docs/tuning.md).
     whitened = torch.linalg.solve_triangular(factor, linear.unsqueeze(-1), upper=False)
     whitened += draw_normal(tuple(whitened.shape), whitened, generator)
     draw: Tensor = torch.linalg.solve_triangular(factor.mT, whitened, upper=True).squeeze(-1)

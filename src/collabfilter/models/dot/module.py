@@ -109,6 +109,8 @@ class DotProductBias(BiasTerms, RatingModule, RowTrained):
         }
         if self.biased:
             spec["activity_prior"] = self.activity_prior
+        elif type(self) is DotProductBias:  # DotProduct says it by its class
+            spec["biases"] = False
         return spec
 
     @classmethod
@@ -177,9 +179,11 @@ class DotProductBias(BiasTerms, RatingModule, RowTrained):
         """The logits without what is the same along a row (the user's effect, the
         offset) and without the monotone output range: one matrix product that adds
         the item effects."""
+        dots = self.user_factors[user_idx] @ self.item_factors.T
         if not self.biased:
-            return self.user_factors[user_idx] @ self.item_factors.T
-        return torch.addmm(self.item_effect(), self.user_factors[user_idx], self.item_factors.T)
+            return dots
+        ranking: Tensor = TORCH.logit(dots, 0.0, self.item_effect().unsqueeze(0), 0.0)
+        return ranking
 
     # ------------------------------------------------------------------ new users
     @torch.no_grad()
@@ -199,7 +203,8 @@ class DotProductBias(BiasTerms, RatingModule, RowTrained):
         activity = 0.0
         decay = [n * factor_decay] * self.n_factors
         if self.biased:
-            activity = float(self.activity_of(torch.tensor([n]), kind="user")[0].cpu())
+            count = torch.tensor([n], device=self.activity_scale.device)
+            activity = float(self.activity_of(count, kind="user")[0].cpu())
             beta_user, _ = self.activity_weights()
             item_effect = self.item_effect().detach().cpu()[index].double()
             user_prior = TORCH.effect(0.0, beta_user, activity)

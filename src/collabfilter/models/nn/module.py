@@ -223,28 +223,27 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
         target = ratings.to(device, torch.float32)
         embedding = torch.zeros(self.user_embedding.shape[1], device=device, requires_grad=True)
         bias = torch.zeros((), device=device, requires_grad=True)
-        activity = float(self.activity_of(torch.tensor([n]))[0]) if self.biased else 0.0
+        activity = (
+            float(self.activity_of(torch.tensor([n], device=device))[0]) if self.biased else 0.0
+        )
         unknowns = [embedding, bias] if self.biased else [embedding]
         solver = torch.optim.LBFGS(unknowns, max_iter=100, line_search_fn="strong_wolfe")
-        frozen = [p for p in self.parameters() if p.requires_grad]
-        for parameter in frozen:
-            parameter.requires_grad_(False)
 
         def objective() -> Any:
-            solver.zero_grad()
             logits = self._folded_logits(embedding, bias, activity, items)
             error = TORCH.rating(logits, *self.low_span) - target
             loss = 0.5 * (error @ error) + 0.5 * n * factor_decay * (embedding @ embedding)
             loss = loss + 0.5 * n * bias_decay * bias * bias
-            loss.backward()
-            return loss
+            # gradients of the user's unknowns only: the shared network is read, never
+            # given gradients (several requests may fold users in at once)
+            for unknown, grad in zip(unknowns, torch.autograd.grad(loss, unknowns), strict=True):
+                unknown.grad = grad
+            return loss.detach()
 
         try:
             with torch.enable_grad():
                 solver.step(objective)  # type: ignore[no-untyped-call]
         finally:
-            for parameter in frozen:
-                parameter.requires_grad_(True)
             self.train(was_training)
         return NNUser(embedding.detach(), float(bias.detach()), activity)
 
@@ -282,7 +281,8 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
     def parts(self, user_idx: int, item_idx: int) -> dict[str, float]:
         """The logit's terms: ``c``, ``e_u``, ``e_i`` and the network's output."""
         users = self.user_embedding[[user_idx]].detach()
-        network = float(self._network(users, self.item_embedding[[item_idx]].detach())[0])
+        with torch.no_grad():
+            network = float(self._network(users, self.item_embedding[[item_idx]].detach())[0])
         if not self.biased:
             return {"network": network}
         return {

@@ -4,6 +4,7 @@ ratings."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import torch
@@ -38,12 +39,15 @@ def fit(module: FamilyModule, job: FitJob, config: FitConfig) -> FitOutcome:
             f"the ranking family is fitted by a TopNConfig, not {type(config).__name__}"
         )
     start = time.perf_counter()
+    config = dataclasses.replace(config, seed=job.options.seed)  # the run's seed rules
     chosen, report = fit_topn(job.train, config)
     record = EpochRecord(job.first_epoch, None, None, None, time.perf_counter() - start)
     if job.on_epoch is not None:
         job.on_epoch(record)
     metrics = {} if job.valid is None else validation_metrics(chosen, job, config.relevance)
-    return FitOutcome(chosen.to(job.tensors.device), [record], report=report, metrics=metrics)
+    return FitOutcome(
+        chosen.to(job.tensors.device), [record], config=config, report=report, metrics=metrics
+    )
 
 
 def validation_metrics(model: TopNModel, job: FitJob, relevance: float | None) -> dict[str, float]:

@@ -73,7 +73,8 @@ class TopNConfig(FitConfig):
     """The choice looks at the ratings of at most this many users (a seeded sample),
     so its cost stays bounded at any scale; the refit uses every user."""
     seed: int = 42
-    """Seeds the carve, the user sample and the iALS initialisation."""
+    """Seeds the carve, the user sample and the iALS initialisation (a learner sets it to
+    its ``RunOptions.seed``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "candidates", tuple(self.candidates))
