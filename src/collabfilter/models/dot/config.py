@@ -11,6 +11,25 @@ from collabfilter.sgd import TrainConfig
 YRange = tuple[float, float] | Literal["data"] | None
 
 
+def output_range(value: object) -> tuple[float, float] | Literal["data"]:
+    """A model config's ``y_range`` checked: ``"data"``, or ``(low, high)`` as floats.
+
+    Raises:
+        ConfigError: for anything else.
+    """
+    if value == "data":
+        return "data"
+    try:
+        bounds = tuple(float(v) for v in value)  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        bounds = ()
+    require(
+        len(bounds) == 2 and bounds[0] < bounds[1],
+        f"y_range must be (low, high) with low < high, or 'data', got {value!r}",
+    )
+    return bounds[0], bounds[1]
+
+
 @dataclass(frozen=True)
 class DotConfig(ModelConfig):
     """User and item factors, with or without biases (``kind`` ``"dot_bias"``/``"dot"``)."""
@@ -37,13 +56,8 @@ class DotConfig(ModelConfig):
 
     def __post_init__(self) -> None:
         require(self.n_factors >= 1, f"n_factors must be >= 1, got {self.n_factors}")
-        if self.y_range is not None and self.y_range != "data":
-            bounds = tuple(float(v) for v in self.y_range)
-            require(
-                len(bounds) == 2 and bounds[0] < bounds[1],
-                f"y_range must be (low, high) with low < high, 'data' or None, got {self.y_range}",
-            )
-            object.__setattr__(self, "y_range", bounds)
+        if self.y_range is not None:
+            object.__setattr__(self, "y_range", output_range(self.y_range))
         require(self.init_std > 0, f"init_std must be > 0, got {self.init_std}")
 
 

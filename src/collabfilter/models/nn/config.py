@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from collabfilter.config import ModelConfig, require
+from collabfilter.models.dot.config import output_range
 from collabfilter.sgd import TrainConfig
 
 
@@ -47,13 +48,7 @@ class NNConfig(ModelConfig):
         for name in ("user_size", "item_size"):
             value = getattr(self, name)
             require(value is None or value >= 1, f"{name} must be >= 1, got {value}")
-        if self.y_range != "data":
-            bounds = tuple(float(v) for v in self.y_range)
-            require(
-                len(bounds) == 2 and bounds[0] < bounds[1],
-                f"y_range must be (low, high) with low < high, or 'data', got {self.y_range}",
-            )
-            object.__setattr__(self, "y_range", bounds)
+        object.__setattr__(self, "y_range", output_range(self.y_range))
         require(self.init_std > 0, f"init_std must be > 0, got {self.init_std}")
 
 
