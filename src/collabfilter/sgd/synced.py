@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
+from collabfilter.distributed import all_reduce_sum
 from collabfilter.sgd.steps import Steps
 
 
@@ -30,7 +30,7 @@ class SyncedSteps:
     """
 
     def __init__(self, inner: Steps, model: nn.Module, n_batches: int) -> None:
-        self.inner, self.model, self.n_batches = inner, model, n_batches
+        self.inner, self.n_batches = inner, n_batches
         self.parameters = [p for p in model.parameters() if p.requires_grad]
 
     def batches(self) -> Iterator[Any]:
@@ -44,19 +44,19 @@ class SyncedSteps:
     def size(self, batch: Any) -> int:
         return 0 if batch is None else self.inner.size(batch)
 
-    @torch.no_grad()
     def step(self, batch: Any, multiplier: float) -> Tensor:
-        before = [p.detach().clone() for p in self.parameters]
+        with torch.no_grad():
+            before = [p.detach().clone() for p in self.parameters]
         loss = torch.zeros((), dtype=torch.float64)
-        if batch is not None:
+        if batch is not None:  # the inner step may need autograd: not under no_grad
             loss = self.inner.step(batch, multiplier).detach().double().cpu()
-        flat = torch.cat([(p.detach() - b).reshape(-1) for p, b in zip(self.parameters, before,
-                                                                      strict=True)])  # fmt: skip
-        dist.all_reduce(flat)
-        offset = 0
-        for param, old in zip(self.parameters, before, strict=True):
-            size = param.numel()
-            param.copy_(old + flat[offset : offset + size].view_as(param))
-            offset += size
-        dist.all_reduce(loss)
-        return loss
+        with torch.no_grad():
+            flat = torch.cat([(p - b).reshape(-1) for p, b in zip(self.parameters, before,
+                                                                  strict=True)])  # fmt: skip
+            all_reduce_sum(flat)
+            offset = 0
+            for param, old in zip(self.parameters, before, strict=True):
+                size = param.numel()
+                param.copy_(old + flat[offset : offset + size].view_as(param))
+                offset += size
+        return all_reduce_sum(loss)
