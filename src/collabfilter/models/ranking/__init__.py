@@ -44,10 +44,8 @@ def fit(module: FamilyModule, job: FitJob, config: FitConfig) -> FitOutcome:
     record = EpochRecord(job.first_epoch, None, None, None, time.perf_counter() - start)
     if job.on_epoch is not None:
         job.on_epoch(record)
-    metrics = {} if job.valid is None else validation_metrics(chosen, job, config.relevance)
-    return FitOutcome(
-        chosen.to(job.tensors.device), [record], config=config, report=report, metrics=metrics
-    )
+    metrics = validation_metrics(chosen, job, config.relevance)
+    return FitOutcome(chosen, [record], config=config, report=report, metrics=metrics)
 
 
 def validation_metrics(model: TopNModel, job: FitJob, relevance: float | None) -> dict[str, float]:
@@ -56,10 +54,10 @@ def validation_metrics(model: TopNModel, job: FitJob, relevance: float | None) -
     valid, train = job.valid, job.train
     if valid is None or len(valid) == 0:
         return {}
-    users, items = valid.user_idx.long(), valid.item_idx.long()
+    users, items = valid.user_idx.long().cpu(), valid.item_idx.long().cpu()
     hits = torch.ones(len(valid), dtype=torch.bool)
     if relevance is not None:
-        hits = valid.rating >= relevance
+        hits = valid.rating.cpu() >= relevance
     rows = evaluate_top_n(
         lambda block: model.score_items(torch.from_numpy(block)),
         ItemSets.from_pairs(train.user_idx, train.item_idx, train.n_users, train.n_items),
