@@ -15,7 +15,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -27,8 +27,6 @@ from collabfilter.errors import CollabFilterError, ModelFileError
 from collabfilter.progress import EpochRecord
 from collabfilter.sgd import RowTrained, StepsFactory, TrainConfig, fit_sgd
 from collabfilter.sgd.loop import Validate
-
-Side = Literal["user", "item"]
 
 
 @dataclass(frozen=True)
@@ -286,6 +284,28 @@ def default_y_range(scale: RatingScale) -> tuple[float, float]:
     sigmoid reaches its ends only at infinite logits)."""
     step = scale.step or (scale.high - scale.low) / 8
     return (scale.low - step / 2, scale.high + step / 2)
+
+
+def y_range_for(y_range: Any, scale: RatingScale) -> Any:
+    """A model config's ``y_range`` for data on ``scale``: ``"data"`` is
+    :func:`default_y_range`, anything else stays as the config says."""
+    return default_y_range(scale) if y_range == "data" else y_range
+
+
+def sgd_family(
+    name: str,
+    model_config: type[ModelConfig],
+    modules: tuple[type[FamilyModule], ...],
+    recipes: Mapping[str, tuple[ModelConfig, FitConfig]],
+    build: Build,
+    steps: StepsFactory,
+) -> Family:
+    """The entry of a family trained by sgd epochs (a :class:`TrainConfig`) with
+    ``steps``."""
+    return Family(
+        name=name, model_config=model_config, fit_config=TrainConfig, modules=modules,
+        recipes=recipes, build=build, fit=sgd_fit(steps), steps=steps,
+    )  # fmt: skip
 
 
 def sgd_fit(steps: StepsFactory) -> FitHook:

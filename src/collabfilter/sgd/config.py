@@ -47,7 +47,7 @@ class TrainConfig(FitConfig):
     """Peak learning rate (per rating for sgd, before the crowding scale of
     ``rate_exponent``; Adam's step size otherwise)."""
     schedule: ScheduleName = "one_cycle"
-    """Learning-rate schedule over the run (see ``collabfilter.train.schedule``)."""
+    """Learning-rate schedule over the run (see ``collabfilter.sgd.schedule``)."""
     pct_start: float = 0.25
     """one_cycle: share of the run spent warming up."""
     optimizer: OptimizerName = "sgd"

@@ -1,7 +1,7 @@
 """Per-row weight decay and per-row rates of the embedding tables under sgd.
 
 Decay is applied each time a training rating touches a row, scaled by the row's
-frequency (see :class:`~collabfilter.config.TrainConfig`); rates of rows crowded in a
+frequency (see :class:`~collabfilter.sgd.config.TrainConfig`); rates of rows crowded in a
 batch are divided by their crowding. Training and fold-in of a new user share these
 rules, so a folded-in user is regularised as a trained one with as many ratings.
 """

@@ -1,7 +1,7 @@
 """One optimizer for embedding tables (row-wise, sparse) and dense layers (Adam).
 
 Embedding gradients arrive as uncoalesced sparse tensors, one row of values per
-rating (see :mod:`collabfilter.models.ops`). ``sgd`` adds them straight into the table
+rating (see :mod:`collabfilter.models.rows`). ``sgd`` adds them straight into the table
 with one ``index_add_``, so every rating acts as in per-sample SGD (Funk SVD), yet
 vectorised; ``adam``/``adamw`` sum them per distinct row first and keep lazy moments,
 updated only where a batch touched (``torch.optim.SparseAdam`` semantics). Weight

@@ -15,11 +15,12 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from collabfilter.runtime import quiet_csr
 
 
 def draw_gamma(shape: Tensor, rate: Tensor, generator: torch.Generator) -> Tensor:
@@ -134,10 +135,9 @@ class SpectralDraw:
             values, vectors = torch.linalg.eigh(matrix @ matrix.T)
             keep = values > values.max().clamp(min=1e-30) * 1e-10
             self.values, self.left = values[keep], vectors[:, keep]
-            with warnings.catch_warnings():  # torch's "CSR support is in beta" notice
-                warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-                self.matrix = matrix.to_sparse_csr()
-                self.transposed = matrix.T.contiguous().to_sparse_csr()
+            quiet_csr()
+            self.matrix = matrix.to_sparse_csr()
+            self.transposed = matrix.T.contiguous().to_sparse_csr()
 
     def _project(self, x: Tensor) -> Tensor:
         """``Q^T x``."""

@@ -10,10 +10,10 @@ of whole tables at once:
 * ``U | rest`` is independent per user: per-user Gram matrices ``sum_i f_i f_i^T``
   (``f_i = [I_i, 1]``) are ONE sparse product of the pattern with the items' packed
   outer products (``users x items`` times ``items x K(K+1)/2``, nothing per rating),
-  then a batched Cholesky draw (:func:`~collabfilter.train.gaussian.draw_rows`);
+  then a batched Cholesky draw (:func:`~collabfilter.models.bayes.gaussian.draw_rows`);
 * ``y | U`` no longer involves the ratings: a Bayesian linear regression drawn exactly
   from one eigendecomposition, or by perturb-then-solve conjugate gradients on large
-  catalogues (:mod:`collabfilter.train.gaussian`);
+  catalogues (:mod:`collabfilter.models.bayes.gaussian`);
 * group means and precisions (Normal-Gamma per dimension), the global mean and the
   noise precision from sums the row draws already produced: the squared error is
   ``sum t^2 - 2 x.m + x^T G x`` per row, so no sweep visits the ratings one by one.

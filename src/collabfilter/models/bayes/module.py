@@ -1,6 +1,6 @@
 """The posterior-predictive model of Bayesian matrix factorisation: kept Gibbs samples.
 
-The sampler (:mod:`collabfilter.train.gibbs`) draws the parameters; this module only
+The sampler (:mod:`collabfilter.models.bayes.gibbs`) draws the parameters; this module only
 holds the samples it kept and turns them into predictions, uncertainties, fold-ins of
 new users and posterior means for interpretation. Every tensor is a registered buffer,
 so the model saves as a safetensors state dict and is rebuilt from its shapes and
@@ -61,9 +61,8 @@ class BayesianMF(RatingModule):
     ``[y_j,s, y-bias_j,s]`` and the user prior (mean and precision per dimension).
 
     Memory per kept sample, float32: ``4 * ((n_users + n_items) * (n_factors + 2)
-    + n_items * (n_factors + 1) + 2 * (n_factors + 1) + 2)`` bytes; ml-100k at 10
-    factors: 200 kB (200 samples: 40 MB); ml-25m's shape: 13.2 MB (``BayesConfig``'s
-    default 1 GiB budget keeps 81).
+    + n_items * (n_factors + 1) + 2 * (n_factors + 1) + 2)`` bytes
+    (:meth:`bytes_per_sample`; ``BayesConfig`` bounds the kept samples by a budget).
 
     Args:
         n_users: user rows.
@@ -89,7 +88,7 @@ class BayesianMF(RatingModule):
         ):  # fmt: skip
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        self.factors = int(n_factors)
+        self.n_factors = int(n_factors)
         self.implicit = bool(implicit)
         k, n = n_factors, n_samples
         self.register_buffer("user_rows", torch.zeros(n_users, n * (k + 2)))
@@ -112,7 +111,7 @@ class BayesianMF(RatingModule):
     def spec(self) -> dict[str, Any]:
         return {
             "n_users": int(self.user_rows.shape[0]), "n_items": int(self.item_rows.shape[0]),
-            "n_samples": self.n_samples, "n_factors": self.factors, "implicit": self.implicit,
+            "n_samples": self.n_samples, "n_factors": self.n_factors, "implicit": self.implicit,
         }  # fmt: skip
 
     @classmethod
@@ -142,11 +141,6 @@ class BayesianMF(RatingModule):
     def n_samples(self) -> int:
         """Kept samples ``S``."""
         return int(self.noise_precision.shape[0])
-
-    @property
-    def n_factors(self) -> int:
-        """Length of the factor vectors."""
-        return self.factors
 
     def _require_samples(self) -> None:
         if not bool(torch.isfinite(self.rating_range).all()):

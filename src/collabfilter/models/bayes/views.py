@@ -9,13 +9,13 @@ than with int64 (``docs/tuning.md``).
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 
 import torch
 from torch import Tensor
 
 from collabfilter.errors import DataError
+from collabfilter.runtime import quiet_csr
 
 
 @dataclass(frozen=True)
@@ -44,14 +44,13 @@ def build_views(
 ) -> tuple[RatingViews, RatingViews]:
     """The user side's and the item side's views of int64 ``users``, ``items`` and
     float32 ``values``."""
-    with warnings.catch_warnings():  # torch's one-time "CSR support is in beta" notice
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        by_user = csr_layout(users, items, n_users, n_items)
-        by_item = csr_layout(items, users, n_items, n_users)
-        return (
-            _views(users, items, values, by_user, by_item),
-            _views(items, users, values, by_item, by_user),
-        )
+    quiet_csr()
+    by_user = csr_layout(users, items, n_users, n_items)
+    by_item = csr_layout(items, users, n_items, n_users)
+    return (
+        _views(users, items, values, by_user, by_item),
+        _views(items, users, values, by_item, by_user),
+    )
 
 
 def _views(

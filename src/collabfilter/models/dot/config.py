@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import ClassVar, Literal
 
 from collabfilter.config import ModelConfig, require
+from collabfilter.errors import ConfigError
+from collabfilter.models.dot.terms import check_range
 from collabfilter.sgd import TrainConfig
 
 YRange = tuple[float, float] | Literal["data"] | None
@@ -20,14 +22,12 @@ def output_range(value: object) -> tuple[float, float] | Literal["data"]:
     if value == "data":
         return "data"
     try:
-        bounds = tuple(float(v) for v in value)  # type: ignore[attr-defined]
+        bounds = check_range(value) if value is not None else None  # type: ignore[arg-type]
     except (TypeError, ValueError):
-        bounds = ()
-    require(
-        len(bounds) == 2 and bounds[0] < bounds[1],
-        f"y_range must be (low, high) with low < high, or 'data', got {value!r}",
-    )
-    return bounds[0], bounds[1]
+        bounds = None
+    if bounds is None:
+        raise ConfigError(f"y_range must be (low, high) with low < high, or 'data', got {value!r}")
+    return bounds
 
 
 @dataclass(frozen=True)

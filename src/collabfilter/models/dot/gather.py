@@ -181,10 +181,11 @@ class GatherDotSGD(DotSGD[_Gathered]):
         if model.biased:
             user_bias = model.user_bias.index_select(0, users)
             item_bias = model.item_bias.index_select(0, items)
-            beta_user, beta_item = model.activity_weights()
-            zero = torch.zeros((), device=x.device)
-            user_effect = TORCH.effect(user_bias, beta_user, batch.get("user_activity", zero))
-            item_effect = TORCH.effect(item_bias, beta_item, batch.get("item_activity", zero))
+            user_effect, item_effect = user_bias, item_bias
+            if model.activity_prior:
+                beta_user, beta_item = model.activity_weights()
+                user_effect = TORCH.effect(user_bias, beta_user, batch["user_activity"])
+                item_effect = TORCH.effect(item_bias, beta_item, batch["item_activity"])
             x = TORCH.logit(x, user_effect, item_effect, model.offset)
         error, step = self.error_and_step(x, batch["rating"], lr)
         user_step = step.mul(batch["user_rate"]) if "user_rate" in batch else step

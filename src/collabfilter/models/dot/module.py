@@ -12,39 +12,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from collabfilter.data import RatingScale
-from collabfilter.errors import ModelFileError
 from collabfilter.models.dot.fold_in import DotUser, gauss_newton, new_user_decays
 from collabfilter.models.dot.formula import TORCH
-from collabfilter.models.dot.terms import BiasTerms
+from collabfilter.models.dot.terms import BiasTerms, check_range
 from collabfilter.models.family import FoldContext, FoldedUser, RatingModule
 from collabfilter.models.rows import row_dot
 from collabfilter.sgd import RowTrained
 from collabfilter.sgd.decay import Tables
-
-
-def check_range(y_range: tuple[float, float] | None) -> tuple[float, float] | None:
-    """``y_range`` as floats, refusing one whose low end is not below its high end."""
-    if y_range is None:
-        return None
-    low, high = (float(v) for v in y_range)
-    if not low < high:
-        raise ValueError(f"y_range must be (low, high) with low < high, got {y_range}")
-    return low, high
-
-
-def check_output_range(y_range: tuple[float, float] | None, scale: RatingScale) -> None:
-    """Refuse an output range far off the rating scale (a file edited to predict 75
-    stars on a 1-5 scale): it may reach past each end by at most half the scale."""
-    if y_range is None:
-        return
-    slack = (scale.high - scale.low) / 2
-    low, high = y_range
-    if not (scale.low - slack <= low < high <= scale.high + slack):
-        raise ModelFileError(
-            f"y_range {y_range} does not fit the rating scale {scale} (at most half the "
-            "scale beyond each end)"
-        )
 
 
 class DotProductBias(BiasTerms, RatingModule, RowTrained):
@@ -119,31 +93,15 @@ class DotProductBias(BiasTerms, RatingModule, RowTrained):
         y_range = args.pop("y_range", None)
         return cls(**args, y_range=None if y_range is None else tuple(y_range))
 
-    def check_state(self, scale: RatingScale) -> None:
-        super().check_state(scale)
-        check_output_range(self.y_range, scale)
-
     # ------------------------------------------------------------------ the formula
     @property
     def n_factors(self) -> int:
         """Length of the factor vectors."""
         return int(self.user_factors.shape[1])
 
-    @property
-    def low_span(self) -> tuple[float, float]:
-        """The output range as ``(low, span)``; ``(0, 0)`` without a range."""
-        if self.y_range is None:
-            return 0.0, 0.0
-        low, high = self.y_range
-        return low, high - low
-
     def row_tables(self) -> Tables:
         tables = {"user_factors": ("user", "factors"), "item_factors": ("item", "factors")}
         return {**tables, **self.BIAS_TABLES} if self.biased else tables
-
-    def prepare(self, user_counts: Tensor, item_counts: Tensor, mean_rating: float) -> None:
-        if self.biased:
-            self.set_data_statistics(user_counts, item_counts, mean_rating)
 
     def logit(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         """``x(u, i)`` before the output range, shape ``(batch,)``."""
@@ -238,22 +196,10 @@ class DotProductBias(BiasTerms, RatingModule, RowTrained):
     def item_vectors(self) -> Tensor:
         return self.item_factors.detach()
 
-    def effects(self) -> tuple[Tensor, Tensor] | None:
-        if not self.biased:
-            return None
-        return self.user_effect().detach(), self.item_effect().detach()
-
     def parts(self, user_idx: int, item_idx: int) -> dict[str, float]:
         """The logit's terms: ``c``, ``e_u``, ``e_i`` and ``p_u . q_i``."""
         factors = float(self.user_factors[user_idx].detach() @ self.item_factors[item_idx].detach())
-        if not self.biased:
-            return {"factors": factors}
-        return {
-            "global": float(self.offset),
-            "user bias": float(self.user_effect().detach()[user_idx]),
-            "item bias": float(self.item_effect().detach()[item_idx]),
-            "factors": factors,
-        }
+        return {**self.bias_parts(user_idx, item_idx), "factors": factors}
 
 
 class DotProduct(DotProductBias):

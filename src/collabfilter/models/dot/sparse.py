@@ -21,11 +21,9 @@ times the forms side by side).
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -33,9 +31,7 @@ from torch import Tensor
 from collabfilter.data.tensors import RatingTensors
 from collabfilter.models.dot.formula import TORCH
 from collabfilter.models.dot.gather import DotSGD
-
-if TYPE_CHECKING:
-    pass
+from collabfilter.runtime import quiet_csr
 
 
 def suits(data: RatingTensors, batch_size: int) -> bool:
@@ -51,7 +47,7 @@ class SparseDotSGD(DotSGD["_Batch"]):
         self.rating = rating
         self.batch_ids = torch.arange(len(self.data), dtype=torch.int32) // self.batch_size
         self.zeros = torch.zeros(self.batch_size)
-        _quiet_first_csr()
+        quiet_csr()
 
     def _batches(self, order: Tensor) -> Iterator[_Batch]:
         plan = _EpochPlan.draw(self, order)
@@ -186,15 +182,3 @@ def _crow(sorted_keys: Tensor, n_batches: int, n_rows: int) -> tuple[Tensor, Ten
     crow = torch.zeros(n_batches, n_rows + 1, dtype=torch.int32)
     torch.cumsum(counts, 1, dtype=torch.int32, out=crow[:, 1:])
     return crow, counts.float()
-
-
-@cache
-def _quiet_first_csr() -> None:
-    """torch prints a one-time 'sparse CSR support is in beta' notice on the first
-    CSR tensor of a process; the operations used here are stable and tested."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        torch.sparse_csr_tensor(
-            torch.zeros(2, dtype=torch.int32), torch.zeros(0, dtype=torch.int32),
-            torch.zeros(0), size=(1, 1), check_invariants=False,
-        )  # fmt: skip

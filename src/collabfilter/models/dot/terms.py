@@ -1,11 +1,12 @@
-"""The bias terms of the dot formula: per-user and per-item biases with an activity prior.
+"""The terms around the interaction: per-user and per-item biases with an activity
+prior, and the output range.
 
 ``e_u + e_i + c`` with ``e = b + beta * a`` (:mod:`collabfilter.models.dot.formula`),
 where ``a_u``, ``a_i`` are the standardised ``log(1 + training ratings)`` of the user and
 the item and ``c`` is the logit of the training mean. The prior lets rarely rated items
 and users shrink towards what is typical for their activity instead of towards the
 global mean (rarely rated films are rated lower in MovieLens). The nn family adds the
-same terms to its network's output.
+same terms to its network's output, squashed into the same range.
 """
 
 from __future__ import annotations
@@ -13,19 +14,48 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from collabfilter.data import RatingScale
+from collabfilter.errors import ModelFileError
 from collabfilter.models.dot.formula import TORCH, logit_of
 from collabfilter.models.rows import gather_rows
 
 
-class BiasTerms:
-    """Mixin for an ``nn.Module`` whose logit adds ``e_u + e_i + c``.
+def check_range(y_range: tuple[float, float] | None) -> tuple[float, float] | None:
+    """``y_range`` as floats, refusing one whose low end is not below its high end."""
+    if y_range is None:
+        return None
+    low, high = (float(v) for v in y_range)
+    if not low < high:
+        raise ValueError(f"y_range must be (low, high) with low < high, got {y_range}")
+    return low, high
 
-    The host sets ``self.y_range`` (None: no range) and ``self.activity_prior`` and
-    calls :meth:`init_bias_terms` in its ``__init__``.
+
+def check_output_range(y_range: tuple[float, float] | None, scale: RatingScale) -> None:
+    """Refuse an output range far off the rating scale (a file edited to predict 75
+    stars on a 1-5 scale): it may reach past each end by at most half the scale."""
+    if y_range is None:
+        return
+    slack = (scale.high - scale.low) / 2
+    low, high = y_range
+    if not (scale.low - slack <= low < high <= scale.high + slack):
+        raise ModelFileError(
+            f"y_range {y_range} does not fit the rating scale {scale} (at most half the "
+            "scale beyond each end)"
+        )
+
+
+class BiasTerms:
+    """Mixin for a :class:`~collabfilter.models.RatingModule` whose logit adds
+    ``e_u + e_i + c`` (when ``biased``) and is squashed into ``y_range``.
+
+    The host sets ``self.y_range`` (None: no range), ``self.biased`` and
+    ``self.activity_prior``, and calls :meth:`init_bias_terms` in its ``__init__`` when
+    biased.
     """
 
     BIAS_TABLES = {"user_bias": ("user", "bias"), "item_bias": ("item", "bias")}
     y_range: tuple[float, float] | None
+    biased: bool
     activity_prior: bool
     user_bias: nn.Parameter
     item_bias: nn.Parameter
@@ -56,8 +86,7 @@ class BiasTerms:
             item_counts: training ratings per item index.
             mean_rating: mean training rating; the starting prediction.
         """
-        low, high = self.y_range if self.y_range is not None else (0.0, 0.0)
-        self.offset.fill_(logit_of(mean_rating, low, high - low))
+        self.offset.fill_(logit_of(mean_rating, *self.low_span))
         user_log, item_log = torch.log1p(user_counts.float()), torch.log1p(item_counts.float())
         # Standardise over ratings, not rows: that is the distribution training sees.
         user_mean, user_std = _weighted_moments(user_log, user_counts.float())
@@ -65,6 +94,24 @@ class BiasTerms:
         self.activity_scale.copy_(torch.tensor([user_mean, user_std, item_mean, item_std]))
         self.user_activity.copy_((user_log - user_mean) / user_std)
         self.item_activity.copy_((item_log - item_mean) / item_std)
+
+    @property
+    def low_span(self) -> tuple[float, float]:
+        """The output range as ``(low, span)``; ``(0, 0)`` without a range."""
+        if self.y_range is None:
+            return 0.0, 0.0
+        low, high = self.y_range
+        return low, high - low
+
+    def check_state(self, scale: RatingScale) -> None:
+        """The module's checks, and the output range against the rating scale."""
+        super().check_state(scale)  # type: ignore[misc]
+        check_output_range(self.y_range, scale)
+
+    def prepare(self, user_counts: Tensor, item_counts: Tensor, mean_rating: float) -> None:
+        """Record the bias terms' statistics (:meth:`set_data_statistics`) when biased."""
+        if self.biased:
+            self.set_data_statistics(user_counts, item_counts, mean_rating)
 
     def activity_of(self, counts: Tensor, *, kind: str = "user") -> Tensor:
         """Standardised activity of users (or items) with ``counts`` ratings (fold-in)."""
@@ -92,6 +139,23 @@ class BiasTerms:
             return self.item_bias
         effect: Tensor = TORCH.effect(self.item_bias, self.activity_weight[1], self.item_activity)
         return effect
+
+    def effects(self) -> tuple[Tensor, Tensor] | None:
+        """``(e_u, e_i)`` of every user and item; None without biases."""
+        if not self.biased:
+            return None
+        return self.user_effect().detach(), self.item_effect().detach()
+
+    def bias_parts(self, user_idx: int, item_idx: int) -> dict[str, float]:
+        """The bias terms of one pair's logit: ``c``, ``e_u``, ``e_i`` (none without
+        biases)."""
+        if not self.biased:
+            return {}
+        return {
+            "global": float(self.offset),
+            "user bias": float(self.user_effect().detach()[user_idx]),
+            "item bias": float(self.item_effect().detach()[item_idx]),
+        }
 
     def effects_of(self, user_idx: Tensor, item_idx: Tensor) -> tuple[Tensor, Tensor]:
         """``(e_u, e_i)`` per pair, shape ``(batch,)`` each, with row-wise bias gradients."""

@@ -13,11 +13,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from collabfilter.data import RatingScale
 from collabfilter.models.dot.fold_in import new_user_decays
 from collabfilter.models.dot.formula import TORCH
-from collabfilter.models.dot.module import check_output_range, check_range
-from collabfilter.models.dot.terms import BiasTerms
+from collabfilter.models.dot.terms import BiasTerms, check_range
 from collabfilter.models.family import FoldContext, FoldedUser, RatingModule
 from collabfilter.models.nn.dropout import Dropout
 from collabfilter.models.rows import gather_rows
@@ -108,7 +106,6 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
         if bounds is None:
             raise ValueError("the nn model needs a y_range")
         self.y_range = bounds
-        self.output_range = bounds
         self.biased = biases
         self.activity_prior = activity_prior and biases
         if biases:
@@ -147,24 +144,10 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
         y_range = tuple(args.pop("y_range"))
         return cls(**args, y_range=y_range)
 
-    def check_state(self, scale: RatingScale) -> None:
-        super().check_state(scale)
-        check_output_range(self.output_range, scale)
-
     # ------------------------------------------------------------------ the formula
     def row_tables(self) -> Tables:
         tables = {"user_embedding": ("user", "factors"), "item_embedding": ("item", "factors")}
         return {**tables, **self.BIAS_TABLES} if self.biased else tables
-
-    def prepare(self, user_counts: Tensor, item_counts: Tensor, mean_rating: float) -> None:
-        if self.biased:
-            self.set_data_statistics(user_counts, item_counts, mean_rating)
-
-    @property
-    def low_span(self) -> tuple[float, float]:
-        """The output range as ``(low, span)``."""
-        low, high = self.output_range
-        return low, high - low
 
     def _network(self, users: Tensor, items: Tensor) -> Tensor:
         """The MLP's output for rows of user and item embeddings, ``(batch,)``."""
@@ -273,21 +256,9 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
     def item_vectors(self) -> Tensor:
         return self.item_embedding.detach()
 
-    def effects(self) -> tuple[Tensor, Tensor] | None:
-        if not self.biased:
-            return None
-        return self.user_effect().detach(), self.item_effect().detach()
-
     def parts(self, user_idx: int, item_idx: int) -> dict[str, float]:
         """The logit's terms: ``c``, ``e_u``, ``e_i`` and the network's output."""
         users = self.user_embedding[[user_idx]].detach()
         with torch.no_grad():
             network = float(self._network(users, self.item_embedding[[item_idx]].detach())[0])
-        if not self.biased:
-            return {"network": network}
-        return {
-            "global": float(self.offset),
-            "user bias": float(self.user_effect().detach()[user_idx]),
-            "item bias": float(self.item_effect().detach()[item_idx]),
-            "network": network,
-        }
+        return {**self.bias_parts(user_idx, item_idx), "network": network}

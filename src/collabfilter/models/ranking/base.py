@@ -64,11 +64,10 @@ class InteractionWeights:
 
 @dataclass(frozen=True)
 class RatedItems(FoldedUser):
-    """A new user of a ranking model: what they rated (their row of ``X`` is all a
-    ranking model needs to score them)."""
+    """A new user of a ranking model: their weighted row of ``X``, built from what they
+    rated (all a ranking model needs to score them)."""
 
-    item_idx: Tensor
-    ratings: Tensor
+    row: SparseRows
 
 
 class TopNModel(RankingModule):
@@ -114,7 +113,7 @@ class TopNModel(RankingModule):
 
     def set_history(self, rows: SparseRows) -> None:
         """Keep the (weighted) training rows, shape ``(n_users, n_items)``; the buffers
-        share ``rows``'s tensors (25M interactions take 300 MB)."""
+        share ``rows``'s tensors (no copy: the history is the model's largest part)."""
         if rows.n_rows != self.n_users or rows.n_cols != self.n_items:
             raise ValueError(f"history must be {self.n_users} x {self.n_items}")
         self.history_indptr = rows.indptr
@@ -172,15 +171,14 @@ class TopNModel(RankingModule):
 
     # ------------------------------------------------------------------ the contract
     def fold_in(self, item_idx: Tensor, ratings: Tensor, context: FoldContext) -> RatedItems:
-        """What the user rated: a ranking model scores them from their row of ``X``."""
-        self.new_rows(item_idx, ratings)  # refuses no items, repeats, out-of-range items
-        return RatedItems(item_idx, ratings)
+        """The user's row of ``X`` (refusing no items, repeats, out-of-range items)."""
+        return RatedItems(self.new_rows(item_idx, ratings))
 
+    @torch.no_grad()
     def score_folded(self, user: FoldedUser) -> Tensor:
         if not isinstance(user, RatedItems):
             raise TypeError(f"a ranking model scores rated items, not {type(user).__name__}")
-        device = self.history_items.device
-        return self.score_new(user.item_idx.to(device), user.ratings.to(device))
+        return self.score_rows(user.row)[0]
 
     def reasons(
         self, rated_idx: Tensor, ratings: Tensor, item_idx: Tensor, scale: RatingScale

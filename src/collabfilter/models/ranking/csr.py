@@ -2,28 +2,16 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import cache
 
 import torch
 from torch import Tensor
 
+from collabfilter.runtime import quiet_csr
+
 INDEX = torch.int64
 """Index dtype of the CSR buffers (torch's sparse kernels want crow and col alike)."""
-
-
-@cache
-def quiet_csr() -> None:
-    """torch prints a one-time 'sparse CSR support is in beta' notice on the first CSR
-    tensor of a process; the operations used here are stable and tested."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
-        torch.sparse_csr_tensor(
-            torch.zeros(2, dtype=INDEX), torch.zeros(0, dtype=INDEX), torch.zeros(0),
-            size=(1, 1), check_invariants=False,
-        )  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,7 @@ class EASE(TopNModel):
         score(u, i) = sum_j x_uj B[j, i]
 
     ``X`` is the weighted interaction matrix (see
-    :class:`~collabfilter.models.interactions.InteractionWeights`). The zero diagonal
+    :class:`~collabfilter.models.ranking.base.InteractionWeights`). The zero diagonal
     stops an item from explaining itself, so ``B[j, i]`` is how much having rated ``j``
     says about ``i``: the model is its own explanation. It holds a dense items x items
     matrix (four bytes per pair of items), which bounds where it can be used.

@@ -15,7 +15,7 @@ from collabfilter.models.ranking.base import (
     interaction_rows,
     weights_from_settings,
 )
-from collabfilter.models.ranking.csr import INDEX, SparseRows, quiet_csr
+from collabfilter.models.ranking.csr import INDEX, SparseRows
 
 
 class ImplicitALS(TopNModel):
@@ -219,7 +219,6 @@ class _Side:
     """One side's least-squares problems (rows of ``X`` or of ``X'``), solved together."""
 
     def __init__(self, model: ImplicitALS, rows: SparseRows, n_other: int) -> None:
-        quiet_csr()
         self.matrix = rows.to_torch()
         self.values = rows.values
         evidence = torch.zeros(rows.n_rows).index_add_(
