@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from collabfilter.errors import CollabFilterError
+from collabfilter.figures import axes_or_new, require_matplotlib
 from collabfilter.interpret import ItemPCA
 from collabfilter.train import LRFinderResult
 
@@ -30,37 +30,17 @@ if TYPE_CHECKING:
 DPI = 80
 
 
-def _matplotlib() -> None:
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise CollabFilterError(
-            "plots need matplotlib: pip install 'collabfilter[plots]'"
-        ) from error
-
-
 def _file_axes(figsize: tuple[float, float]) -> Axes:
     """The axes of a new figure for a file: drawn by Agg at the files' DPI, outside
     pyplot, so saving never needs a display nor changes the caller's backend (a
     notebook keeps showing its own plots)."""
-    _matplotlib()
+    require_matplotlib()
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     figure = Figure(figsize=figsize, dpi=DPI)
     FigureCanvasAgg(figure)
     return figure.add_subplot()
-
-
-def _axes(ax: Axes | None, figsize: tuple[float, float]) -> Axes:
-    """``ax``, or the axes of a new pyplot figure (shown where pyplot shows figures)."""
-    if ax is not None:
-        return ax
-    _matplotlib()
-    import matplotlib.pyplot as plt
-
-    axes: Axes = plt.subplots(figsize=figsize)[1]
-    return axes
 
 
 def _save(axes: Axes, path: str | Path) -> Path:
@@ -87,7 +67,7 @@ def draw_losses(history: pd.DataFrame, ax: Axes | None = None) -> Axes:
     ticks."""
     from matplotlib.ticker import MaxNLocator
 
-    axes = _axes(ax, (7, 4.5))
+    axes = axes_or_new(ax, (7, 4.5))
     axes.plot(history["epoch"], history["train_loss"], marker="o", label="train")
     if history["valid_loss"].notna().any():
         axes.plot(history["epoch"], history["valid_loss"], marker="o", label="valid")
@@ -114,7 +94,7 @@ def draw_predicted_vs_actual(
 ) -> Axes:
     """Hexbin of predicted against actual ratings, with the diagonal drawn above it
     (the cells are densest along it, where a line beneath them would vanish)."""
-    axes = _axes(ax, (6, 5))
+    axes = axes_or_new(ax, (6, 5))
     cells = axes.hexbin(truth, predictions, gridsize=30, cmap="viridis", mincnt=1)
     low, high = (
         float(min(truth.min(), predictions.min())),
@@ -164,7 +144,7 @@ def draw_item_map(
     """
     first, second = components
     x, y = pca.coordinates[:, first], pca.coordinates[:, second]
-    axes = _axes(ax, (11, 9))
+    axes = axes_or_new(ax, (11, 9))
     axes.scatter(x, y, s=8, alpha=0.3, color="tab:blue")
     explained = pca.explained
     axes.set(

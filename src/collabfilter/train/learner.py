@@ -36,6 +36,7 @@ from collabfilter.persist import save_model
 from collabfilter.progress import EpochRecord, announce
 from collabfilter.runtime import resolve_device, seeded
 from collabfilter.sgd import RowTrained, TrainConfig, sweep_rates
+from collabfilter.sgd.config import ScheduleName
 from collabfilter.train.lr_find import LRFinderResult, suggest
 from collabfilter.train.tuning import DecayChoice, choose_decay
 
@@ -121,11 +122,7 @@ class Learner(FittedModel):
         this call's epochs (also appended to ``history``).
         """
         config = with_changes(self._sgd_config("fit"), epochs=epochs, **changes)
-        config = self._in_optimizer_units(config, lr, changes)
-        records = self._run(replace(config, schedule="constant"))
-        if (problem := self._below_baseline(records)) is not None:
-            warnings.warn(problem, TrainingWarning, stacklevel=2)
-        return records
+        return self._fit_scheduled(config, lr, changes, "constant")
 
     def fit_one_cycle(
         self,
@@ -156,10 +153,17 @@ class Learner(FittedModel):
         if wd is not NOT_GIVEN:
             config = replace(config, weight_decay=wd, item_weight_decay=wd, bias_weight_decay=wd)
         config = with_changes(config, **changes)
-        config = self._in_optimizer_units(config, lr_max, changes)
-        records = self._run(replace(config, schedule="one_cycle"))
+        return self._fit_scheduled(config, lr_max, changes, "one_cycle")
+
+    def _fit_scheduled(
+        self, config: TrainConfig, lr: float, changes: dict[str, Any], schedule: ScheduleName
+    ) -> list[EpochRecord]:
+        """Train ``config`` at ``lr`` (read in the caller's units) on ``schedule``,
+        warning when the fit ends worse than the bias baseline."""
+        config = self._in_optimizer_units(config, lr, changes)
+        records = self._run(replace(config, schedule=schedule))
         if (problem := self._below_baseline(records)) is not None:
-            warnings.warn(problem, TrainingWarning, stacklevel=2)
+            warnings.warn(problem, TrainingWarning, stacklevel=3)
         return records
 
     def _in_optimizer_units(

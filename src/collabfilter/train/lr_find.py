@@ -12,12 +12,12 @@ suggestion must not land.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from collabfilter.errors import CollabFilterError
+from collabfilter.figures import axes_or_new
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -51,10 +51,6 @@ class LRFinderResult:
         steep: where the smoothed loss falls fastest (per decade of rate) before its
             lowest point, the first window of steps left out (the smoother has no
             points before them); fastai's ``steep``.
-        minimum: a tenth of the rate of lowest smoothed loss, fastai's ``minimum``. A
-            rate more than a decade below the valley is on another scale than the
-            optimizer swept: :meth:`Learner.fit_one_cycle` reads an sgd rate below it
-            as an Adam step size.
         lowest: the rate of lowest smoothed loss; rates above it make the loss rise.
         problem: why the suggestion cannot be relied on (the loss is lowest among the
             first rates, or still falls at the last), or None; :meth:`Learner.lr_find`
@@ -66,9 +62,16 @@ class LRFinderResult:
     smoothed: np.ndarray
     suggestion: float
     steep: float
-    minimum: float
     lowest: float
     problem: str | None = None
+
+    @property
+    def minimum(self) -> float:
+        """A tenth of the rate of lowest smoothed loss, fastai's ``minimum``. A rate
+        more than a decade below the valley is on another scale than the optimizer
+        swept: :meth:`Learner.fit_one_cycle` reads an sgd rate below it as an Adam step
+        size."""
+        return self.lowest / 10
 
     def __repr__(self) -> str:
         return (
@@ -91,8 +94,7 @@ class LRFinderResult:
         Raises:
             CollabFilterError: without matplotlib (the ``plots`` extra).
         """
-        if ax is None:
-            ax = _pyplot().subplots(figsize=(7, 4.5))[1]
+        ax = axes_or_new(ax, (7, 4.5))
         ax.plot(self.lrs, self.losses, color="tab:blue", alpha=0.35, label="loss per batch")
         ax.plot(self.lrs, self.smoothed, color="tab:blue", label="smoothed")
         ax.axvline(self.suggestion, color="tab:red", linestyle="--",
@@ -107,16 +109,6 @@ class LRFinderResult:
         ax.legend()
         ax.grid(alpha=0.3)
         return ax
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError as error:  # pragma: no cover - depends on the environment
-        raise CollabFilterError(
-            "plots need matplotlib: pip install 'collabfilter[plots]'"
-        ) from error
-    return plt
 
 
 def smooth(losses: np.ndarray) -> tuple[np.ndarray, int]:
@@ -137,7 +129,7 @@ def suggest(lrs: np.ndarray, losses: np.ndarray) -> LRFinderResult:
     lrs, losses = np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
     if len(losses) < 3 or not np.isfinite(losses).any():
         rate = float(lrs[0]) if len(lrs) else float("nan")
-        return LRFinderResult(lrs, losses, losses.copy(), rate, rate, rate / 10, rate)
+        return LRFinderResult(lrs, losses, losses.copy(), rate, rate, rate)
     smoothed, window = smooth(losses)
     lowest = int(np.nanargmin(smoothed))
     band = _noise_band(losses[: lowest + 1], smoothed[: lowest + 1], window)
@@ -148,8 +140,7 @@ def suggest(lrs: np.ndarray, losses: np.ndarray) -> LRFinderResult:
     problem = _problem(lrs, lowest, window) if judged else None
     steep = _steepest(lrs, smoothed, window, lowest)
     return LRFinderResult(
-        lrs, losses, smoothed, float(lrs[entry]), float(lrs[steep]), float(lrs[lowest] / 10),
-        float(lrs[lowest]), problem,
+        lrs, losses, smoothed, float(lrs[entry]), float(lrs[steep]), float(lrs[lowest]), problem,
     )  # fmt: skip
 
 
