@@ -23,7 +23,6 @@ from collabfilter.config import RunOptions, with_changes
 from collabfilter.data import Ratings
 from collabfilter.errors import ConfigError, NotFittedError, UnknownIdError
 from collabfilter.fitted import FittedModel, UnknownPolicy
-from collabfilter.interpret import item_titles
 from collabfilter.metrics import error_metrics
 from collabfilter.models import RECIPES
 from collabfilter.persist import load_model, save_model
@@ -206,10 +205,7 @@ class Recommender:
         ``title`` parameter) and None elsewhere: never an id passed off as a title.
         """
         model = self.fitted
-        lists = recommend(model, users, k=k, exclude_seen=exclude_seen)
-        frame = lists.to_frame(model)
-        frame["title"] = item_titles(model, lists.item_idx)
-        return frame
+        return recommend(model, users, k=k, exclude_seen=exclude_seen).to_frame(model)
 
     def save(self, path: str | Path) -> Path:
         """Write the trained model to ``path`` (a model file: :mod:`collabfilter.persist`)."""

@@ -223,19 +223,14 @@ class FittedModel:
             CollabFilterError: for models without posterior samples.
             UnknownIdError: for unknown users or items.
         """
-        module = self.rating_module()
+        self.rating_module()  # raises for a ranking model, before the level is read
         if not 0 < level < 1:
             raise ValueError(f"level must lie in (0, 1), got {level}")
         pairs = self.resolve(users, items)
         if not pairs.known.all():
             self._report_unknown(pairs, users, items, "error")
-        self.model.eval()
-        device = self.device
-        parts = module.predict_with_uncertainty(
-            tensor_of(pairs.user_idx).to(device), tensor_of(pairs.item_idx).to(device)
-        )
+        mean, spread, predictive = self.uncertainty_indices(pairs.user_idx, pairs.item_idx)
         z = float(torch.special.ndtri(torch.tensor(0.5 + level / 2, dtype=torch.float64)))
-        mean, spread, predictive = (t.double().cpu().numpy() for t in parts)
         low, high = self.scale.low, self.scale.high
         return pd.DataFrame({
             "prediction": mean.astype(np.float32), "std": spread.astype(np.float32),
@@ -243,6 +238,26 @@ class FittedModel:
             "low": np.clip(mean - z * predictive, low, high).astype(np.float32),
             "high": np.clip(mean + z * predictive, low, high).astype(np.float32),
         })  # fmt: skip
+
+    @torch.inference_mode()
+    def uncertainty_indices(
+        self, user_idx: np.ndarray, item_idx: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(mean, std, predictive std)`` (float64) of index pairs: the columns of
+        :meth:`predict_with_uncertainty` for pairs already resolved.
+
+        Raises:
+            CollabFilterError: for models without posterior samples.
+        """
+        module = self.rating_module()
+        module.eval()
+        device = self.device
+        parts = module.predict_with_uncertainty(
+            tensor_of(np.asarray(user_idx, dtype=np.int64)).to(device),
+            tensor_of(np.asarray(item_idx, dtype=np.int64)).to(device),
+        )
+        mean, spread, predictive = (t.double().cpu().numpy() for t in parts)
+        return mean, spread, predictive
 
     def _report_unknown(
         self, pairs: PairIndex, raw_users: Any, raw_items: Any, unknown: UnknownPolicy
@@ -279,7 +294,7 @@ class FittedModel:
         mean = data.global_mean()
         residual = data.rating - mean
         item_sum = np.bincount(data.item_idx, weights=residual, minlength=data.n_items)
-        item_bias = item_sum / (data.item_counts() + FALLBACK_DAMPING)
+        item_bias = item_sum / (self.item_counts() + FALLBACK_DAMPING)
         residual = residual - item_bias[data.item_idx]
         user_sum = np.bincount(data.user_idx(), weights=residual, minlength=data.n_users)
         user_bias = user_sum / (data.user_counts() + FALLBACK_DAMPING)

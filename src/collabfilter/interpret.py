@@ -128,7 +128,7 @@ def item_statistics(model: FittedModel) -> pd.DataFrame:
     """Per item index: title, number of training ratings and mean training rating."""
     data = model.interactions
     return pd.DataFrame(
-        {"item": model.items.ids, "title": model.items.labels(), "ratings": data.item_counts(),
+        {"item": model.items.ids, "title": model.items.labels(), "ratings": model.item_counts(),
          "mean rating": data.item_means()}
     )  # fmt: skip
 

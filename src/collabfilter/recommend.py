@@ -90,10 +90,7 @@ class Recommendations:
         if self.spread is not None:
             frame["+/- std"] = self.spread
         if self.because is not None:
-            known = self.because >= 0
-            reasons = np.full(len(self.because), None, dtype=object)
-            reasons[known] = item_labels(model, self.because[known])
-            frame["because you rated"] = reasons
+            frame["because you rated"] = reason_labels(model, self.because)
         return frame
 
 
@@ -131,15 +128,20 @@ def rare_items(model: FittedModel, min_ratings: int | None) -> np.ndarray | None
         return None
     if min_ratings < 1:
         raise ValueError(f"min_ratings must be >= 1, got {min_ratings}")
-    return np.flatnonzero(model.item_counts() < min_ratings)
+    key = f"rare_items<{min_ratings}"  # asked for on every list: found once per model
+    rare = model.cache.get(key)
+    if rare is None:
+        rare = model.cache[key] = np.flatnonzero(model.item_counts() < min_ratings)
+    assert isinstance(rare, np.ndarray)
+    return rare
 
 
-def _top(ranking: Tensor, k: int) -> tuple[Tensor, Tensor]:
+def _top(ranking: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     """The ``k`` best columns of each row of ``ranking`` (``-inf`` marks what is not
-    allowed): ``(indices, kept)``, ``kept`` false where fewer than ``k`` remain."""
+    allowed): ``(indices, values, kept)``, ``kept`` false where fewer than ``k`` remain."""
     top = torch.topk(ranking, min(k, ranking.shape[-1]), dim=-1)
     require_finite(top.values[top.values != -torch.inf])  # NaN sorts first: it shows here
-    return top.indices, top.values > -torch.inf
+    return top.indices, top.values, top.values > -torch.inf
 
 
 def _shown(model: FittedModel, rows: Tensor, items: Tensor, ranking: Tensor) -> Tensor:
@@ -179,35 +181,29 @@ def recommend_rows(
             ranking[torch.from_numpy(rows), torch.from_numpy(seen.astype(np.int64))] = -torch.inf
         if blocked is not None:
             ranking[:, torch.from_numpy(blocked)] = -torch.inf
-        indices, kept = _top(ranking, k)
+        indices, values, kept = _top(ranking, k)
+        counts = kept.sum(1)
         chosen = indices[kept]
-        owners = torch.from_numpy(block).repeat_interleave(kept.sum(1))
-        values = ranking.gather(1, indices)[kept]
+        owners = torch.from_numpy(block).repeat_interleave(counts)
         items.append(chosen.numpy())
-        scores.append(_shown(model, owners, chosen, values).numpy())
-        lengths.append(kept.sum(1).numpy())
+        scores.append(_shown(model, owners, chosen, values[kept]).numpy())
+        lengths.append(counts.numpy())
         if explain:
             reasons += [
                 because(model, *model.interactions.items_of(int(user)), picked.numpy())
-                for user, picked in zip(block, _split(chosen, kept.sum(1)), strict=True)
+                for user, picked in zip(block, torch.split(chosen, counts.tolist()), strict=True)
             ]
     offsets = np.concatenate([[0], np.cumsum(np.concatenate(lengths))]).astype(np.int64)
     picked = np.concatenate(items).astype(np.int64)
     spread = None
     if model.has_uncertainty:
         owners_all = np.repeat(user_idx, np.diff(offsets))
-        spread = model.predict_with_uncertainty(
-            model.users.id_of(owners_all), model.items.id_of(picked)
-        )["predictive_std"].to_numpy()
+        spread = model.uncertainty_indices(owners_all, picked)[2].astype(np.float32)
     return Recommendations(
         model.users.id_of(user_idx), offsets, picked, np.concatenate(scores).astype(np.float32),
         spread, "predicted" if model.predicts_ratings else "score",
         np.concatenate(reasons).astype(np.int64) if explain else None,
     )  # fmt: skip
-
-
-def _split(values: Tensor, lengths: Tensor) -> list[Tensor]:
-    return list(torch.split(values, lengths.tolist()))
 
 
 def recommend(
@@ -335,9 +331,9 @@ def list_for_rated(
     blocked = rare_items(model, min_ratings)
     if blocked is not None:
         ranking[torch.from_numpy(blocked)] = -torch.inf
-    indices, kept = _top(ranking, k)
+    indices, values, kept = _top(ranking, k)
     picked = indices[kept].numpy()
-    shown = ranking[indices[kept]]
+    shown = values[kept]
     if model.predicts_ratings:
         shown = model.predict_folded(user, picked)
         require_finite(shown, "predictions")
@@ -362,16 +358,13 @@ def recommend_new_user(
     model = ranking_model(model, by)
     rated_idx, values = rated_items(model, rated)
     listed = list_for_rated(model, rated_idx, values, k=k, min_ratings=min_ratings)
-    reasons = np.full(len(listed.item_idx), None, dtype=object)
-    known = listed.because >= 0
-    reasons[known] = item_labels(model, rated_idx[listed.because[known]])
     return pd.DataFrame(
         {
             "rank": np.arange(1, len(listed.item_idx) + 1),
             "item": model.items.id_of(listed.item_idx),
             "title": item_titles(model, listed.item_idx),
             ("predicted" if model.predicts_ratings else "score"): listed.scores,
-            "because you rated": reasons,
+            "because you rated": reason_labels(model, reason_items(rated_idx, listed.because)),
         }
     )
 
@@ -385,29 +378,45 @@ def because_positions(
     none = np.full(len(item_idx), -1, dtype=np.int64)
     if not len(rated_idx) or not len(item_idx):
         return none
-    with torch.no_grad():
-        strength = (
-            model.model.reasons(
-                torch.from_numpy(np.asarray(rated_idx, dtype=np.int64)).to(model.device),
-                torch.from_numpy(np.asarray(ratings, dtype=np.float64)),
-                torch.from_numpy(np.asarray(item_idx, dtype=np.int64)).to(model.device),
-                model.scale,
-            )
-            .float()
-            .cpu()
-        )
-    best = strength.max(0)
+    best = reason_strengths(model, rated_idx, ratings, item_idx).max(0)
     return np.where(torch.isfinite(best.values).numpy(), best.indices.numpy(), none)
+
+
+def reason_strengths(
+    model: FittedModel, rated_idx: np.ndarray, ratings: np.ndarray, item_idx: np.ndarray
+) -> Tensor:
+    """The family's reason value of each rated item for each item, ``(rated, items)``
+    float32 on the CPU (``-inf``: it cannot be the reason)."""
+    with torch.no_grad():
+        strength: Tensor = model.model.reasons(
+            torch.from_numpy(np.asarray(rated_idx, dtype=np.int64)).to(model.device),
+            torch.from_numpy(np.asarray(ratings, dtype=np.float64)),
+            torch.from_numpy(np.asarray(item_idx, dtype=np.int64)).to(model.device),
+            model.scale,
+        )
+    return strength.float().cpu()
+
+
+def reason_items(rated_idx: np.ndarray, positions: np.ndarray) -> np.ndarray:
+    """The rated item's index at each reason position (-1 stays: no reason)."""
+    result = np.full(len(positions), -1, dtype=np.int64)
+    result[positions >= 0] = np.asarray(rated_idx)[positions[positions >= 0]]
+    return result
+
+
+def reason_labels(model: FittedModel, because_idx: np.ndarray) -> np.ndarray:
+    """The label of each reason's rated item (None where there is no reason)."""
+    known = because_idx >= 0
+    labels = np.full(len(because_idx), None, dtype=object)
+    labels[known] = item_labels(model, because_idx[known])
+    return labels
 
 
 def because(
     model: FittedModel, rated_idx: np.ndarray, ratings: np.ndarray, item_idx: np.ndarray
 ) -> np.ndarray:
     """For each item, the index of the rated item behind it (-1: none)."""
-    positions = because_positions(model, rated_idx, ratings, item_idx)
-    result = np.full(len(positions), -1, dtype=np.int64)
-    result[positions >= 0] = np.asarray(rated_idx)[positions[positions >= 0]]
-    return result
+    return reason_items(rated_idx, because_positions(model, rated_idx, ratings, item_idx))
 
 
 @dataclass(frozen=True)
@@ -456,12 +465,7 @@ def explain(
     u = model.users.index_of(user)
     i = find_item(model, item)
     rated, ratings = model.interactions.items_of(u)
-    with torch.no_grad():
-        strength = model.model.reasons(
-            torch.from_numpy(rated.astype(np.int64)).to(model.device),
-            torch.from_numpy(ratings.astype(np.float64)),
-            torch.tensor([i], device=model.device), model.scale,
-        )[:, 0].float().cpu().numpy()  # fmt: skip
+    strength = reason_strengths(model, rated, ratings, np.array([i]))[:, 0].numpy()
     order = np.argsort(-strength, kind="stable")
     order = order[np.isfinite(strength[order])]
     labels = item_labels(model, rated)

@@ -122,7 +122,7 @@ def evaluate_ranking(
     relevant = ItemSets.from_pairs(pairs.user_idx[keep], pairs.item_idx[keep], n_users, n_items)
     data = model.interactions
     seen = ItemSets.from_pairs(data.user_idx(), data.item_idx, n_users, n_items)
-    counts = data.item_counts().astype(np.float32)
+    counts = model.item_counts().astype(np.float32)
     popularity = torch.from_numpy(counts)
 
     def blended(weight: float) -> Callable[[np.ndarray], Tensor]:
@@ -133,7 +133,7 @@ def evaluate_ranking(
         ("model" if w == 0 else f"model + {w:g} log popularity"): blended(w) for w in weights
     }
     scorers["most popular"] = lambda block: popularity.expand(len(block), -1).clone()
-    popular = popular_items(data.item_counts(), POPULAR_SHARE)
+    popular = popular_items(model.item_counts(), POPULAR_SHARE)
     tables = []
     for name, scorer in scorers.items():
         rows = evaluate_top_n(scorer, seen, relevant, ks=ks, popular=popular)

@@ -19,7 +19,14 @@ import torch
 from collabfilter.errors import DataError
 from collabfilter.fitted import FittedModel
 from collabfilter.models import FoldedUser
-from collabfilter.recommend import UserList, list_for_rated, recommend_rows, require_finite
+from collabfilter.recommend import (
+    UserList,
+    because_positions,
+    list_for_rated,
+    reason_items,
+    recommend_rows,
+    require_finite,
+)
 from collabfilter.serve.served import ItemList, ServedModel
 from collabfilter.serve.store import RawId, Stored
 
@@ -56,8 +63,7 @@ def _folded(
 
 def _from_user_list(listed: UserList, rated_idx: np.ndarray, values: np.ndarray) -> ItemList:
     known = listed.because >= 0
-    because = np.full(len(listed.because), -1, dtype=np.int64)
-    because[known] = rated_idx[listed.because[known]]
+    because = reason_items(rated_idx, listed.because)
     given = np.full(len(listed.because), np.nan)
     given[known] = values[listed.because[known]]
     return ItemList(listed.item_idx, listed.scores, because, given, len(rated_idx))
@@ -74,14 +80,11 @@ def user_list(
     """
     lister = served.lister
     if row is not None and not stored:
-        known = recommend_rows(
-            lister, np.array([row]), k=k, min_ratings=served.min_ratings, explain=True
-        )
+        known = recommend_rows(lister, np.array([row]), k=k, min_ratings=served.min_ratings)
         rated_idx, values = lister.interactions.items_of(row)
-        given = dict(zip(rated_idx.tolist(), values.tolist(), strict=True))
-        assert known.because is not None  # asked for
-        reason_rating = np.array([given.get(int(i), np.nan) for i in known.because])
-        return ItemList(known.item_idx, known.scores, known.because, reason_rating, len(rated_idx))
+        positions = because_positions(lister, rated_idx, values, known.item_idx)
+        listed = UserList(known.item_idx, known.scores, positions)
+        return _from_user_list(listed, rated_idx, values)
     rated_idx, values = rated_by(served, row, stored)
     folded = _folded(served, lister, ("list", user_key, stored), rated_idx, values)
     listed = list_for_rated(
