@@ -160,10 +160,10 @@ def first_fit() -> None:
 
 def step_forms(split: Split, repeats: int = 3) -> None:
     """The default fit (its decay fixed) with each form of the sgd step, interleaved, on
-    ml-100k's 90/10 split; then one epoch of each on ml-1m's shape, where batches are
-    32,768 ratings and the rule of ``step="auto"`` picks another form."""
+    ml-100k's 90/10 split; then one epoch of each on ml-1m's shape (batches of 32,768
+    ratings)."""
     config = replace(RECIPES["dot_bias"][1], tune_decay=False)
-    forms = ("compiled", "sparse", "gather", "autograd")
+    forms = ("compiled", "gather", "autograd")
     times: dict[str, list[float]] = {form: [] for form in forms}
     scores = {}
     for _ in range(repeats):
@@ -175,8 +175,7 @@ def step_forms(split: Split, repeats: int = 3) -> None:
             learner.fit_recipe()
             times[form].append(time.perf_counter() - start)
             scores[form] = rmse(learner.predict_ratings(split.valid), split.valid.rating)
-    batch = config.batch_for(len(split.train))
-    auto = choose_form(learner.model, config, learner.train_tensors, "auto", batch)
+    auto = choose_form(learner.model, config, learner.train_tensors, "auto")
     print(f"default fit (decay fixed) by form of the sgd step, 90/10 (auto: {auto}): " + ", ".join(
         f"{form} {scores[form]:.5f} in {np.median(t):.2f} s" for form, t in times.items()
     ))  # fmt: skip
@@ -188,8 +187,7 @@ def step_forms(split: Split, repeats: int = 3) -> None:
         start = time.perf_counter()
         learner.fit_recipe()
         seconds[form] = time.perf_counter() - start
-    auto = choose_form(learner.model, epoch, learner.train_tensors, "auto",
-                       epoch.batch_for(len(ratings)))  # fmt: skip
+    auto = choose_form(learner.model, epoch, learner.train_tensors, "auto")
     print(f"one epoch on ml-1m's shape by form (auto: {auto}): " + ", ".join(
         f"{form} {s:.2f} s" for form, s in seconds.items()
     ))  # fmt: skip

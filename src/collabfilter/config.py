@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Literal, TypeVar, get_args
 
 from collabfilter.errors import ConfigError
 
-StepForm = Literal["auto", "compiled", "sparse", "gather", "autograd"]
+StepForm = Literal["auto", "compiled", "gather", "autograd"]
 
 
 class _NotGiven:
@@ -100,15 +100,14 @@ class RunOptions:
     terminal, or a notebook with ipywidgets). None shows the table wherever training
     runs; ``False`` here or ``COLLABFILTER_PROGRESS=0`` silences both."""
     step: StepForm = "auto"
-    """How a dot model's sgd step is computed: ``"compiled"`` (one compiled loop per
-    batch, numba, CPU), ``"sparse"`` (the batch as a sparse users x items matrix),
-    ``"gather"`` (gathers and ``index_add_``, any device), ``"autograd"`` (the generic
-    path every model and optimizer takes). ``"auto"`` chooses by the rules of
-    :mod:`collabfilter.models.dot.steps`; the forms do the same arithmetic in another
-    order (the tests check they agree)."""
+    """How a dot model's sgd step is computed: ``"compiled"`` (one compiled, parallel
+    loop per batch, numba, CPU), ``"gather"`` (gathers and ``index_add_``, any device),
+    ``"autograd"`` (the generic path every model and optimizer takes). ``"auto"``
+    chooses by the rules of :mod:`collabfilter.models.dot.steps`; the forms do the same
+    arithmetic in another order (the tests check they agree)."""
     shuffle_block: int | None = None
-    """Ratings per block of an epoch's order: 1 visits the ratings in an exact random
-    permutation; larger blocks are faster on millions of ratings (see
+    """Ratings per block of an epoch's order, a power of two: 1 visits the ratings in an
+    exact random permutation; larger blocks are faster on millions of ratings (see
     :mod:`collabfilter.sgd.order`). None: 1 below 2^20 ratings, else up to 64."""
 
     def __post_init__(self) -> None:
@@ -117,8 +116,10 @@ class RunOptions:
         )
         require_choice(self.step, StepForm, "step")
         require(
-            self.shuffle_block is None or self.shuffle_block >= 1,
-            f"shuffle_block must be >= 1 or None, got {self.shuffle_block}",
+            self.shuffle_block is None
+            or (self.shuffle_block >= 1 and self.shuffle_block & (self.shuffle_block - 1) == 0),
+            f"shuffle_block must be a power of two (1, 2, 4, ...) or None, "
+            f"got {self.shuffle_block}",
         )
 
 

@@ -1,12 +1,15 @@
-"""Where and how reproducibly torch runs: device choice, seeding by run options, and
-the one notice of torch's that is silenced."""
+"""Where and how reproducibly torch and numba run: device choice, seeding by run
+options, numba's threads, and the one notice of torch's that is silenced."""
 
 from __future__ import annotations
 
 import contextlib
+import os
+import types
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from functools import cache
+from typing import Any
 
 import torch
 
@@ -43,3 +46,30 @@ def quiet_csr() -> None:
             torch.zeros(2, dtype=torch.int64), torch.zeros(0, dtype=torch.int64),
             torch.zeros(0), size=(1, 1), check_invariants=False,
         )  # fmt: skip
+
+
+def compile_parallel(function: Callable[..., Any], **options: Any) -> Any:
+    """``function`` compiled by numba with parallel loops (cached on disk, so later
+    processes load it instead of compiling), its global ``prange`` bound to numba's
+    (a module writes ``prange = range`` for its templates). numba is imported here, on
+    first use, so that entry points without compiled code do not pay for it.
+
+    Threads come from a thread-safe layer (OpenMP or TBB), so that two threads of a
+    program may run compiled code at once; ``NUMBA_THREADING_LAYER`` overrides it."""
+    import numba
+
+    if "NUMBA_THREADING_LAYER" not in os.environ:
+        numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]
+    namespace = {**function.__globals__, "prange": numba.prange}
+    bound = types.FunctionType(function.__code__, namespace, function.__name__)
+    return numba.njit(cache=True, parallel=True, **options)(bound)
+
+
+def use_threads() -> None:
+    """numba's threads for the calling thread: torch's count (one knob,
+    ``torch.set_num_threads``, ``RunOptions.threads`` or ``OMP_NUM_THREADS``), at most
+    numba's pool."""
+    import numba
+
+    pool: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    numba.set_num_threads(max(1, min(torch.get_num_threads(), pool)))

@@ -51,13 +51,13 @@ class RatingTensors:
     def user_counts(self) -> Tensor:
         """Ratings per user index in these tensors (counted once: set-up asks often)."""
         if self._user_counts is None:
-            self._user_counts = torch.bincount(self.user_idx.long(), minlength=self.n_users)
+            self._user_counts = torch.bincount(self.user_idx, minlength=self.n_users)
         return self._user_counts
 
     def item_counts(self) -> Tensor:
         """Ratings per item index in these tensors (counted once)."""
         if self._item_counts is None:
-            self._item_counts = torch.bincount(self.item_idx.long(), minlength=self.n_items)
+            self._item_counts = torch.bincount(self.item_idx, minlength=self.n_items)
         return self._item_counts
 
     def counts(self, side: str) -> Tensor:

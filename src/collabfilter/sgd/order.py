@@ -16,11 +16,16 @@ checks the accuracy on small data).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from functools import cache
 
+import numpy as np
 import torch
 from torch import Tensor
 
+from collabfilter.data.tensors import RatingTensors
 from collabfilter.errors import ConfigError
+from collabfilter.runtime import compile_parallel, use_threads
 
 BLOCKED_FROM = 1 << 20
 """Ratings from which epochs permute blocks (about 12 MB of indices and ratings, the
@@ -56,29 +61,79 @@ class EpochOrder:
     ) -> None:
         self.n_ratings = n_ratings
         self.block = block_size(n_ratings, batch_size) if block is None else block
-        if self.block < 1 or batch_size % self.block:
+        if self.block < 1 or self.block & (self.block - 1) or batch_size % self.block:
             raise ConfigError(
-                f"shuffle_block must divide the batch size {batch_size}, got {self.block}"
+                f"shuffle_block must be a power of two dividing the batch size {batch_size}, "
+                f"got {self.block}"
             )
-        self.storage: Tensor | None = None
-        """Data row of each stored position (int64); None when stored as given."""
-        if self.block > 1:
-            self.storage = torch.randperm(n_ratings, generator=generator)
+        self._storage: Tensor | None = None
+        if self.block > 1:  # int32 positions: half the memory, the same permutation
+            dtype = torch.int32 if n_ratings < 2**31 else torch.int64
+            self._storage = torch.randperm(n_ratings, generator=generator, dtype=dtype)
 
-    def store(self, column: Tensor) -> Tensor:
-        """A per-rating column in storage order."""
-        if self.storage is None:
-            return column
-        return column.index_select(0, self.storage.to(column.device))
+    def stored(self, data: RatingTensors) -> tuple[Tensor, Tensor, Tensor]:
+        """The user, item and rating columns in storage order: the one copy of the
+        ratings a run makes (none when stored as given). Called once: the storage
+        permutation is dropped afterwards, as nothing else needs it."""
+        columns = (data.user_idx, data.item_idx, data.rating)
+        storage, self._storage = self._storage, None
+        if self.block == 1:
+            return columns
+        if storage is None:
+            raise RuntimeError("an epoch order's storage is taken once")
+        if data.device.type != "cpu":
+            index = storage.to(data.device)
+            users, items, rating = (column.index_select(0, index) for column in columns)
+            return users, items, rating
+        users, items, rating = (torch.empty_like(column) for column in columns)
+        use_threads()
+        _gathers()(storage.numpy(), *(c.numpy() for c in (*columns, users, items, rating)))
+        return users, items, rating
+
+    def draw_blocks(self, generator: torch.Generator) -> Tensor:
+        """One epoch as the stored start positions (int64) of its blocks in visiting
+        order; the ratings past the last whole block (:attr:`tail`) close the epoch.
+        A step that reads the stored columns itself needs only these, not a position
+        per rating."""
+        if self.block == 1:
+            return torch.randperm(self.n_ratings, generator=generator)
+        n_blocks = self.n_ratings // self.block
+        return torch.randperm(n_blocks, generator=generator).mul_(self.block)
+
+    @property
+    def tail(self) -> range:
+        """Stored positions past the last whole block, visited last in every epoch."""
+        return range(self.n_ratings - self.n_ratings % self.block, self.n_ratings)
 
     def draw(self, generator: torch.Generator) -> Tensor:
         """One epoch: stored positions (int64) in visiting order; batch ``k`` is the
         slice ``[k * batch_size, (k + 1) * batch_size)`` (a whole number of blocks)."""
+        starts = self.draw_blocks(generator)
         if self.block == 1:
-            return torch.randperm(self.n_ratings, generator=generator)
-        n_blocks = self.n_ratings // self.block
-        starts = torch.randperm(n_blocks, generator=generator).mul_(self.block)
+            return starts
         runs = starts.unsqueeze(1) + torch.arange(self.block)
-        # the ratings past the last whole block close the epoch's last batch
-        tail = torch.arange(n_blocks * self.block, self.n_ratings)
+        tail = torch.arange(self.tail.start, self.tail.stop)
         return torch.cat([runs.view(-1), tail])
+
+
+@cache
+def _gathers() -> Callable[..., None]:
+    """The storage copy on the CPU, compiled on first use
+    (:func:`collabfilter.runtime.compile_parallel`)."""
+    return compile_parallel(_gather_columns)  # type: ignore[no-any-return]
+
+
+prange = range  # numba's parallel range, bound by compile_parallel
+
+
+def _gather_columns(
+    index: np.ndarray, users: np.ndarray, items: np.ndarray, rating: np.ndarray,
+    out_users: np.ndarray, out_items: np.ndarray, out_rating: np.ndarray,
+) -> None:  # fmt: skip
+    """The three columns at ``index`` in one parallel pass (one read of the index,
+    where ``index_select`` reads it once a column on one thread)."""
+    for k in prange(index.shape[0]):
+        row = index[k]
+        out_users[k] = users[row]
+        out_items[k] = items[row]
+        out_rating[k] = rating[row]

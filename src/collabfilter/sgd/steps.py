@@ -127,8 +127,7 @@ class AutogradSteps:
             grad_clip=config.grad_clip,
         )
         self.batch_size, self.order, self.generator = plan.batch_size, plan.order, plan.generator
-        self.users, self.items = plan.order.store(data.user_idx), plan.order.store(data.item_idx)
-        self.rating = plan.order.store(data.rating)
+        self.users, self.items, self.rating = plan.order.stored(data)
 
     def batches(self) -> Iterator[Batch]:
         order = self.order.draw(self.generator).to(self.rating.device)

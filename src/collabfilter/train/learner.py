@@ -19,7 +19,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -80,16 +80,17 @@ class Learner(FittedModel):
         if self.options.threads is not None:
             torch.set_num_threads(self.options.threads)  # asked for by RunOptions
         self._device = resolve_device(self.options.device)
+        self.train_ratings = train
+        self._interactions: Interactions | None = None
         super().__init__(
             model.to(self._device),
             train.users,
             train.items,
-            Interactions.from_ratings(train),
+            cast(Interactions, None),  # built on first use: see interactions
             model_config,
             config if config is not None else self.family.fit_config(),
         )
         self.columns = dict(train.report.columns)
-        self.train_ratings = train
         self.valid_ratings = _in_vocabularies(valid, train) if valid is not None else None
         self.train_tensors = RatingTensors(train, self._device)
         self.valid_tensors = (
@@ -111,6 +112,18 @@ class Learner(FittedModel):
             self.train_tensors.item_counts(),
             float(self.train_tensors.rating.mean()),
         )
+
+    @property
+    def interactions(self) -> Interactions:
+        """The training ratings in CSR form, built on first use: a fit of many ratings
+        never holds them and the sgd step's copy of the ratings at once."""
+        if self._interactions is None:
+            self._interactions = Interactions.from_ratings(self.train_ratings)
+        return self._interactions
+
+    @interactions.setter
+    def interactions(self, value: Interactions | None) -> None:
+        self._interactions = value
 
     # ------------------------------------------------------------------ fitting
     def fit(

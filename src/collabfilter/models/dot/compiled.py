@@ -1,19 +1,28 @@
-"""The sgd step of the dot models as one compiled loop per batch (numba), on the CPU.
+"""The sgd step of the dot models as one compiled, parallel loop per batch (numba), on
+the CPU.
 
 The gather form (:mod:`collabfilter.models.dot.gather`) writes each step as about
 twenty whole-batch tensor operations, each streaming a (batch x factors) temporary
-through memory and paying torch's dispatch; at small batches that is most of a step's
-time. Here the same arithmetic runs per rating inside one compiled function, which calls
-the dot formula's compiled dialect (:func:`collabfilter.models.dot.formula.compiled`): a
-first pass reads the tables as they were before the step (prediction, error, each
-rating's updates into per-batch buffers), a second adds the updates in. It is the gather
-form's arithmetic in another summation order (and a rating's logit and error in
-float64); the tests check that both leave the same weights, and
-``benchmarks/bench_accuracy.py`` times the forms side by side.
+through memory and paying torch's dispatch. Here the same arithmetic runs per rating
+inside one compiled function, which calls the dot formula's compiled dialect
+(:func:`collabfilter.models.dot.formula.compiled`), in two parallel passes:
 
-Per-row quantities (decay and rate of each row, activity values) are read from small
-per-row arrays instead of per-rating columns, and every epoch gathers the ratings into
-visiting order once, so that a step reads its ratings as one run of memory.
+1. reads only: the batch's ratings, cut into a fixed number of chunks shared out among
+   the threads, each rating's prediction, error and updates into per-batch buffers
+   (every rating sees the tables as they were before the step);
+2. writes: one thread adds the user updates in, another the item updates (the tables
+   are disjoint, so no locks), each in the batch's order.
+
+Every row receives its updates in the same order whatever the number of threads, and
+the loss is summed chunk by chunk in a fixed order, so a seeded run gives the same
+weights on one thread or many. It is the gather form's arithmetic in another summation
+order (a rating's logit and error in float64); the tests check that both leave the
+same weights, and ``benchmarks/bench_scale.py`` times the forms side by side.
+
+The step reads the ratings in their storage order itself (the epoch order's block
+starts, :meth:`~collabfilter.sgd.order.EpochOrder.draw_blocks`), so an epoch copies no
+rating; per-row quantities (decay and rate of each row, activity values) are small
+per-row arrays, never per-rating columns.
 """
 
 from __future__ import annotations
@@ -21,7 +30,7 @@ from __future__ import annotations
 import types
 from collections.abc import Callable, Iterator
 from functools import cache
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import torch
@@ -31,50 +40,39 @@ from collabfilter.data.tensors import RatingTensors
 from collabfilter.errors import ConfigError
 from collabfilter.models.dot.formula import FASTMATH, compiled, unbound
 from collabfilter.models.dot.gather import DotSGD
+from collabfilter.runtime import compile_parallel, use_threads
 
 if TYPE_CHECKING:
     from collabfilter.models.dot.module import DotProductBias
 
-MAX_BUFFERED = 1 << 18
-"""Most ratings x factors a step buffers per side (1 MiB of float32): beyond a core's
-cache, the sparse products or the gathers (which use every core) are faster."""
+CHUNKS = 64
+"""Pieces a batch's first pass is cut into, whatever the number of threads: the loss is
+summed piece by piece in this order, so that it does not depend on the threads."""
 
 
-def suits(model: DotProductBias, data: RatingTensors, batch_size: int) -> bool:
-    """Whether the compiled form pays and applies: on the CPU, float32 tables, and
-    batches whose buffered updates stay in cache (:data:`MAX_BUFFERED`)."""
-    factors = model.user_factors
-    return (
-        data.device.type == "cpu"
-        and factors.dtype == torch.float32
-        and batch_size * factors.shape[1] <= MAX_BUFFERED
-    )
+def suits(model: DotProductBias, data: RatingTensors) -> bool:
+    """Whether the compiled form applies: on the CPU, with float32 tables."""
+    return data.device.type == "cpu" and model.user_factors.dtype == torch.float32
 
 
 @cache
-def _compiled_step() -> Callable[..., tuple[float, float, float]]:
-    """The step compiled by numba, on first use (and cached on disk by numba, so
-    later processes load it instead of compiling); importing numba is deferred to here
-    so that the package's other entry points do not pay for it."""
-    import numba
-
+def _compiled_step() -> Callable[..., None]:
+    """The step compiled on first use (:func:`collabfilter.runtime.compile_parallel`)."""
     formula = compiled()
     namespace = {"np": np, **formula._asdict(), "__name__": __name__}
     step = types.FunctionType(_dot_sgd_step.__code__, namespace, _dot_sgd_step.__name__)
-    kernel: Any = numba.njit(cache=True, fastmath=FASTMATH)(step)
-    return kernel  # type: ignore[no-any-return]
+    return compile_parallel(step, fastmath=FASTMATH)  # type: ignore[no-any-return]
 
 
 class _Batch(NamedTuple):
-    """Ratings in visiting order: an epoch's, or a batch's slice of them."""
+    """A batch as stored positions: the starts of its blocks, then a run of the tail."""
 
-    users: np.ndarray  # int64
-    items: np.ndarray
-    rating: np.ndarray  # float32
+    starts: np.ndarray  # int64
+    tail: range
 
 
 class CompiledDotSGD(DotSGD[_Batch]):
-    """The step as one compiled pass over the batch's ratings (see the module).
+    """The step as one compiled, parallel pass over the batch's ratings (see the module).
 
     Raises:
         ConfigError: for tables that are not float32 on the CPU, or have fewer rows
@@ -96,7 +94,7 @@ class CompiledDotSGD(DotSGD[_Batch]):
                     f"{name} is {table.dtype} {tuple(table.shape)} on {table.device} "
                     f"for {size[side]:,} {side}s; use step='gather'"
                 )
-        self.rating = rating
+        self.columns = (self.users.numpy(), self.items.numpy(), rating.numpy())
         self.prior = model.activity_prior
 
         def per_row(values: Tensor | None, side: str, fill: float) -> np.ndarray:
@@ -119,21 +117,24 @@ class CompiledDotSGD(DotSGD[_Batch]):
             per_row(model.user_activity if self.prior else None, "user", 0.0),
             per_row(model.item_activity if self.prior else None, "item", 0.0),
         ]
-        self.factor_buffers = np.empty(
-            (2, self.batch_size, model.user_factors.shape[1]), np.float32
-        )
-        self.scalar_buffers = np.empty((2, self.batch_size), np.float32)
+        batch = min(self.batch_size, len(data))
+        self.factor_buffers = np.empty((2, batch, model.user_factors.shape[1]), np.float32)
+        self.scalar_buffers = np.empty((2, batch), np.float32)
+        self.partials = np.empty((CHUNKS, 3), np.float64)
         self.no_bias = np.zeros(0, np.float32)
 
-    def _batches(self, order: Tensor) -> Iterator[_Batch]:
-        epoch = _Batch(
-            self.users.index_select(0, order).long().numpy(),
-            self.items.index_select(0, order).long().numpy(),
-            self.rating.index_select(0, order).numpy(),
-        )
-        for start in range(0, len(order), self.batch_size):
-            part = slice(start, start + self.batch_size)
-            yield _Batch(epoch.users[part], epoch.items[part], epoch.rating[part])
+    def batches(self) -> Iterator[_Batch]:
+        use_threads()  # per epoch: numba's setting is per calling thread, and slow to make
+        order, block = self.order, self.order.block
+        starts = self.order.draw_blocks(self.generator).numpy()
+        per_batch, tail = self.batch_size // block, order.tail
+        for first in range(0, order.n_ratings, self.batch_size):
+            last = first + self.batch_size
+            run = range(max(first, tail.start), min(last, tail.stop))
+            yield _Batch(starts[first // block : first // block + per_batch], run)
+
+    def size(self, batch: _Batch) -> int:
+        return len(batch.starts) * self.order.block + len(batch.tail)
 
     def _step(self, batch: _Batch, lr: float, multiplier: float) -> Tensor:
         model = self.model
@@ -144,10 +145,12 @@ class CompiledDotSGD(DotSGD[_Batch]):
             item_bias = model.item_bias.detach().numpy()
             offset = float(model.offset)
         beta = model.activity_weights()
-        half_sse, user_grad, item_grad = _compiled_step()(
-            batch.users,
-            batch.items,
-            batch.rating,
+        _compiled_step()(
+            batch.starts,
+            self.order.block.bit_length() - 1,
+            batch.tail.start,
+            len(batch.tail),
+            *self.columns,
             model.user_factors.detach().numpy(),
             model.item_factors.detach().numpy(),
             user_bias,
@@ -163,17 +166,26 @@ class CompiledDotSGD(DotSGD[_Batch]):
             self.span,
             self.factor_buffers,
             self.scalar_buffers,
+            self.partials,
         )
+        half_sse, user_grad, item_grad = self.partials.sum(axis=0)
         if self.prior:
-            self.dense.step_scalars(model.activity_weight, [user_grad, item_grad], multiplier)
+            grads = [float(user_grad), float(item_grad)]
+            self.dense.step_scalars(model.activity_weight, grads, multiplier)
         return torch.tensor(half_sse, dtype=torch.float64)
 
 
-# The dot formula's compiled dialect, bound into _dot_sgd_step by _compiled_step.
+# Bound into _dot_sgd_step by _compiled_step: the dot formula's compiled dialect, and
+# numba's parallel range.
 effect = logit = rating = gradient = unbound
+prange = range
 
 
 def _dot_sgd_step(
+    starts: np.ndarray,
+    block_shift: int,
+    tail_start: int,
+    tail_length: int,
     users: np.ndarray,
     items: np.ndarray,
     ratings: np.ndarray,
@@ -197,54 +209,74 @@ def _dot_sgd_step(
     span: float,
     factor_buffers: np.ndarray,
     scalar_buffers: np.ndarray,
-) -> tuple[float, float, float]:
-    """One step over a batch: updates the tables in place; returns half the summed
-    squared error and the gradient of the loss by each activity weight.
+    partials: np.ndarray,
+) -> None:
+    """One step over a batch: updates the tables in place; writes each chunk's half
+    summed squared error and gradients by the two activity weights into ``partials``.
 
+    The batch is the stored ratings at ``starts[j] + r`` for each block ``j`` and
+    ``r < 2**block_shift``, then ``tail_length`` ratings from ``tail_start``.
     ``effect``, ``logit``, ``rating`` and ``gradient`` are the dot formula's compiled
     dialect (:func:`_compiled_step` builds this function with them); ``low`` and
     ``span`` are the output range (span 0: none). Empty bias arrays: a model without
     biases. The logit, error and step of a rating are computed in float64, the updates
     of the float32 tables in float32.
     """
-    n, n_factors = users.shape[0], user_factors.shape[1]
+    in_blocks = starts.shape[0] << block_shift
+    n, n_factors = in_blocks + tail_length, user_factors.shape[1]
+    mask = (1 << block_shift) - 1
     biased = user_bias.shape[0] > 0
     user_updates, item_updates = factor_buffers[0], factor_buffers[1]
     user_bias_updates, item_bias_updates = scalar_buffers[0], scalar_buffers[1]
-    half_sse, user_grad, item_grad = 0.0, 0.0, 0.0
-    for k in range(n):  # reads only: every rating sees the tables before the step
-        u, i = users[k], items[k]
-        dot = np.float32(0.0)
-        for f in range(n_factors):
-            dot += user_factors[u, f] * item_factors[i, f]
-        x = float(dot)
-        if biased:
-            user_effect = effect(float(user_bias[u]), beta_user, float(user_activity[u]))
-            item_effect = effect(float(item_bias[i]), beta_item, float(item_activity[i]))
-            x = logit(x, user_effect, item_effect, offset)
-        error = rating(x, low, span) - float(ratings[k])
-        slope = gradient(x, error, span)
-        step = -lr * slope
-        half_sse += 0.5 * error * error
-        user_grad += slope * user_activity[u]
-        item_grad += slope * item_activity[i]
-        user_step = np.float32(step * user_rate[u])
-        item_step = np.float32(step * item_rate[i])
-        user_decay = np.float32(-lr * user_factor_shrink[u])
-        item_decay = np.float32(-lr * item_factor_shrink[i])
-        for f in range(n_factors):
-            user_row, item_row = user_factors[u, f], item_factors[i, f]
-            item_updates[k, f] = user_row * item_step + item_row * item_decay
-            user_updates[k, f] = item_row * user_step + user_row * user_decay
-        if biased:
-            user_bias_updates[k] = user_step - lr * user_bias_shrink[u] * user_bias[u]
-            item_bias_updates[k] = item_step - lr * item_bias_shrink[i] * item_bias[i]
-    for k in range(n):
-        u, i = users[k], items[k]
-        for f in range(n_factors):
-            user_factors[u, f] += user_updates[k, f]
-            item_factors[i, f] += item_updates[k, f]
-        if biased:
-            user_bias[u] += user_bias_updates[k]
-            item_bias[i] += item_bias_updates[k]
-    return half_sse, user_grad, item_grad
+    n_chunks = partials.shape[0]
+    for chunk in prange(n_chunks):  # reads only: every rating sees the tables before the step
+        half_sse, user_grad, item_grad = 0.0, 0.0, 0.0
+        for k in range(chunk * n // n_chunks, (chunk + 1) * n // n_chunks):
+            if k < in_blocks:
+                stored = starts[k >> block_shift] + (k & mask)
+            else:
+                stored = tail_start + k - in_blocks
+            u, i = users[stored], items[stored]
+            dot = np.float32(0.0)
+            for f in range(n_factors):
+                dot += user_factors[u, f] * item_factors[i, f]
+            x = float(dot)
+            if biased:
+                user_effect = effect(float(user_bias[u]), beta_user, float(user_activity[u]))
+                item_effect = effect(float(item_bias[i]), beta_item, float(item_activity[i]))
+                x = logit(x, user_effect, item_effect, offset)
+            error = rating(x, low, span) - float(ratings[stored])
+            slope = gradient(x, error, span)
+            step = -lr * slope
+            half_sse += 0.5 * error * error
+            user_grad += slope * user_activity[u]
+            item_grad += slope * item_activity[i]
+            user_step = np.float32(step * user_rate[u])
+            item_step = np.float32(step * item_rate[i])
+            user_decay = np.float32(-lr * user_factor_shrink[u])
+            item_decay = np.float32(-lr * item_factor_shrink[i])
+            for f in range(n_factors):
+                user_row, item_row = user_factors[u, f], item_factors[i, f]
+                item_updates[k, f] = user_row * item_step + item_row * item_decay
+                user_updates[k, f] = item_row * user_step + user_row * user_decay
+            if biased:
+                user_bias_updates[k] = user_step - lr * user_bias_shrink[u] * user_bias[u]
+                item_bias_updates[k] = item_step - lr * item_bias_shrink[i] * item_bias[i]
+        partials[chunk, 0] = half_sse
+        partials[chunk, 1] = user_grad
+        partials[chunk, 2] = item_grad
+    for side in prange(2):  # writes: one side per thread, each row in the batch's order
+        rows = users if side == 0 else items
+        table = user_factors if side == 0 else item_factors
+        bias = user_bias if side == 0 else item_bias
+        updates, bias_updates = factor_buffers[side], scalar_buffers[side]
+        for k in range(n):
+            if k < in_blocks:
+                stored = starts[k >> block_shift] + (k & mask)
+            else:
+                stored = tail_start + k - in_blocks
+            row = rows[stored]
+            for f in range(n_factors):
+                table[row, f] += updates[k, f]
+            if biased:
+                bias[row] += bias_updates[k]

@@ -66,7 +66,7 @@ class DotSGD(Generic[BatchT]):
         self.batch_size = plan.batch_size
         self.generator = plan.generator
         self.order = plan.order
-        self.users, self.items = self.order.store(data.user_idx), self.order.store(data.item_idx)
+        self.users, self.items, rating = self.order.stored(data)
         sizes = {"user": data.n_users, "item": data.n_items}
         # each table's per-rating decay coefficient times the row's rate (both scale the
         # same step); zero for a table without decay
@@ -76,7 +76,7 @@ class DotSGD(Generic[BatchT]):
             rate = plan.rates.get(side)
             self.shrink[name] = decay if rate is None else decay * rate
         self.low, self.span = model.low_span
-        self._prepare(self.order.store(data.rating))
+        self._prepare(rating)
 
     def _prepare(self, rating: Tensor) -> None:
         """Set up what the subclass's steps need from the ratings in storage order

@@ -1,17 +1,14 @@
 """Which form of the sgd step trains a dot model.
 
 Every form does the dot formula's arithmetic (:mod:`~collabfilter.models.dot.formula`)
-and keeps a regime where it is the fastest (``benchmarks/bench_accuracy.py`` times them
-side by side):
+and keeps a regime where it is the one that applies:
 
-- ``compiled``: one compiled loop per batch (:mod:`~collabfilter.models.dot.compiled`,
-  numba, CPU), while a batch's buffered updates fit in a core's cache (small batches),
-  where the tensor forms spend most of a step on dispatch and temporaries;
-- ``sparse``: the batch as sparse matrix products
-  (:mod:`~collabfilter.models.dot.sparse`, CPU) when the tables have no more rows than a
-  batch has ratings;
-- ``gather``: gathers and ``index_add_`` (:mod:`~collabfilter.models.dot.gather`), for
-  large tables and on any device;
+- ``compiled``: one compiled, parallel loop per batch
+  (:mod:`~collabfilter.models.dot.compiled`, numba), on the CPU with float32 tables;
+  the fastest there at every size ``benchmarks/bench_accuracy.py`` and
+  ``benchmarks/bench_scale.py`` measure;
+- ``gather``: gathers and ``index_add_`` (:mod:`~collabfilter.models.dot.gather`), on
+  other devices and dtypes;
 - ``autograd``: the generic step (:mod:`collabfilter.sgd.steps`), for what the closed
   forms do not cover (momentum, clipping, Adam).
 
@@ -27,17 +24,16 @@ import torch
 from collabfilter.config import RunOptions, StepForm
 from collabfilter.data.tensors import RatingTensors
 from collabfilter.errors import ConfigError
-from collabfilter.models.dot import compiled, sparse
+from collabfilter.models.dot import compiled
 from collabfilter.models.dot.gather import DotSGD, GatherDotSGD
 from collabfilter.models.dot.module import DotProductBias
 from collabfilter.sgd import RowTrained, Steps, TrainConfig
 from collabfilter.sgd.steps import AutogradSteps, StepPlan
 
-Form = Literal["compiled", "sparse", "gather", "autograd"]
+Form = Literal["compiled", "gather", "autograd"]
 
 FORMS: dict[str, type[DotSGD[object]]] = {
     "compiled": compiled.CompiledDotSGD,  # type: ignore[dict-item]
-    "sparse": sparse.SparseDotSGD,  # type: ignore[dict-item]
     "gather": GatherDotSGD,  # type: ignore[dict-item]
 }
 
@@ -48,9 +44,8 @@ def closed_form_applies(config: TrainConfig) -> bool:
 
 
 def choose_form(
-    model: DotProductBias, config: TrainConfig, data: RatingTensors, requested: StepForm,
-    batch_size: int,
-) -> Form:  # fmt: skip
+    model: DotProductBias, config: TrainConfig, data: RatingTensors, requested: StepForm
+) -> Form:
     """The form that trains ``model``: ``requested``, or by the rule of ``"auto"``.
 
     Raises:
@@ -61,16 +56,14 @@ def choose_form(
     if requested == "auto":
         if not closed:
             return "autograd"
-        if compiled.suits(model, data, batch_size):
-            return "compiled"
-        return "sparse" if sparse.suits(data, batch_size) else "gather"
+        return "compiled" if compiled.suits(model, data) else "gather"
     if requested != "autograd" and not closed:
         raise ConfigError(
             f"step={requested!r} trains by plain sgd (no momentum, no clipping); this "
             f"config has optimizer={config.optimizer!r}, momentum={config.momentum}, "
             f"grad_clip={config.grad_clip}: use step='autograd' or 'auto'"
         )
-    if requested in ("compiled", "sparse") and data.device.type != "cpu":
+    if requested == "compiled" and data.device.type != "cpu":
         raise ConfigError(f"step={requested!r} runs on the CPU; use 'gather' on other devices")
     return requested
 
@@ -88,7 +81,7 @@ def dot_steps(
     if not isinstance(module, DotProductBias):
         raise TypeError(f"the dot family trains its own modules, not {type(module).__name__}")
     plan = StepPlan(module.row_tables(), data, config, options, generator, shard_of)
-    form = choose_form(module, config, data, options.step, plan.batch_size)
+    form = choose_form(module, config, data, options.step)
     if form == "autograd":
         return AutogradSteps(module, data, plan, config)
     return FORMS[form](
