@@ -265,3 +265,76 @@ def test_explaining_many_items_at_once_is_explaining_each(kind):
     assert many.shape == (4, 3)
     for column, item in enumerate(picks.tolist()):
         assert torch.allclose(many[:, column], model.explain(history, item), atol=1e-5)
+
+
+SHAPES = [(30, 200, 900), (60, 150, 2000), (150, 80, 3000), (8, 400, 420)]  # users x items
+
+
+@pytest.mark.parametrize(("n_users", "n_items", "n"), SHAPES)
+def test_ease_from_the_spectrum_is_ease_from_the_inverse(n_users, n_items, n):
+    """One decomposition of the users' side serves every penalty: the same weights and
+    scores as a Cholesky inverse per penalty, with weighted interactions too."""
+    from collabfilter.models.ranking.base import interaction_rows
+    from collabfilter.models.ranking.csr import gram
+    from collabfilter.models.ranking.ease import GramSpectrum, ease_weights
+
+    ratings = generate_ratings(n_users, n_items, n, seed=n_users).ratings
+    users, items, _, _ = tensors(ratings)
+    rows = interaction_rows(users, items, n_users, n_items, torch.from_numpy(ratings.rating),
+                            WEIGHTS)  # fmt: skip
+    dense = rows.to_dense().double()
+    spectrum = GramSpectrum(rows)
+    for l2 in (0.1, 3.0, 40.0, 900.0):
+        direct = ease_weights(gram(rows).double(), l2)
+        expected = dense @ direct
+        close = {"rtol": 1e-4, "atol": 1e-4 * float(direct.abs().max())}
+        assert torch.allclose(spectrum.item_weights(l2).double(), direct, **close)
+        scores = spectrum.scorer(l2)(dense.float()).double()
+        assert torch.allclose(scores, expected, **close)
+
+
+def test_fit_ease_takes_the_spectrum_when_it_pays():
+    """Fewer users than items by enough: the users' side is decomposed (the same model
+    as the inverse); otherwise one Cholesky inverse."""
+    from collabfilter.models.ranking.csr import SparseRows
+    from collabfilter.models.ranking.ease import ease_weights, spectrum_pays
+
+    def shaped(users: int, items: int) -> SparseRows:
+        empty = torch.zeros(0, dtype=torch.int64)
+        return SparseRows.from_pairs(empty, empty, torch.zeros(0), users, items)
+
+    assert spectrum_pays(shaped(40, 600), 1) and spectrum_pays(shaped(400, 600), 4)
+    assert not spectrum_pays(shaped(500, 600), 1) and not spectrum_pays(shaped(600, 40), 100)
+    ratings = generate_ratings(40, 600, 3000, seed=2).ratings
+    users, items, _, _ = tensors(ratings)
+    model = fit_ease(users, items, 40, 600, l2=10.0)
+    rows = SparseRows.from_pairs(users, items, torch.ones(len(users)), 40, 600)
+    from collabfilter.models.ranking.csr import gram
+
+    direct = ease_weights(gram(rows), 10.0)
+    assert torch.allclose(model.item_weights, direct, atol=1e-5)
+    assert float(model.item_weights.diagonal().abs().max()) == 0.0
+
+
+@pytest.mark.parametrize("weights", [InteractionWeights(), WEIGHTS])
+def test_shorter_neighbour_lists_are_the_fit_with_fewer_neighbours(split, weights):
+    """A grid of neighbour counts shares one pass: each count's model equals the model
+    fitted with that count from scratch."""
+    from collabfilter.models.ranking.base import interaction_rows
+    from collabfilter.models.ranking.knn import NeighbourLists, item_knn_from_lists
+
+    shape = tensors(split.train)
+    ratings = torch.from_numpy(split.train.rating)
+    rows = interaction_rows(*shape, ratings, weights)
+    lists = NeighbourLists(rows, 120)
+    for count in (1, 7, 30, 120):
+        shared = item_knn_from_lists(rows, weights, lists, count)
+        alone = fit_item_knn(*shape, n_neighbours=count, ratings=ratings, weights=weights)
+        # the same similarities per item (among equal ones, either may be kept)
+        kept = [model.similarities().to_dense().sort(dim=0).values for model in (shared, alone)]
+        assert torch.allclose(*kept, atol=1e-6)
+        if count == 120:  # no ties at the edge: the very same model
+            block = torch.arange(split.train.n_users)
+            assert torch.allclose(shared.score_items(block), alone.score_items(block))
+    with pytest.raises(ValueError, match="cannot give"):
+        lists.keep(121)

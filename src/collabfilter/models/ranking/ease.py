@@ -3,6 +3,7 @@ Autoencoders for Sparse Data", WWW 2019)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -120,7 +121,10 @@ def fit_ease(
     rows = interaction_rows(user_idx, item_idx, n_users, n_items, ratings, weights)
     model = EASE(n_users, n_items, len(rows.indices), l2=l2, weights=weights)
     model.set_history(rows)
-    model.item_weights = ease_weights(gram(rows), l2)
+    if spectrum_pays(rows, 1):
+        model.item_weights = GramSpectrum(rows).item_weights(l2)
+    else:
+        model.item_weights = ease_weights(gram(rows), l2)
     return model
 
 
@@ -137,3 +141,64 @@ def ease_weights(gram_matrix: Tensor, l2: float) -> Tensor:
     precision.div_(-precision.diagonal().clone())
     precision.diagonal().zero_()
     return precision
+
+
+EIGH_COST = 8.0
+"""An eigendecomposition costs about this many Cholesky inverses of the same size (torch
+2.13 on the CPU: 48 s against 5.9 s at 9,724 items, ``docs/tuning.md``)."""
+
+
+def spectrum_pays(rows: SparseRows, n_penalties: int) -> bool:
+    """Whether :class:`GramSpectrum` is cheaper than ``n_penalties`` Cholesky inverses of
+    the items x items Gram matrix: with fewer users than items, it decomposes the users x
+    users matrix instead, once for every penalty."""
+    users, items = rows.n_rows, rows.n_cols
+    return users < items and EIGH_COST * users**3 < n_penalties * items**3
+
+
+class GramSpectrum:
+    """The Gram matrix of the users' rows ``X`` (users x items) as ``G = V diag(s) V^T``,
+    thin (rank at most the number of users), from the eigendecomposition of the smaller
+    ``X X^T``. Then, for any penalty, with ``w = s / (s + l2)`` and ``d = diag(V w V^T)``::
+
+        P = (G + l2 I)^-1 = (I - V diag(w) V^T) / l2
+        B = I - P diag(1 / diag(P)):   B[i, j] = (V diag(w) V^T)[i, j] / (1 - d[j]), i != j
+
+    so the whole penalty grid of EASE costs one decomposition, and scoring a few users
+    at one penalty costs two thin products instead of an items x items inverse. The
+    decomposition is computed in float64 (eigenvalues span many orders of magnitude),
+    the products in float32 (no difference of nearly equal terms is formed).
+    """
+
+    def __init__(self, rows: SparseRows) -> None:
+        dense = rows.to_dense().double()
+        values, vectors = torch.linalg.eigh(dense @ dense.T)
+        keep = values > values.max().clamp(min=0) * 1e-12
+        self.values = values[keep]
+        vectors = (dense.T @ vectors[:, keep]).div_(self.values.sqrt())
+        self.squares = vectors**2
+        self.vectors = vectors.float()
+
+    def _terms(self, l2: float) -> tuple[Tensor, Tensor]:
+        """``w`` (float32) and ``1 / (1 - d)`` (float32, from float64)."""
+        shrink = self.values / (self.values + l2)
+        return shrink.float(), (1.0 / (1.0 - self.squares @ shrink)).float()
+
+    def scorer(self, l2: float) -> Callable[[Tensor], Tensor]:
+        """``rows -> rows @ B`` for dense float32 rows ``(k, items)`` at penalty ``l2``."""
+        shrink, inverse = self._terms(l2)
+        diagonal = (1.0 - 1.0 / inverse).float()  # d
+
+        def scores(rows: Tensor) -> Tensor:
+            product = ((rows @ self.vectors) * shrink) @ self.vectors.T
+            return product.sub_(rows * diagonal).mul_(inverse)
+
+        return scores
+
+    def item_weights(self, l2: float) -> Tensor:
+        """EASE's ``B`` (items x items, float32, zero diagonal)."""
+        shrink, inverse = self._terms(l2)
+        weights = (self.vectors * shrink) @ self.vectors.T
+        weights.mul_(inverse)
+        weights.diagonal().zero_()
+        return weights

@@ -163,27 +163,59 @@ def fit_item_knn(
     """
     weights = weights or InteractionWeights()
     rows = interaction_rows(user_idx, item_idx, n_users, n_items, ratings, weights)
-    model = ItemKNN(n_users, n_items, len(rows.indices), n_neighbours=n_neighbours, weights=weights)
+    return item_knn_from_lists(rows, weights, NeighbourLists(rows, n_neighbours), n_neighbours)
+
+
+def item_knn_from_lists(
+    rows: SparseRows, weights: InteractionWeights, lists: NeighbourLists, n_neighbours: int
+) -> ItemKNN:
+    """:class:`ItemKNN` on ``rows`` keeping ``n_neighbours`` of the longer ``lists``
+    (the same model as fitting it from scratch)."""
+    model = ItemKNN(
+        rows.n_rows, rows.n_cols, len(rows.indices), n_neighbours=n_neighbours, weights=weights
+    )
     model.set_history(rows)
-    model.set_similarities(_neighbours(rows, min(n_neighbours, n_items - 1)))
+    model.set_similarities(lists.keep(n_neighbours))
     return model
 
 
-def _neighbours(rows: SparseRows, n_neighbours: int) -> SparseRows:
-    n_items = rows.n_cols
-    norms = torch.zeros(n_items).index_add_(0, rows.indices, rows.values**2).sqrt_()
-    inverse = torch.where(norms > 0, 1.0 / norms, torch.zeros(()))
-    block_rows = max(1, BLOCK_ENTRIES // n_items)
-    sources, targets, values = [], [], []
-    for start, block in gram_blocks(rows, block_rows):
-        items = torch.arange(start, start + len(block))
-        block.mul_(inverse[items].unsqueeze(1)).mul_(inverse.unsqueeze(0))
-        block[torch.arange(len(block)), items] = 0.0  # an item is not its own neighbour
-        top = torch.topk(block, max(n_neighbours, 1), dim=1)
-        keep = top.values > 0
-        sources.append(top.indices[keep])
-        targets.append(items.unsqueeze(1).expand_as(keep)[keep])
-        values.append(top.values[keep])
-    return SparseRows.from_pairs(
-        torch.cat(sources), torch.cat(targets), torch.cat(values), n_items, n_items
-    )
+class NeighbourLists:
+    """Each item's most similar items (cosine, an item is not its own neighbour), most
+    similar first: the lists of every shorter neighbour count are their beginnings, so
+    a grid of counts costs one pass over the item pairs. Computed a block of target
+    items at a time, never holding more than one dense block of similarities.
+
+    Args:
+        rows: the weighted interaction rows.
+        n_neighbours: the longest lists kept.
+    """
+
+    def __init__(self, rows: SparseRows, n_neighbours: int) -> None:
+        n_items = rows.n_cols
+        self.n_items = n_items
+        width = max(1, min(n_neighbours, n_items - 1))
+        norms = torch.zeros(n_items).index_add_(0, rows.indices, rows.values**2).sqrt_()
+        inverse = torch.where(norms > 0, 1.0 / norms, torch.zeros(()))
+        block_rows = max(1, BLOCK_ENTRIES // n_items)
+        self.items = torch.empty(n_items, width, dtype=INDEX)
+        self.values = torch.empty(n_items, width)
+        for start, block in gram_blocks(rows, block_rows):
+            items = torch.arange(start, start + len(block))
+            block.mul_(inverse[items].unsqueeze(1)).mul_(inverse.unsqueeze(0))
+            block[torch.arange(len(block)), items] = 0.0  # an item is not its own neighbour
+            top = torch.topk(block, width, dim=1)
+            self.items[items], self.values[items] = top.indices, top.values
+
+    def keep(self, n_neighbours: int) -> SparseRows:
+        """The similarities of the ``n_neighbours`` most similar items of each item (those
+        with a positive similarity), as rows by neighbour: row ``j`` holds the items
+        ``j`` is a neighbour of."""
+        width = max(1, min(n_neighbours, self.n_items - 1))
+        if width > self.items.shape[1]:
+            raise ValueError(f"lists of {self.items.shape[1]} cannot give {width} neighbours")
+        items, values = self.items[:, :width], self.values[:, :width]
+        kept = values > 0
+        targets = torch.arange(self.n_items).unsqueeze(1).expand_as(kept)
+        return SparseRows.from_pairs(
+            items[kept], targets[kept], values[kept], self.n_items, self.n_items
+        )
