@@ -1,5 +1,7 @@
 """The training ratings by user (CSR): a counting sort, checked against a plain sort."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 from hypothesis import given, settings
@@ -7,6 +9,7 @@ from hypothesis import strategies as st
 
 from collabfilter.data import Ratings
 from collabfilter.data.interactions import Interactions
+from collabfilter.errors import DataWarning
 
 
 @settings(max_examples=60, deadline=None)
@@ -22,7 +25,9 @@ def test_csr_is_the_ratings_sorted_by_user_then_item(triples, duplicates):
     """Any ratings, repeated pairs resolved by each policy, in any order: rows in user
     order and items ascending within a user, as a sort of the combined key gives."""
     frame = pd.DataFrame(triples, columns=["user", "item", "rating"])
-    ratings = Ratings.from_df(frame, scale=(1, 5), duplicates=duplicates)
+    with warnings.catch_warnings():  # repeats are reported as a DataWarning
+        warnings.simplefilter("ignore", DataWarning)
+        ratings = Ratings.from_df(frame, scale=(1, 5), duplicates=duplicates)
     data = Interactions.from_ratings(ratings)
     key = ratings.user_idx.astype(np.int64) * ratings.n_items + ratings.item_idx
     order = np.argsort(key, kind="stable")
