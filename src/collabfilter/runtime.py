@@ -71,5 +71,10 @@ def use_threads() -> None:
     numba's pool."""
     import numba
 
+    wanted = torch.get_num_threads()
     pool: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), pool)))
+    numba.set_num_threads(max(1, min(wanted, pool)))
+    # numba's first call starts its threads, and its OpenMP layer then resets the count
+    # of the OpenMP runtime it shares with torch: torch's own setting is put back
+    if torch.get_num_threads() != wanted:
+        torch.set_num_threads(wanted)

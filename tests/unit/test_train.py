@@ -2,6 +2,9 @@
 
 import contextlib
 import copy
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -120,6 +123,30 @@ def torch_threads(n: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+THREADS_SCRIPT = """
+import torch
+torch.set_num_threads(1)
+from collabfilter import generate_ratings
+from collabfilter.config import RunOptions
+from collabfilter.train import collab_learner
+import numba
+ratings = generate_ratings(200, 100, 4000, seed=0).ratings
+collab_learner(ratings, options=RunOptions(progress=False, step="compiled")).fit(1)
+print(torch.get_num_threads(), numba.get_num_threads())
+"""
+
+
+def test_the_compiled_step_keeps_the_callers_thread_setting():
+    """numba's OpenMP threads start on the first compiled step and reset the runtime's
+    thread count, which torch shares: the caller's ``torch.set_num_threads`` must hold
+    (a fresh process: the reset happens once per process)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", THREADS_SCRIPT], capture_output=True,
+                          text=True, timeout=300, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "1"]
 
 
 @pytest.mark.parametrize("block", [1, 16])

@@ -122,9 +122,13 @@ class CompiledDotSGD(DotSGD[_Batch]):
         self.scalar_buffers = np.empty((2, batch), np.float32)
         self.partials = np.empty((CHUNKS, 3), np.float64)
         self.no_bias = np.zeros(0, np.float32)
+        # loaded (and numba's threads started) here, so that set-up, not the first
+        # epoch, pays for it
+        self.kernel = _compiled_step()
+        use_threads()
 
     def batches(self) -> Iterator[_Batch]:
-        use_threads()  # per epoch: numba's setting is per calling thread, and slow to make
+        use_threads()  # per epoch: numba's setting is per calling thread
         order, block = self.order, self.order.block
         starts = self.order.draw_blocks(self.generator).numpy()
         per_batch, tail = self.batch_size // block, order.tail
@@ -145,7 +149,7 @@ class CompiledDotSGD(DotSGD[_Batch]):
             item_bias = model.item_bias.detach().numpy()
             offset = float(model.offset)
         beta = model.activity_weights()
-        _compiled_step()(
+        self.kernel(
             batch.starts,
             self.order.block.bit_length() - 1,
             batch.tail.start,
