@@ -163,8 +163,8 @@ class _Candidates:
                 self.lists[key] = (rows, NeighbourLists(rows, max(config.knn_neighbours)))
             rows, lists = self.lists[key]
             weights = InteractionWeights(**settings["weights"])
-            model = item_knn_from_lists(rows, weights, lists, int(settings["n_neighbours"]))
-            return lambda block: model.score_items(torch.from_numpy(block))
+            knn = item_knn_from_lists(rows, weights, lists, int(settings["n_neighbours"]))
+            return lambda block: knn.score_items(torch.from_numpy(block))
         if kind == "ease":
             key = repr(settings["weights"])
             if key not in self.spectra:

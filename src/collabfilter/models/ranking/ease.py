@@ -190,7 +190,7 @@ class GramSpectrum:
         diagonal = (1.0 - 1.0 / inverse).float()  # d
 
         def scores(rows: Tensor) -> Tensor:
-            product = ((rows @ self.vectors) * shrink) @ self.vectors.T
+            product: Tensor = ((rows @ self.vectors) * shrink) @ self.vectors.T
             return product.sub_(rows * diagonal).mul_(inverse)
 
         return scores
@@ -198,7 +198,7 @@ class GramSpectrum:
     def item_weights(self, l2: float) -> Tensor:
         """EASE's ``B`` (items x items, float32, zero diagonal)."""
         shrink, inverse = self._terms(l2)
-        weights = (self.vectors * shrink) @ self.vectors.T
+        weights: Tensor = (self.vectors * shrink) @ self.vectors.T
         weights.mul_(inverse)
         weights.diagonal().zero_()
         return weights
