@@ -122,10 +122,11 @@ class CompiledDotSGD(DotSGD[_Batch]):
         self.scalar_buffers = np.empty((2, batch), np.float32)
         self.partials = np.empty((CHUNKS, 3), np.float64)
         self.no_bias = np.zeros(0, np.float32)
-        # loaded (and numba's threads started) here, so that set-up, not the first
-        # epoch, pays for it
+        # loaded (numba's threads started, its cache read for these argument types) by
+        # an empty batch here, so that set-up, not the first epoch, pays for it
         self.kernel = _compiled_step()
         use_threads()
+        self._run(_Batch(np.empty(0, np.int64), range(0)), 0.0)
 
     def batches(self) -> Iterator[_Batch]:
         use_threads()  # per epoch: numba's setting is per calling thread
@@ -141,6 +142,15 @@ class CompiledDotSGD(DotSGD[_Batch]):
         return len(batch.starts) * self.order.block + len(batch.tail)
 
     def _step(self, batch: _Batch, lr: float, multiplier: float) -> Tensor:
+        half_sse, user_grad, item_grad = self._run(batch, lr)
+        if self.prior:
+            grads = [float(user_grad), float(item_grad)]
+            self.dense.step_scalars(self.model.activity_weight, grads, multiplier)
+        return torch.tensor(half_sse, dtype=torch.float64)
+
+    def _run(self, batch: _Batch, lr: float) -> np.ndarray:
+        """The kernel on one batch: half the summed squared error and the gradients by
+        the two activity weights."""
         model = self.model
         user_bias = item_bias = self.no_bias
         offset = 0.0
@@ -172,11 +182,7 @@ class CompiledDotSGD(DotSGD[_Batch]):
             self.scalar_buffers,
             self.partials,
         )
-        half_sse, user_grad, item_grad = self.partials.sum(axis=0)
-        if self.prior:
-            grads = [float(user_grad), float(item_grad)]
-            self.dense.step_scalars(model.activity_weight, grads, multiplier)
-        return torch.tensor(half_sse, dtype=torch.float64)
+        return self.partials.sum(axis=0)  # type: ignore[no-any-return]
 
 
 # Bound into _dot_sgd_step by _compiled_step: the dot formula's compiled dialect, and
