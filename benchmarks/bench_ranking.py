@@ -1,7 +1,10 @@
 """Top-N recommendation: collabfilter's top-N models beside LensKit, EASE and baselines.
 
 Usage: python benchmarks/bench_ranking.py [--threads N] [--repeats R] [--skip-lenskit]
-       [--skip-synthetic] [--skip-temporal] [--skip-scale] [--scale-only]
+       [--skip-synthetic] [--skip-temporal] [--skip-scale] [--skip-tables] [--scale-only]
+
+First the cost of the automatic choice beside the default rating model's fit (ml-100k
+and ml-latest-small's shape; ``--skip-tables`` stops there).
 
 Protocols (hits: held-out ratings >= 4; items rated in training never recommended;
 metrics over the users with a hit to find):
@@ -285,6 +288,25 @@ def scale(args: argparse.Namespace) -> None:
           f"{seconds:.0f} s, peak memory {gib(peak)} (budget {budget})")  # fmt: skip
 
 
+# ----------------------------------------------------------------------------- choice cost
+def choice_cost(name: str, split: Split, repeats: int) -> None:
+    """The automatic top-N choice (carve, every candidate, refit) beside the default
+    rating model's fit (with its own decay choice) on the same training part, best of
+    ``repeats``, interleaved; the target is at most 3x."""
+    topn, rating = [], []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fit_topn(split.train)
+        topn.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        collab_learner(split.train, None, options=RunOptions(progress=False)).fit_recipe()
+        rating.append(time.perf_counter() - start)
+    print(
+        f"{name}: topn choice and fit {min(topn):.2f} s, default rating model "
+        f"{min(rating):.2f} s: {min(topn) / min(rating):.1f}x (target <= 3x)"
+    )
+
+
 # ----------------------------------------------------------------------------- main
 def synthetic_split(n_users: int, n_items: int, n_ratings: int, **shape: Any) -> Split:
     ratings = generate_ratings(n_users, n_items, n_ratings, seed=0, **shape).ratings
@@ -295,7 +317,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--repeats", type=int, default=2)
-    for part in ("lenskit", "synthetic", "temporal", "scale"):
+    for part in ("lenskit", "synthetic", "temporal", "scale", "tables"):
         parser.add_argument(f"--skip-{part}", action="store_true")
     parser.add_argument("--scale-only", action="store_true")
     args = parser.parse_args()
@@ -305,12 +327,17 @@ def main() -> None:
         local = SHARED / "ml-100k"  # else COLLABFILTER_DATA_DIR or the cache
         ml100k = load_movielens("ml-100k", path=local if local.exists() else None)
         split = split_by_user(ml100k, frac=0.2, seed=42)
+        print("\n-- the cost of the automatic top-N choice")
+        choice_cost("ml-100k (943 x 1,682)", split, args.repeats)
+        small = synthetic_split(610, 9724, 100_836, popularity_exponent=1.2)
+        choice_cost("synthetic, ml-latest-small's shape (610 x 9,724)", small, args.repeats)
+        if args.skip_tables:
+            return
         benchmark("ml-100k, per-user 20% hold-out (seed 42)", split, args, True)
         if not args.skip_temporal:
             last = split_temporal_by_user(ml100k, n=5)
             benchmark("ml-100k, each user's last 5 ratings by timestamp", last, args, True)
         if not args.skip_synthetic:
-            small = synthetic_split(610, 9724, 100_836, popularity_exponent=1.2)
             print("\nsynthetic data: items are picked by popularity alone, so most popular is "
                   "the best possible ranking there; read these tables for speed")  # fmt: skip
             benchmark("synthetic, ml-latest-small's shape (610 x 9,724, 100,836, long tail)",
