@@ -342,12 +342,12 @@ class FittedModel:
         counts = torch.from_numpy(self.item_counts().astype(np.float32))
         return scores + popularity_weight * torch.log1p(counts)
 
-    def rank_users(self, user_idx: np.ndarray) -> Tensor:
-        """Scores that order every item for the given users as :meth:`score_users` does,
-        at less cost where the family offers it (a rating model leaves out its per-user
-        terms and its monotone output function), ``(n, items)`` float32 on the CPU.
-        For ranking lists only: they are not predictions."""
-        return self._item_scores(self.model.rank_items, user_idx)
+    def rank_users(self, user_idx: np.ndarray, items: slice | None = None) -> Tensor:
+        """Scores that order every item (or a range of items) for the given users as
+        :meth:`score_users` does, at less cost where the family offers it (a rating
+        model leaves out its per-user terms and its monotone output function),
+        ``(n, items)`` float32 on the CPU. For ranking lists only: not predictions."""
+        return self._item_scores(lambda index: self.model.rank_items(index, items), user_idx)
 
     def fold_context(self) -> FoldContext:
         """What placing a new user may need of this model's training."""

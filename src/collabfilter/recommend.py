@@ -28,6 +28,11 @@ from collabfilter.interpret import find_item, find_items, item_labels, item_titl
 from collabfilter.models import FoldedUser
 
 USER_BLOCK = 1024
+ITEM_CHUNK = 4096
+"""Items scored at a time for a block of users when the family can score a range
+(``ranks_item_ranges``): a block's scores (16 MiB) then stay in cache, where whole rows
+of a large catalogue stream through memory (at 59,047 items, top-10 for every user took
+half the time in ranges)."""
 By = Literal["auto", "rating", "ranking"]
 
 
@@ -144,6 +149,61 @@ def _top(ranking: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     return top.indices, top.values, top.values > -torch.inf
 
 
+def block_top(
+    model: FittedModel,
+    block: np.ndarray,
+    k: int,
+    seen: tuple[Tensor, Tensor] | None,
+    blocked: np.ndarray | None,
+    popularity_weight: float,
+    chunk: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The ``k`` best allowed items of each user of ``block``: ``(indices, values,
+    kept)`` as ``torch.topk`` gives them, ``kept`` false past the allowed items.
+
+    Items are scored ``chunk`` at a time when the family scores ranges (the best ``k``
+    of each range, then the best of those): the same lists as ranking whole rows, up
+    to the order of scores equal to rounding. ``seen``: ``(row in block, item)`` pairs
+    not allowed; ``blocked``: items allowed to nobody; ``popularity_weight``: rank by
+    :meth:`~collabfilter.fitted.FittedModel.blend_users` (whole rows)."""
+    n_items = len(model.items)
+    if chunk >= n_items:
+        if popularity_weight:
+            ranking = model.blend_users(block, popularity_weight)
+        else:
+            ranking = model.rank_users(block)
+        _forbid(ranking, seen, blocked, 0, n_items)
+        return _top(ranking, k)
+    best_indices, best_values = [], []
+    for start in range(0, n_items, chunk):
+        stop = min(start + chunk, n_items)
+        ranking = model.rank_users(block, slice(start, stop))
+        _forbid(ranking, seen, blocked, start, stop)
+        indices, values, _ = _top(ranking, k)
+        best_indices.append(indices + start)
+        best_values.append(values)
+    indices, values, kept = _top(torch.cat(best_values, dim=1), k)
+    return torch.gather(torch.cat(best_indices, dim=1), 1, indices), values, kept
+
+
+def _forbid(
+    ranking: Tensor,
+    seen: tuple[Tensor, Tensor] | None,
+    blocked: np.ndarray | None,
+    start: int,
+    stop: int,
+) -> None:
+    """Set to ``-inf`` the seen pairs ``(row, item)`` and the blocked items that fall in
+    the item range ``[start, stop)`` whose scores ``ranking`` holds."""
+    if seen is not None:
+        rows, items = seen
+        inside = (items >= start) & (items < stop)
+        ranking[rows[inside], items[inside] - start] = -torch.inf
+    if blocked is not None:
+        inside_blocked = blocked[(blocked >= start) & (blocked < stop)]
+        ranking[:, torch.from_numpy(inside_blocked - start)] = -torch.inf
+
+
 def _shown(model: FittedModel, rows: Tensor, items: Tensor, ranking: Tensor) -> Tensor:
     """Scores shown for chosen items: predicted ratings for a rating model (its ranking
     scores need not be ratings), the ranking scores for a ranking model."""
@@ -172,16 +232,14 @@ def recommend_rows(
     items, scores, lengths, reasons = [], [], [], []
     for start in range(0, len(user_idx), USER_BLOCK):
         block = user_idx[start : start + USER_BLOCK]
-        if popularity_weight:
-            ranking = model.blend_users(block, popularity_weight)
-        else:
-            ranking = model.rank_users(block)
+        seen = None
         if exclude_seen:
-            rows, seen, _ = model.interactions.rows(block)
-            ranking[torch.from_numpy(rows), torch.from_numpy(seen.astype(np.int64))] = -torch.inf
-        if blocked is not None:
-            ranking[:, torch.from_numpy(blocked)] = -torch.inf
-        indices, values, kept = _top(ranking, k)
+            rows, seen_items, _ = model.interactions.rows(block)
+            seen = (torch.from_numpy(rows), torch.from_numpy(seen_items.astype(np.int64)))
+        chunk = ITEM_CHUNK if model.model.ranks_item_ranges and not popularity_weight else None
+        indices, values, kept = block_top(
+            model, block, k, seen, blocked, popularity_weight, chunk or len(model.items)
+        )
         counts = kept.sum(1)
         chosen = indices[kept]
         owners = torch.from_numpy(block).repeat_interleave(counts)

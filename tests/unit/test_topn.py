@@ -338,3 +338,20 @@ def test_shorter_neighbour_lists_are_the_fit_with_fewer_neighbours(split, weight
             assert torch.allclose(shared.score_items(block), alone.score_items(block))
     with pytest.raises(ValueError, match="cannot give"):
         lists.keep(121)
+
+
+def test_ials_warm_start_continues_a_fit(split):
+    """Started from a fit's own factors, a few sweeps land where more sweeps from the
+    random start do; wrong shapes are refused."""
+    shape = tensors(split.train)
+    ratings = torch.from_numpy(split.train.rating)
+    settings = dict(n_factors=16, l2=0.03, unobserved_weight=0.05, ratings=ratings,
+                    weights=WEIGHTS)  # fmt: skip
+    cold = fit_ials(*shape, sweeps=12, **settings)
+    half = fit_ials(*shape, sweeps=8, **settings)
+    warm = fit_ials(*shape, sweeps=4, start=(half.user_factors, half.item_factors), **settings)
+    block = torch.arange(split.train.n_users)
+    assert torch.allclose(warm.score_items(block), cold.score_items(block), atol=1e-3)
+    with pytest.raises(ValueError, match="start factors"):
+        fit_ials(*shape, sweeps=1, start=(half.user_factors[:, :8], half.item_factors),
+                 **settings)  # fmt: skip

@@ -107,10 +107,17 @@ class FamilyModule(nn.Module, ABC):
         """Scores of every item for known users, ``(len(user_idx), items)``: predicted
         ratings for a rating module, higher-is-better scores for a ranking module."""
 
-    def rank_items(self, user_idx: Tensor) -> Tensor:
+    ranks_item_ranges: ClassVar[bool] = False
+    """Whether :meth:`rank_items` computes only the items asked for (a family whose
+    scores are products of user and item vectors): top-N lists for many users then
+    score a range of items at a time, whose scores stay in cache."""
+
+    def rank_items(self, user_idx: Tensor, items: slice | None = None) -> Tensor:
         """Scores that order each user's items as :meth:`score_items` does, at less cost
-        where a family can leave out what is monotone or constant along a row."""
-        return self.score_items(user_idx)
+        where a family can leave out what is monotone or constant along a row;
+        ``(users, items)``, or the columns of a range of items."""
+        scores = self.score_items(user_idx)
+        return scores if items is None else scores[:, items]
 
     @abstractmethod
     def fold_in(self, item_idx: Tensor, ratings: Tensor, context: FoldContext) -> FoldedUser:

@@ -178,6 +178,14 @@ class BayesianMF(RatingModule):
         tie (callers clip what they show as ratings)."""
         return self.score_user_rows(self.user_rows[user_idx])
 
+    ranks_item_ranges = True
+
+    def rank_items(self, user_idx: Tensor, items: slice | None = None) -> Tensor:
+        """:meth:`score_items`, for a range of items if asked."""
+        self._require_samples()
+        part = slice(None) if items is None else items
+        return self.user_rows[user_idx] @ self.item_rows[part].T / self.n_samples
+
     def score_user_rows(self, user_rows: Tensor) -> Tensor:
         """Unclipped ratings of every item for users given as wide rows (from
         :meth:`fold_in`), shape ``(n, S * (n_factors + 2))`` -> ``(n, items)``."""

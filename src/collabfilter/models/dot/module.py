@@ -133,14 +133,17 @@ class DotProductBias(BiasTerms, RatingModule, RowTrained):
         rating: Tensor = TORCH.rating(self._block_logits(user_idx), *self.low_span)
         return rating
 
-    def rank_items(self, user_idx: Tensor) -> Tensor:
+    ranks_item_ranges = True
+
+    def rank_items(self, user_idx: Tensor, items: slice | None = None) -> Tensor:
         """The logits without what is the same along a row (the user's effect, the
         offset) and without the monotone output range: one matrix product that adds
         the item effects."""
-        dots = self.user_factors[user_idx] @ self.item_factors.T
+        part = slice(None) if items is None else items
+        dots = self.user_factors[user_idx] @ self.item_factors[part].T
         if not self.biased:
             return dots
-        ranking: Tensor = TORCH.logit(dots, 0.0, self.item_effect().unsqueeze(0), 0.0)
+        ranking: Tensor = TORCH.logit(dots, 0.0, self.item_effect()[part].unsqueeze(0), 0.0)
         return ranking
 
     # ------------------------------------------------------------------ new users

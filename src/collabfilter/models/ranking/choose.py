@@ -3,7 +3,10 @@
 A per-user hold-out is carved out of the *training* ratings (the test part is never
 seen here), every candidate setting is fitted on the rest and ranked by NDCG@k on the
 carved part, and the winner is refitted on all training ratings with the same absolute
-settings. Grids that depend on the data's scale are stated relative to it
+settings. Candidates share work where they can (one decomposition for EASE's
+penalties, one pass for item-kNN's neighbour counts, warm starts for iALS), so a grid
+costs little more than its first point. Grids that depend on the data's scale are
+stated relative to it
 (:class:`~collabfilter.models.ranking.config.TopNConfig`); candidates whose fit would not fit in the
 memory budget are skipped and reported as such.
 """
@@ -86,8 +89,16 @@ def _short(settings: Settings) -> str:
     return ", ".join(parts)
 
 
-def fit_model(train: Ratings, settings: Settings, *, seed: int = 42, sweeps: int = 10) -> TopNModel:
-    """Fit the top-N model ``settings`` describe (as in :meth:`TopNModel.settings`)."""
+def fit_model(
+    train: Ratings,
+    settings: Settings,
+    *,
+    seed: int = 42,
+    sweeps: int = 10,
+    start: tuple[Tensor, Tensor] | None = None,
+) -> TopNModel:
+    """Fit the top-N model ``settings`` describe (as in :meth:`TopNModel.settings`);
+    ``start``: iALS's initial factors (a warm start)."""
     user_idx = torch.from_numpy(train.user_idx.astype(np.int64))
     item_idx = torch.from_numpy(train.item_idx.astype(np.int64))
     ratings = tensor_of(train.rating)
@@ -104,7 +115,7 @@ def fit_model(train: Ratings, settings: Settings, *, seed: int = 42, sweeps: int
             *shape, n_factors=int(settings["n_factors"]), l2=settings["l2"],
             unobserved_weight=settings["unobserved_weight"],
             frequency_exponent=settings.get("frequency_exponent", 1.0),
-            sweeps=sweeps, ratings=ratings, weights=weights, seed=seed,
+            sweeps=sweeps, ratings=ratings, weights=weights, seed=seed, start=start,
         )  # fmt: skip
     raise DataError(f"unknown top-N model kind {kind!r}")
 
@@ -138,6 +149,7 @@ class _Candidates:
         self.train = train
         self.spectra: dict[str, tuple[GramSpectrum, Tensor] | None] = {}
         self.lists: dict[str, tuple[SparseRows, NeighbourLists]] = {}
+        self.warm: dict[str, tuple[Tensor, Tensor]] = {}
         # items with ratings, not the vocabulary: ids seen only in a test part must
         # not move the grids
         self.active_items = max(1, int((train.item_counts() > 0).sum()))
@@ -154,7 +166,8 @@ class _Candidates:
         work per weighting: item-kNN's neighbour counts one pass over the item pairs
         (:class:`~collabfilter.models.ranking.knn.NeighbourLists`), EASE's penalties
         one decomposition when that is cheaper than an inverse per penalty
-        (:class:`~collabfilter.models.ranking.ease.GramSpectrum`)."""
+        (:class:`~collabfilter.models.ranking.ease.GramSpectrum`); iALS starts from the
+        previous fit's factors (:meth:`_ials`)."""
         config, kind = self.config, settings["kind"]
         if kind == "item_knn":
             key = repr(settings["weights"])
@@ -175,7 +188,21 @@ class _Candidates:
                 spectrum, dense = cached
                 scores = spectrum.scorer(settings["l2"])
                 return lambda block: scores(dense[torch.from_numpy(block)])
+        if kind == "ials":
+            return self._ials(settings)
         model = fit_model(self.train, settings, seed=config.seed, sweeps=config.ials_sweeps)
+        return lambda block: model.score_items(torch.from_numpy(block))
+
+    def _ials(self, settings: Settings) -> Callable[[np.ndarray], Tensor]:
+        """iALS warm-started from the last fit with the same weighting and factors (the
+        coordinate search moves one setting at a time), for a third of the sweeps."""
+        config = self.config
+        key = repr((settings["weights"], settings["n_factors"]))
+        start = self.warm.get(key)
+        sweeps = config.ials_sweeps if start is None else max(1, config.ials_sweeps // 3)
+        model = fit_model(self.train, settings, seed=config.seed, sweeps=sweeps, start=start)
+        assert isinstance(model, ImplicitALS)
+        self.warm[key] = (model.user_factors, model.item_factors)
         return lambda block: model.score_items(torch.from_numpy(block))
 
     def _weights(self, low_weight: float) -> np.ndarray:

@@ -82,10 +82,19 @@ class ImplicitALS(TopNModel):
         base = evidence + self.unobserved_weight * n_other
         return self.l2 * base.clamp(min=1e-12) ** self.frequency_exponent
 
+    ranks_item_ranges = True
+
     @torch.no_grad()
     def score_items(self, user_idx: Tensor) -> Tensor:
         """``W[users] @ H^T`` with the trained user factors, ``(n, n_items)``."""
-        return self.user_factors[torch.as_tensor(user_idx, dtype=INDEX)] @ self.item_factors.T
+        return self.rank_items(user_idx)
+
+    @torch.no_grad()
+    def rank_items(self, user_idx: Tensor, items: slice | None = None) -> Tensor:
+        """:meth:`score_items`, for a range of items if asked."""
+        part = slice(None) if items is None else items
+        users = self.user_factors[torch.as_tensor(user_idx, dtype=INDEX)]
+        return users @ self.item_factors[part].T
 
     def score_rows(self, rows: SparseRows) -> Tensor:
         """Scores for rows solved exactly given the items (fold-in)."""
@@ -174,6 +183,7 @@ def fit_ials(
     ratings: Tensor | None = None,
     weights: InteractionWeights | None = None,
     seed: int = 0,
+    start: tuple[Tensor, Tensor] | None = None,
 ) -> ImplicitALS:
     """Fit :class:`ImplicitALS` by alternating sweeps of batched conjugate gradients.
 
@@ -186,6 +196,8 @@ def fit_ials(
         ratings: float ratings, shape ``(n,)``, for ``weights``; None: all weights 1.
         weights: how ratings become interaction weights.
         seed: seeds the initial factors (normal, std ``0.1 / sqrt(n_factors)``).
+        start: initial user and item factors instead (a warm start from a fit with
+            nearby settings), shapes ``(n_users, n_factors)`` and ``(n_items, n_factors)``.
 
     Raises:
         ValueError: for bad sizes or settings.
@@ -201,10 +213,18 @@ def fit_ials(
         weights=weights,
     )  # fmt: skip
     model.set_history(rows)
-    generator = torch.Generator().manual_seed(seed)
-    scale = 0.1 / n_factors**0.5
-    users = torch.randn(n_users, n_factors, generator=generator) * scale
-    items = torch.randn(n_items, n_factors, generator=generator) * scale
+    if start is not None:
+        users, items = start
+        if users.shape != (n_users, n_factors) or items.shape != (n_items, n_factors):
+            raise ValueError(
+                f"start factors must be ({n_users}, {n_factors}) and ({n_items}, "
+                f"{n_factors}), got {tuple(users.shape)} and {tuple(items.shape)}"
+            )
+    else:
+        generator = torch.Generator().manual_seed(seed)
+        scale = 0.1 / n_factors**0.5
+        users = torch.randn(n_users, n_factors, generator=generator) * scale
+        items = torch.randn(n_items, n_factors, generator=generator) * scale
     by_user, by_item = _Side(model, rows, n_items), _Side(model, rows.transpose(), n_users)
     for _ in range(sweeps):
         users = by_user.solve(users, items, cg_steps)
