@@ -262,16 +262,22 @@ def prepare_scale() -> Path:
 
 
 def scale_run(path: str, threads: int, config: TopNConfig) -> dict[str, Any]:
-    """In a fresh process: load, choose and fit, then 10 items for every user."""
+    """In a fresh process: load, choose and fit (``collab_learner(model="topn")``), then
+    10 items for every user through the library's own lists (``recommend_rows``)."""
+    from collabfilter.recommend import recommend_rows
+
     torch.set_num_threads(threads)
     ratings = Ratings.from_parquet(path, scale=(1, 5))
     start = time.perf_counter()
-    model, report = fit_topn(ratings, config)
+    learner = collab_learner(ratings, model="topn", config=config,
+                             options=RunOptions(progress=False))  # fmt: skip
+    learner.fit_recipe()
     trained = time.perf_counter()
-    top = blocked_top(model.score_items, seen_items(ratings), 10)
+    lists = recommend_rows(learner, np.arange(ratings.n_users), k=10)
     done = time.perf_counter()
-    return {"report": str(report), "train": trained - start, "recommend": done - trained,
-            "users": len(top), "ratings": len(ratings), "kind": model.kind}  # fmt: skip
+    return {"report": str(learner.report), "train": trained - start,
+            "recommend": done - trained, "users": len(lists), "ratings": len(ratings),
+            "kind": learner.model.kind}  # fmt: skip
 
 
 def scale(args: argparse.Namespace) -> None:

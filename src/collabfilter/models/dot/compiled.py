@@ -97,25 +97,25 @@ class CompiledDotSGD(DotSGD[_Batch]):
         self.columns = (self.users.numpy(), self.items.numpy(), rating.numpy())
         self.prior = model.activity_prior
 
-        def per_row(values: Tensor | None, side: str, fill: float) -> np.ndarray:
+        def per_row(values: Tensor | None, side: str, fill: float) -> Tensor:
             if values is None:
-                return np.full(size[side], fill, np.float32)
-            return values.detach().to(torch.float32).cpu().numpy().copy()
+                return torch.full((size[side],), fill)
+            return values.detach().to(torch.float32).cpu()
 
-        shrink = self.shrink
-        self.shrink_rows = [
-            per_row(shrink.get("user_factors"), "user", 0.0),
-            per_row(shrink.get("item_factors"), "item", 0.0),
-            per_row(shrink.get("user_bias"), "user", 0.0),
-            per_row(shrink.get("item_bias"), "item", 0.0),
-        ]
-        self.rate_rows = [
-            per_row(self.side_rate.get("user"), "user", 1.0),
-            per_row(self.side_rate.get("item"), "item", 1.0),
-        ]
-        self.activity_rows = [
-            per_row(model.user_activity if self.prior else None, "user", 0.0),
-            per_row(model.item_activity if self.prior else None, "item", 0.0),
+        # A side's per-row constants side by side, one row of four floats per user or
+        # item: a rating then reads one cache line for them, not four.
+        shrink, rate = self.shrink, self.side_rate
+        self.constants = [
+            torch.stack(
+                [
+                    per_row(shrink.get(f"{side}_factors"), side, 0.0),
+                    per_row(shrink.get(f"{side}_bias"), side, 0.0),
+                    per_row(rate.get(side), side, 1.0),
+                    per_row(getattr(model, f"{side}_activity") if self.prior else None, side, 0.0),
+                ],
+                dim=1,
+            ).numpy()
+            for side in ("user", "item")
         ]
         batch = min(self.batch_size, len(data))
         self.factor_buffers = np.empty((2, batch, model.user_factors.shape[1]), np.float32)
@@ -172,9 +172,7 @@ class CompiledDotSGD(DotSGD[_Batch]):
             offset,
             beta[0],
             beta[1],
-            *self.activity_rows,
-            *self.shrink_rows,
-            *self.rate_rows,
+            *self.constants,
             lr,
             self.low,
             self.span,
@@ -206,14 +204,8 @@ def _dot_sgd_step(
     offset: float,
     beta_user: float,
     beta_item: float,
-    user_activity: np.ndarray,
-    item_activity: np.ndarray,
-    user_factor_shrink: np.ndarray,
-    item_factor_shrink: np.ndarray,
-    user_bias_shrink: np.ndarray,
-    item_bias_shrink: np.ndarray,
-    user_rate: np.ndarray,
-    item_rate: np.ndarray,
+    user_constants: np.ndarray,
+    item_constants: np.ndarray,
     lr: float,
     low: float,
     span: float,
@@ -225,7 +217,9 @@ def _dot_sgd_step(
     summed squared error and gradients by the two activity weights into ``partials``.
 
     The batch is the stored ratings at ``starts[j] + r`` for each block ``j`` and
-    ``r < 2**block_shift``, then ``tail_length`` ratings from ``tail_start``.
+    ``r < 2**block_shift``, then ``tail_length`` ratings from ``tail_start``. A side's
+    constants hold, per row: the factors' decay, the bias's decay, the rate multiplier
+    and the activity value.
     ``effect``, ``logit``, ``rating`` and ``gradient`` are the dot formula's compiled
     dialect (:func:`_compiled_step` builds this function with them); ``low`` and
     ``span`` are the output range (span 0: none). Empty bias arrays: a model without
@@ -247,31 +241,35 @@ def _dot_sgd_step(
             else:
                 stored = tail_start + k - in_blocks
             u, i = users[stored], items[stored]
+            user_decay_f, user_decay_b = user_constants[u, 0], user_constants[u, 1]
+            user_rate, user_activity = user_constants[u, 2], user_constants[u, 3]
+            item_decay_f, item_decay_b = item_constants[i, 0], item_constants[i, 1]
+            item_rate, item_activity = item_constants[i, 2], item_constants[i, 3]
             dot = np.float32(0.0)
             for f in range(n_factors):
                 dot += user_factors[u, f] * item_factors[i, f]
             x = float(dot)
             if biased:
-                user_effect = effect(float(user_bias[u]), beta_user, float(user_activity[u]))
-                item_effect = effect(float(item_bias[i]), beta_item, float(item_activity[i]))
+                user_effect = effect(float(user_bias[u]), beta_user, float(user_activity))
+                item_effect = effect(float(item_bias[i]), beta_item, float(item_activity))
                 x = logit(x, user_effect, item_effect, offset)
             error = rating(x, low, span) - float(ratings[stored])
             slope = gradient(x, error, span)
             step = -lr * slope
             half_sse += 0.5 * error * error
-            user_grad += slope * user_activity[u]
-            item_grad += slope * item_activity[i]
-            user_step = np.float32(step * user_rate[u])
-            item_step = np.float32(step * item_rate[i])
-            user_decay = np.float32(-lr * user_factor_shrink[u])
-            item_decay = np.float32(-lr * item_factor_shrink[i])
+            user_grad += slope * user_activity
+            item_grad += slope * item_activity
+            user_step = np.float32(step * user_rate)
+            item_step = np.float32(step * item_rate)
+            user_decay = np.float32(-lr * user_decay_f)
+            item_decay = np.float32(-lr * item_decay_f)
             for f in range(n_factors):
                 user_row, item_row = user_factors[u, f], item_factors[i, f]
                 item_updates[k, f] = user_row * item_step + item_row * item_decay
                 user_updates[k, f] = item_row * user_step + user_row * user_decay
             if biased:
-                user_bias_updates[k] = user_step - lr * user_bias_shrink[u] * user_bias[u]
-                item_bias_updates[k] = item_step - lr * item_bias_shrink[i] * item_bias[i]
+                user_bias_updates[k] = user_step - lr * user_decay_b * user_bias[u]
+                item_bias_updates[k] = item_step - lr * item_decay_b * item_bias[i]
         partials[chunk, 0] = half_sse
         partials[chunk, 1] = user_grad
         partials[chunk, 2] = item_grad
