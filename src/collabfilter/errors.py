@@ -9,6 +9,7 @@ the package so that every layer can use it.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import ClassVar
 
 
 class CollabFilterError(Exception):
@@ -90,6 +91,9 @@ class TrainingDivergedError(CollabFilterError, ArithmeticError):
 class ListenError(CollabFilterError, OSError):
     """The service cannot listen where it was asked to (the address is in use, or not
     this machine's); the message says which address and what to do."""
+
+    exit_code: ClassVar[int] = 9
+    """The exit code of ``collabfilter serve`` and ``python -m collabfilter.serve``."""
 
 
 class ModelFileError(CollabFilterError, ValueError):

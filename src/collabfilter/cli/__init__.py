@@ -69,7 +69,7 @@ from collabfilter.errors import (
 )
 
 EXIT_ERROR, EXIT_USAGE, EXIT_DATA, EXIT_UNAVAILABLE, EXIT_CHECKSUM = 1, 2, 3, 4, 5
-EXIT_MODEL_FILE, EXIT_UNKNOWN, EXIT_MISSING, EXIT_LISTEN = 6, 7, 8, 9
+EXIT_MODEL_FILE, EXIT_UNKNOWN, EXIT_MISSING, EXIT_LISTEN = 6, 7, 8, ListenError.exit_code
 
 Command = Callable[[argparse.Namespace, Console], int]
 
@@ -231,10 +231,7 @@ def _add_serve_command(commands: argparse._SubParsersAction[Parser]) -> None:
     serve = commands.add_parser(
         "serve", help="serve a model file over HTTP, with a web page (FastAPI on uvicorn)"
     )
-    serve_cli.add_arguments(serve)
-    for action in serve._actions:  # tests check that every name still matches one
-        if action.dest in SERVE_TYPES:
-            action.type = SERVE_TYPES[action.dest]
+    serve_cli.add_arguments(serve, SERVE_TYPES)
 
     def run_server(args: argparse.Namespace, console: Console) -> int:
         serve_cli.serve(args)

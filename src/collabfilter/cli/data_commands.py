@@ -72,7 +72,7 @@ def load_ratings(
     mapping = {**named, "timestamp": args.timestamp, "title": args.title}
     try:
         if path.suffix.lower() == ".parquet":
-            return _ratings_from_parquet(path, mapping)
+            return Ratings.from_parquet(path, **mapping)
         return Ratings.from_csv(
             path, sep=args.sep or ",", header=not args.no_header,
             encoding=args.encoding or "utf-8", **mapping,
@@ -81,15 +81,6 @@ def load_ratings(
         if inherited and "missing column" in str(error):
             error.args = (f"{error}; {inherited}",)
         raise
-
-
-def _ratings_from_parquet(path: Path, mapping: dict[str, Any]) -> Ratings:
-    import pyarrow as pa
-
-    try:
-        return Ratings.from_parquet(path, **mapping)
-    except pa.ArrowException as error:  # not a parquet file, or a damaged one
-        raise DataError(f"{printable(str(path))}: cannot read it as parquet ({error})") from None
 
 
 def id_columns(

@@ -15,7 +15,7 @@ import os
 import unicodedata
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from collabfilter.cli.messages import one_line
 
@@ -28,6 +28,7 @@ MAX_FACTORS = 4_096
 MAX_SEED = 2**32 - 1
 """The splits draw from NumPy's legacy generator, whose seeds lie in 0..2**32-1."""
 SHOWN_CHARACTERS = 40
+_Number = TypeVar("_Number", int, float)
 
 
 class Parser(argparse.ArgumentParser):
@@ -48,12 +49,7 @@ def whole(low: int, high: int = MAX_COUNT) -> Callable[[str], int]:
     """A whole number in ``low..high``."""
 
     def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a whole number in {low}..{high}, got {shown(text)}"
-            ) from None
+        value = _converted(int, text, f"a whole number in {low}..{high}")
         if not low <= value <= high:
             raise argparse.ArgumentTypeError(f"must be in {low}..{high}, got {shown(text)}")
         return value
@@ -71,12 +67,7 @@ def real(low: float, high: float = math.inf, *, above: bool = False,
     )
 
     def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"expected a number {allowed}, got {shown(text)}"
-            ) from None
+        value = _converted(float, text, f"a number {allowed}")
         inside = (value > low if above else value >= low) and (
             value < high if below else value <= high
         )
@@ -88,6 +79,13 @@ def real(low: float, high: float = math.inf, *, above: bool = False,
 
 
 seed = whole(0, MAX_SEED)
+
+
+def _converted(convert: Callable[[str], _Number], text: str, expected: str) -> _Number:
+    try:
+        return convert(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {shown(text)}") from None
 
 
 def encoding(text: str) -> str:

@@ -23,7 +23,7 @@ INDEX_DTYPE = np.int32
 """Dense indices are int32: enough for 2 billion ids, half the memory of int64."""
 
 INT64 = np.iinfo(np.int64)
-_EXACT_FLOAT = 2**53
+EXACT_FLOAT = 2**53
 """Whole floats up to this magnitude name one integer exactly; beyond it they may not."""
 _CANONICAL_INT = re.compile(r"-?(?:0|[1-9][0-9]{0,18})")
 _MISSING_KEY = INT64.min
@@ -77,7 +77,7 @@ def _as_id_array(values: Any) -> np.ndarray:
             raise DataError("ids must not be missing (NaN)")
         if not np.all(array == np.round(array)):
             raise DataError("numeric ids must be whole numbers; got fractional values")
-        if array.size and float(np.abs(array).max()) > _EXACT_FLOAT:
+        if array.size and float(np.abs(array).max()) > EXACT_FLOAT:
             raise DataError(
                 "ids written as decimals beyond 2^53 do not name one integer exactly; "
                 "read them as integers or as text"
@@ -128,7 +128,7 @@ def integer_keys_of(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         keys[keep] = flat[keep].astype(np.int64)
         return keys, np.asarray(keep)
     if flat.dtype.kind == "f":
-        whole = np.isfinite(flat) & (flat == np.round(flat)) & (np.abs(flat) <= _EXACT_FLOAT)
+        whole = np.isfinite(flat) & (flat == np.round(flat)) & (np.abs(flat) <= EXACT_FLOAT)
         keys[whole] = flat[whole].astype(np.int64)
         return keys, whole
     named = np.zeros(len(flat), dtype=bool)
@@ -147,7 +147,7 @@ def _integer_of(value: Any) -> int | None:
         return number if INT64.min < number <= INT64.max else None
     if isinstance(value, float | np.floating):
         real = float(value)
-        if real.is_integer() and abs(real) <= _EXACT_FLOAT:
+        if real.is_integer() and abs(real) <= EXACT_FLOAT:
             return int(real)
         return None
     if isinstance(value, str):

@@ -18,7 +18,7 @@ from typing import IO, Any, Literal
 import numpy as np
 import pandas as pd
 
-from collabfilter.data.encoding import factorize, integer_keys_of
+from collabfilter.data.encoding import EXACT_FLOAT, factorize, integer_keys_of
 from collabfilter.errors import DataError, RatingsFormatError
 
 SHOWN_LINES = 5
@@ -337,7 +337,7 @@ def _check_ids(
             where.fail(
                 column, positions[fractional], f"has non-integer {field} ids", array[fractional]
             )
-        inexact = np.abs(array) > 2**53
+        inexact = np.abs(array) > EXACT_FLOAT
         if inexact.any():
             where.fail(
                 column, positions[inexact],

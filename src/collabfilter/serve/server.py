@@ -13,7 +13,6 @@ gone (killed without a chance to stop its workers) stops itself, freeing the por
 from __future__ import annotations
 
 import errno
-import gc
 import json
 import logging
 import math
@@ -292,10 +291,6 @@ def _build(settings: ServeSettings, token: str | None) -> Any:
         min_ratings=settings.min_ratings, torch_threads=1, host=settings.host,
         allow_hosts=settings.allow_hosts, private=settings.private,
     )  # fmt: skip
-    # Everything imported and loaded so far lives as long as the process: moved out of
-    # the collector's generations, full collections no longer walk it mid-request.
-    gc.collect()
-    gc.freeze()
     return app
 
 

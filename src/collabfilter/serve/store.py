@@ -112,7 +112,6 @@ class RatingStore:
             if found:
                 _check_schema(self.path, connection, found)
             else:
-                connection.execute("PRAGMA journal_mode=WAL")
                 with _transaction(connection):
                     for statement in _SCHEMA:
                         connection.execute(statement)
