@@ -65,3 +65,23 @@ def ml100k(ml100k_dir: Path):
     from collabfilter import load_movielens
 
     return load_movielens("ml-100k", path=ml100k_dir)
+
+
+@pytest.fixture(scope="session")
+def brief_model():
+    """Train a ``dot_bias`` model of some ratings for a few epochs and save it."""
+    from dataclasses import replace
+
+    from collabfilter.config import RunOptions
+    from collabfilter.models import RECIPES
+    from collabfilter.train import collab_learner
+
+    def train(ratings, path: Path, *, epochs: int) -> Path:
+        model_config, config = RECIPES["dot_bias"]
+        learner = collab_learner(ratings, model=model_config,
+                                 config=replace(config.with_length(epochs), tune_decay=False),
+                                 options=RunOptions(seed=0, progress=False))  # fmt: skip
+        learner.fit_recipe()
+        return learner.save(path)
+
+    return train

@@ -72,7 +72,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """``python -m collabfilter.serve`` on a free loopback port, for one test."""
+    """``python -m collabfilter.serve`` on a free loopback port, for one test; as a
+    context manager, ready on entry and stopped on exit."""
 
     def __init__(self, model: Path, db: Path, *args: str, log: Path) -> None:
         self.port = free_port()
@@ -98,6 +99,17 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"server not ready in {timeout} s:\n{self.log.read_text()}")
+
+    def __enter__(self) -> ServerProcess:
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def stop(self) -> None:
         if self.process.poll() is None:

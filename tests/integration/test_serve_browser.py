@@ -41,12 +41,8 @@ def server(ml100k, tmp_path_factory):
     browser_or_skip()
     folder = tmp_path_factory.mktemp("browser")
     model = train_and_save(ml100k, folder / "ml100k.cf", epochs=None, tune_decay=False)
-    process = ServerProcess(model, folder / "ratings.db", log=folder / "server.log")
-    try:
-        process.wait_ready()
+    with ServerProcess(model, folder / "ratings.db", log=folder / "server.log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 @pytest.fixture(scope="module")

@@ -53,12 +53,8 @@ def closed_by_server(connection: socket.socket) -> bytes | None:
 @pytest.fixture
 def server(tmp_path):
     model = train_and_save(synthetic_ratings(), tmp_path / "model.cf")
-    process = ServerProcess(model, tmp_path / "ratings.db", log=tmp_path / "log")
-    try:
-        process.wait_ready()
+    with ServerProcess(model, tmp_path / "ratings.db", log=tmp_path / "log") as process:
         yield process
-    finally:
-        process.stop()
 
 
 def test_idle_and_slow_clients_are_dropped_while_others_are_served(server):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import random
-from dataclasses import replace
 
 import pytest
 
@@ -272,10 +271,9 @@ CASES = all_cases()
 
 
 @pytest.fixture(scope="module")
-def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def places(tmp_path_factory: pytest.TempPathFactory, brief_model) -> dict[str, str]:
     """The files and folders the placeholders of the cases stand for."""
     from collabfilter.config import RunOptions
-    from collabfilter.models import RECIPES
     from collabfilter.train import collab_learner
 
     folder = tmp_path_factory.mktemp("fuzz")
@@ -298,12 +296,7 @@ def places(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     (folder / "header.csv").write_text("user,item,rating\n")
     (folder / "latin.csv").write_bytes("user,item,rating\n1,caf\xe9,4\n".encode("latin-1"))
     (folder / "bad.parquet").write_bytes(b"not parquet at all")
-    model_config, config = RECIPES["dot_bias"]
-    learner = collab_learner(ratings, model=model_config,
-                             config=replace(config.with_length(2), tune_decay=False),
-                             options=RunOptions(seed=0, progress=False))  # fmt: skip
-    learner.fit_recipe()
-    model = learner.save(folder / "model.cf")
+    model = brief_model(ratings, folder / "model.cf", epochs=2)
     ranker = collab_learner(ratings, model="topn", options=RunOptions(seed=0, progress=False))
     ranker.fit_recipe()
     topn = ranker.save(folder / "topn.cf")

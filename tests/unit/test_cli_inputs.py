@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -38,12 +37,8 @@ TITLES = {7: "Star Wars (1977)", 8: "[red]film", 9: "[/]", 10: ":smile:", 11: "[
 
 
 @pytest.fixture(scope="module")
-def made(tmp_path_factory):
+def made(tmp_path_factory, brief_model):
     """A ratings file with hostile titles, and models trained on it (briefly)."""
-    from collabfilter.config import RunOptions
-    from collabfilter.models import RECIPES
-    from collabfilter.train import collab_learner
-
     folder = tmp_path_factory.mktemp("inputs")
     ratings = generate_ratings(120, 150, 4000, n_factors=2, seed=11).ratings
     titles = {k: f"Movie {k} ({1900 + k % 100})" for k in range(1, 151)} | TITLES
@@ -51,12 +46,7 @@ def made(tmp_path_factory):
     frame = ratings.to_frame()
     data = folder / "ratings.csv"
     frame.to_csv(data, index=False)
-    model_config, config = RECIPES["dot_bias"]
-    learner = collab_learner(ratings, model=model_config,
-                             config=replace(config.with_length(3), tune_decay=False),
-                             options=RunOptions(seed=0, progress=False))  # fmt: skip
-    learner.fit_recipe()
-    model = learner.save(folder / "model.cf")
+    model = brief_model(ratings, folder / "model.cf", epochs=3)
     return folder, data, model, frame
 
 
