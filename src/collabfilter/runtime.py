@@ -48,18 +48,26 @@ def quiet_csr() -> None:
         )  # fmt: skip
 
 
-def compile_parallel(function: Callable[..., Any], **options: Any) -> Any:
-    """``function`` compiled by numba with parallel loops (cached on disk, so later
-    processes load it instead of compiling), its global ``prange`` bound to numba's
-    (a module writes ``prange = range`` for its templates). numba is imported here, on
-    first use, so that entry points without compiled code do not pay for it.
+@cache
+def _numba() -> types.ModuleType:
+    """numba, imported on first use (entry points without compiled code do not pay for
+    it), its threads from a thread-safe layer (OpenMP or TBB) so that two threads of a
+    program may run compiled code at once; ``NUMBA_THREADING_LAYER`` overrides it.
 
-    Threads come from a thread-safe layer (OpenMP or TBB), so that two threads of a
-    program may run compiled code at once; ``NUMBA_THREADING_LAYER`` overrides it."""
+    The layer is set here, before anything can start numba's threads: once they run,
+    a later setting is silently ignored."""
     import numba
 
     if "NUMBA_THREADING_LAYER" not in os.environ:
         numba.config.THREADING_LAYER = "threadsafe"  # type: ignore[attr-defined]
+    return numba
+
+
+def compile_parallel(function: Callable[..., Any], **options: Any) -> Any:
+    """``function`` compiled by numba with parallel loops (cached on disk, so later
+    processes load it instead of compiling), its global ``prange`` bound to numba's
+    (a module writes ``prange = range`` for its templates)."""
+    numba = _numba()
     namespace = {**function.__globals__, "prange": numba.prange}
     bound = types.FunctionType(function.__code__, namespace, function.__name__)
     return numba.njit(cache=True, parallel=True, **options)(bound)
@@ -69,8 +77,7 @@ def use_threads() -> None:
     """numba's threads for the calling thread: torch's count (one knob,
     ``torch.set_num_threads``, ``RunOptions.threads`` or ``OMP_NUM_THREADS``), at most
     numba's pool."""
-    import numba
-
+    numba = _numba()
     wanted = torch.get_num_threads()
     pool: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
     numba.set_num_threads(max(1, min(wanted, pool)))

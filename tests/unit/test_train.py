@@ -149,6 +149,25 @@ def test_the_compiled_step_keeps_the_callers_thread_setting():
     assert done.stdout.split() == ["1", "1"]
 
 
+LAYER_SCRIPT = """
+import numba
+from collabfilter import generate_ratings
+from collabfilter.data.interactions import Interactions
+Interactions.from_ratings(generate_ratings(200, 100, 4000, seed=0).ratings)
+print(numba.threading_layer())
+"""
+
+
+def test_numba_runs_on_a_thread_safe_layer_whichever_compiled_call_comes_first():
+    """The layer must be chosen before numba's threads start: a run that first sets the
+    thread count, then compiles, would silently keep the first layer of the priority."""
+    env = {**os.environ, "NUMBA_THREADING_LAYER_PRIORITY": "workqueue omp tbb"}
+    done = subprocess.run([sys.executable, "-c", LAYER_SCRIPT], capture_output=True,
+                          text=True, timeout=300, env=env)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() in (["omp"], ["tbb"])
+
+
 @pytest.mark.parametrize("block", [1, 16])
 def test_the_compiled_step_gives_the_same_weights_on_any_number_of_threads(planted, block):
     """Each row takes its updates in the batch's order and the loss is summed in fixed
