@@ -108,6 +108,7 @@ def _load(path: Path, max_bytes: int) -> FittedModel:
         users = _vocabulary(document, "users", fail)
         items = _vocabulary(document, "items", fail)
         scale = _scale(document, fail)
+        columns = _columns(document, fail)
         parts = {
             role: _part(role, spec, records, len(users), len(items), fail)
             for role, spec in _mapping(document, "parts", fail).items()
@@ -117,7 +118,6 @@ def _load(path: Path, max_bytes: int) -> FittedModel:
         _expect_data(records, len(users), fail)
     tensors = _read_tensors(path, records, max_bytes, fail)
     interactions = _interactions(document, tensors, users, items, scale, fail)
-    columns = _columns(document, fail)
     fitted = {
         role: _fill(role, part, tensors, users, items, interactions, scale, fail)
         for role, part in parts.items()
