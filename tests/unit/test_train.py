@@ -14,6 +14,7 @@ import torch
 
 from collabfilter import generate_ratings, split_random
 from collabfilter.config import RunOptions
+from collabfilter.data.interactions import Interactions
 from collabfilter.errors import (
     CollabFilterWarning,
     ConfigError,
@@ -147,6 +148,20 @@ def test_the_compiled_step_keeps_the_callers_thread_setting():
                           text=True, timeout=300, env=env)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["1", "1"]
+
+
+def test_a_fit_never_builds_the_csr_copy_of_the_ratings(planted, monkeypatch):
+    """The step holds its own copy of the ratings: the CSR form is built on first use
+    only (recommending, saving), not to read the scale in each epoch's validation."""
+    _, (train, valid) = planted
+    built = []
+    monkeypatch.setattr(Interactions, "from_ratings",
+                        classmethod(lambda cls, ratings: built.append(len(ratings))))  # fmt: skip
+    learner = collab_learner(train, valid, options=QUIET)
+    learner.fit_recipe()
+    assert built == []
+    monkeypatch.undo()
+    assert learner.interactions.n_users == train.n_users
 
 
 LAYER_SCRIPT = """

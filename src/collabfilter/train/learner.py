@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from collabfilter.config import NOT_GIVEN, FitConfig, ModelConfig, RunOptions, with_changes
-from collabfilter.data import Ratings, Split
+from collabfilter.data import Ratings, RatingScale, Split
 from collabfilter.data.interactions import Interactions
 from collabfilter.data.tensors import RatingTensors
 from collabfilter.errors import ConfigError, DataError, TrainingWarning
@@ -124,6 +124,12 @@ class Learner(FittedModel):
     @interactions.setter
     def interactions(self, value: Interactions | None) -> None:
         self._interactions = value
+
+    @property
+    def scale(self) -> RatingScale:
+        """The training ratings' scale, read without building the CSR copy (the
+        validation of every epoch reads it)."""
+        return self.train_ratings.scale
 
     # ------------------------------------------------------------------ fitting
     def fit(
