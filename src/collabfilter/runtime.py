@@ -79,7 +79,7 @@ def use_threads() -> None:
     numba's pool."""
     numba = _numba()
     wanted = torch.get_num_threads()
-    pool: int = numba.config.NUMBA_NUM_THREADS  # type: ignore[attr-defined]
+    pool: int = numba.config.NUMBA_NUM_THREADS
     numba.set_num_threads(max(1, min(wanted, pool)))
     # numba's first call starts its threads, and its OpenMP layer then resets the count
     # of the OpenMP runtime it shares with torch: torch's own setting is put back

@@ -89,11 +89,10 @@ def make_runner(
     if group is None:
         generator = torch.Generator().manual_seed(options.seed)
         runner = steps(module, data, config, options, generator)
-        return runner, data.n_batches(config.batch_for(len(data)))
+        return runner, data.n_batches(runner.batch_size)
     rows = distributed.shard_rows(len(data), group, options.seed)
     shard = RatingTensors(train.subset(rows), data.device)
     generator = torch.Generator().manual_seed(options.seed + group.rank)
     local = steps(module, shard, config, options, generator, shard_of=(data, group.world_size))
-    batch = max(1, config.batch_for(len(data)) // group.world_size)
-    n_batches = distributed.agree_on_batches(shard.n_batches(batch))
+    n_batches = distributed.agree_on_batches(shard.n_batches(local.batch_size))
     return SyncedSteps(local, module, n_batches), n_batches

@@ -38,6 +38,9 @@ class RowTrained(nn.Module):
 class Steps(Protocol):
     """One form of the sgd step (see the module docstring)."""
 
+    batch_size: int
+    """Ratings in a full batch (this rank's share in data-parallel training)."""
+
     def batches(self) -> Iterator[Any]:
         """One epoch's batches in a fresh random order."""
         ...

@@ -31,6 +31,7 @@ class SyncedSteps:
 
     def __init__(self, inner: Steps, model: nn.Module, n_batches: int) -> None:
         self.inner, self.n_batches = inner, n_batches
+        self.batch_size = inner.batch_size
         self.parameters = [p for p in model.parameters() if p.requires_grad]
 
     def batches(self) -> Iterator[Any]:

@@ -50,9 +50,26 @@ CHUNKS = 64
 summed piece by piece in this order, so that it does not depend on the threads."""
 
 
-def suits(model: DotProductBias, data: RatingTensors) -> bool:
-    """Whether the compiled form applies: on the CPU, with float32 tables."""
-    return data.device.type == "cpu" and model.user_factors.dtype == torch.float32
+def unsuitable(model: DotProductBias, data: RatingTensors) -> str | None:
+    """Why the compiled form cannot train ``model`` on ``data``, or None when it can: it
+    needs the data and float32 tables on the CPU, with a row per user and per item (the
+    compiled loop does not check indices)."""
+    if data.device.type != "cpu":
+        return "step='compiled' runs on the CPU; use 'gather' on other devices"
+    size = {"user": data.n_users, "item": data.n_items}
+    for name, (side, _) in model.row_tables().items():
+        table: Tensor = getattr(model, name)
+        if (
+            table.shape[0] < size[side]
+            or table.dtype != torch.float32
+            or table.device.type != "cpu"
+        ):
+            return (
+                f"step='compiled' needs float32 CPU tables with a row per {side}: "
+                f"{name} is {table.dtype} {tuple(table.shape)} on {table.device} "
+                f"for {size[side]:,} {side}s; use step='gather'"
+            )
+    return None
 
 
 @cache
@@ -81,19 +98,10 @@ class CompiledDotSGD(DotSGD[_Batch]):
 
     def _prepare(self, rating: Tensor) -> None:
         model, data = self.model, self.data
+        problem = unsuitable(model, data)
+        if problem is not None:
+            raise ConfigError(problem)
         size = {"user": data.n_users, "item": data.n_items}
-        for name, (side, _) in model.row_tables().items():
-            table: Tensor = getattr(model, name)
-            if (
-                table.shape[0] < size[side]
-                or table.dtype != torch.float32
-                or table.device.type != "cpu"
-            ):
-                raise ConfigError(
-                    f"step='compiled' needs float32 CPU tables with a row per {side}: "
-                    f"{name} is {table.dtype} {tuple(table.shape)} on {table.device} "
-                    f"for {size[side]:,} {side}s; use step='gather'"
-                )
         self.columns = (self.users.numpy(), self.items.numpy(), rating.numpy())
         self.prior = model.activity_prior
 

@@ -15,6 +15,7 @@ weights as autograd.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
 BatchT = TypeVar("BatchT")
 
 
-class DotSGD(Generic[BatchT]):
+class DotSGD(ABC, Generic[BatchT]):
     """Closed-form per-rating SGD steps for a dot model: what the closed forms share.
     A subclass cuts an epoch into batches and takes one step per batch.
 
@@ -82,44 +83,22 @@ class DotSGD(Generic[BatchT]):
         """Set up what the subclass's steps need from the ratings in storage order
         (called once, at construction)."""
 
-    def batches(self) -> Iterator[BatchT]:
-        """One epoch's batches, in a fresh random order."""
-        return self._batches(self.order.draw(self.generator).to(self.data.device))
-
     @torch.no_grad()
     def step(self, batch: BatchT, multiplier: float) -> Tensor:
         """One step at ``multiplier`` times the peak rate; returns half the SSE."""
         return self._step(batch, self.lr * multiplier, multiplier)
 
+    @abstractmethod
+    def batches(self) -> Iterator[BatchT]:
+        """One epoch's batches, in a fresh random order."""
+
+    @abstractmethod
     def size(self, batch: BatchT) -> int:
         """Ratings in a batch."""
-        return int(batch.users.shape[0])  # type: ignore[attr-defined]
 
-    def _batches(self, order: Tensor) -> Iterator[BatchT]:
-        """The epoch's batches, from its stored positions in visiting order."""
-        raise NotImplementedError
-
+    @abstractmethod
     def _step(self, batch: BatchT, lr: float, multiplier: float) -> Tensor:
-        raise NotImplementedError
-
-    def error_and_step(self, x: Tensor, rating: Tensor, lr: float) -> tuple[Tensor, Tensor]:
-        """Each rating's error (prediction - rating) and step ``-lr * d(err^2 / 2)/dx``
-        from the logits ``x``, by the dot formula."""
-        error = TORCH.rating(x, self.low, self.span) - rating
-        return error, TORCH.gradient(x, error, self.span).mul_(-lr)
-
-    def step_prior(
-        self, user_steps: Tensor, user_activity: Tensor, item_steps: Tensor,
-        item_activity: Tensor, lr: float, multiplier: float,
-    ) -> None:  # fmt: skip
-        """Adam's step of the activity prior's two weights from the steps of the ratings
-        (or of the rows) and their activity values:
-        ``d loss / d beta = sum(dL/dx * activity) = -sum(step * activity) / lr``."""
-        grads = [
-            float(torch.dot(user_steps, user_activity)) / -lr,
-            float(torch.dot(item_steps, item_activity)) / -lr,
-        ]
-        self.dense.step_scalars(self.model.activity_weight, grads, multiplier)
+        """One step at the rate ``lr``; returns half the summed squared error."""
 
 
 class _Gathered(NamedTuple):
@@ -158,7 +137,9 @@ class GatherDotSGD(DotSGD[_Gathered]):
         columns.append(rating)
         return names, torch.stack(columns, dim=1)
 
-    def _batches(self, order: Tensor) -> Iterator[_Gathered]:
+    def batches(self) -> Iterator[_Gathered]:
+        """One epoch's batches, in a fresh random order."""
+        order = self.order.draw(self.generator).to(self.data.device)
         batch_size = self.batch_size
         for start in range(0, len(order), batch_size):
             # gathered per batch: the extra memory is one batch, whatever the data size
@@ -169,6 +150,10 @@ class GatherDotSGD(DotSGD[_Gathered]):
             users = self.users.index_select(0, rows).long()
             items = self.items.index_select(0, rows).long()
             yield _Gathered(users, items, columns)
+
+    def size(self, batch: _Gathered) -> int:
+        """Ratings in a batch."""
+        return int(batch.users.shape[0])
 
     def _step(self, gathered: _Gathered, lr: float, multiplier: float) -> Tensor:
         model, (users, items, batch) = self.model, gathered
@@ -205,6 +190,25 @@ class GatherDotSGD(DotSGD[_Gathered]):
                 0, items, torch.addcmul(item_step, batch["item_bias"], item_bias, value=-lr)
             )
             if model.activity_prior:
-                self.step_prior(step, batch["user_activity"], step, batch["item_activity"],
-                                lr, multiplier)  # fmt: skip
+                self.step_prior(step, batch["user_activity"], batch["item_activity"], lr,
+                                multiplier)  # fmt: skip
         return torch.dot(error, error) * 0.5
+
+    def error_and_step(self, x: Tensor, rating: Tensor, lr: float) -> tuple[Tensor, Tensor]:
+        """Each rating's error (prediction - rating) and step ``-lr * d(err^2 / 2)/dx``
+        from the logits ``x``, by the dot formula."""
+        error = TORCH.rating(x, self.low, self.span) - rating
+        return error, TORCH.gradient(x, error, self.span).mul_(-lr)
+
+    def step_prior(
+        self, steps: Tensor, user_activity: Tensor, item_activity: Tensor, lr: float,
+        multiplier: float,
+    ) -> None:  # fmt: skip
+        """Adam's step of the activity prior's two weights from the ratings' steps and
+        their activity values: ``d loss / d beta = sum(dL/dx * activity) = -sum(step *
+        activity) / lr``."""
+        grads = [
+            float(torch.dot(steps, user_activity)) / -lr,
+            float(torch.dot(steps, item_activity)) / -lr,
+        ]
+        self.dense.step_scalars(self.model.activity_weight, grads, multiplier)

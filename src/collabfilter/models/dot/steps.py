@@ -56,15 +56,13 @@ def choose_form(
     if requested == "auto":
         if not closed:
             return "autograd"
-        return "compiled" if compiled.suits(model, data) else "gather"
+        return "gather" if compiled.unsuitable(model, data) else "compiled"
     if requested != "autograd" and not closed:
         raise ConfigError(
             f"step={requested!r} trains by plain sgd (no momentum, no clipping); this "
             f"config has optimizer={config.optimizer!r}, momentum={config.momentum}, "
             f"grad_clip={config.grad_clip}: use step='autograd' or 'auto'"
         )
-    if requested == "compiled" and data.device.type != "cpu":
-        raise ConfigError(f"step={requested!r} runs on the CPU; use 'gather' on other devices")
     return requested
 
 
