@@ -216,8 +216,10 @@ class Recommender:
         cls, path: str | Path, *, user: str | None = None, item: str | None = None,
         rating: str | None = None,
     ) -> Recommender:  # fmt: skip
-        """A recommender around the model saved at ``path``: its recipe as ``model``, and
-        frames read by the column names it was trained on unless others are given."""
+        """A recommender around the model saved at ``path``: its model kind as ``model``
+        (a refit, or a clone's fit, trains that kind's recipe, not the saved model's
+        settings), and frames read by the column names it was trained on unless others
+        are given."""
         fitted = load_model(path)
         kind = fitted.model_config.kind if fitted.model_config is not None else "dot_bias"
         columns = fitted.columns

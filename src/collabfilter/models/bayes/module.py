@@ -182,15 +182,14 @@ class BayesianMF(RatingModule):
 
     def rank_items(self, user_idx: Tensor, items: slice | None = None) -> Tensor:
         """:meth:`score_items`, for a range of items if asked."""
+        return self.score_user_rows(self.user_rows[user_idx], items)
+
+    def score_user_rows(self, user_rows: Tensor, items: slice | None = None) -> Tensor:
+        """Unclipped ratings of every item (or a range of them) for users given as wide
+        rows (from :meth:`fold_in`), shape ``(n, S * (n_factors + 2))`` -> ``(n, items)``."""
         self._require_samples()
         part = slice(None) if items is None else items
-        return self.user_rows[user_idx] @ self.item_rows[part].T / self.n_samples
-
-    def score_user_rows(self, user_rows: Tensor) -> Tensor:
-        """Unclipped ratings of every item for users given as wide rows (from
-        :meth:`fold_in`), shape ``(n, S * (n_factors + 2))`` -> ``(n, items)``."""
-        self._require_samples()
-        return user_rows @ self.item_rows.T / self.n_samples
+        return user_rows @ self.item_rows[part].T / self.n_samples
 
     def predict_with_uncertainty(
         self, user_idx: Tensor, item_idx: Tensor
