@@ -281,13 +281,27 @@ class FittedModel:
         )
 
     def _fallback(self, pairs: PairIndex, rows: np.ndarray) -> np.ndarray:
+        value = self.baseline_of(
+            pairs.user_idx[rows], pairs.item_idx[rows], pairs.user_known[rows],
+            pairs.item_known[rows],
+        )  # fmt: skip
+        return value.astype(np.float32)
+
+    def baseline_of(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, user_ok: np.ndarray | None = None,
+        item_ok: np.ndarray | None = None,
+    ) -> np.ndarray:  # fmt: skip
+        """The damped bias baseline of index pairs (float64, within the scale): the
+        mean, plus the user's and the item's damped biases where ``user_ok`` and
+        ``item_ok`` say the index names one (all, when not given)."""
         mean, user_bias, item_bias = self._damped_biases()
-        value = np.full(int(rows.sum()), mean)
-        user_ok = pairs.user_known[rows]
-        item_ok = pairs.item_known[rows]
-        value[user_ok] += user_bias[pairs.user_idx[rows][user_ok]]
-        value[item_ok] += item_bias[pairs.item_idx[rows][item_ok]]
-        return np.asarray(np.clip(value, self.scale.low, self.scale.high), dtype=np.float32)
+        value = np.full(len(user_idx), mean)
+        every = np.ones(len(user_idx), dtype=bool)
+        user_ok = every if user_ok is None else user_ok
+        item_ok = every if item_ok is None else item_ok
+        value[user_ok] += user_bias[user_idx[user_ok]]
+        value[item_ok] += item_bias[item_idx[item_ok]]
+        return np.asarray(np.clip(value, self.scale.low, self.scale.high))
 
     def _damped_biases(self) -> tuple[float, np.ndarray, np.ndarray]:
         data = self.interactions

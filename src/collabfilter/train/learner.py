@@ -245,9 +245,7 @@ class Learner(FittedModel):
         valid = self.valid_ratings
         if valid is None or len(valid) == 0 or not self.predicts_ratings:
             return None
-        mean, user_bias, item_bias = self._damped_biases()
-        guess = mean + user_bias[valid.user_idx] + item_bias[valid.item_idx]
-        guess = np.clip(guess, self.scale.low, self.scale.high)
+        guess = self.baseline_of(valid.user_idx, valid.item_idx)
         return float(np.sqrt(np.mean((guess - valid.rating) ** 2)))
 
     def fit_recipe(self) -> list[EpochRecord]:
