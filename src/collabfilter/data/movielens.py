@@ -6,6 +6,10 @@ pipe-separated ``u.item``), ml-1m (``::``-separated latin-1 ``.dat`` files) and 
 releases (UTF-8, quoted titles, pipe-separated genres, half-star ratings). Loading goes
 through :func:`collabfilter.data.fetch.locate`, so a local path, ``COLLABFILTER_DATA_DIR``
 and the cache are tried before any download.
+
+Each release's side information comes with its ratings: the films' genres and year
+(from the title) for every release, and the users' age, gender, occupation and zip
+code's first character where the release has a users file (ml-100k, ml-1m).
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
+from collabfilter.data.features import SideFeatures
 from collabfilter.data.fetch import Archive, Location, locate
 from collabfilter.data.io import ColumnMap, read_csv_buffer, single_byte_separator
 from collabfilter.data.ratings import Ratings, RatingScale
 from collabfilter.data.split import Split, make_split
-from collabfilter.errors import SplitError, UnknownDatasetError
+from collabfilter.errors import DatasetUnavailableError, SplitError, UnknownDatasetError
 
 BASE_URL = "https://files.grouplens.org/datasets/movielens"
 
@@ -58,6 +63,8 @@ class MovieLensSpec:
     scale: RatingScale
     genres: Literal["flags", "pipe"]
     folds: tuple[str, ...] = field(default=())
+    users: TableFormat | None = None
+    """The users file (id, then demographics), for the releases that have one."""
 
     @property
     def name(self) -> str:
@@ -111,6 +118,9 @@ REGISTRY: dict[str, MovieLensSpec] = {
         scale=RatingScale(1.0, 5.0, 1.0),
         genres="flags",
         folds=("u1", "u2", "u3", "u4", "u5", "ua", "ub"),
+        users=TableFormat(
+            "u.user", "|", "latin-1", False, ("user", "age", "gender", "occupation", "zip")
+        ),
     ),
     "ml-1m": MovieLensSpec(
         archive=_archive(
@@ -124,6 +134,9 @@ REGISTRY: dict[str, MovieLensSpec] = {
         movies=TableFormat("movies.dat", "::", "latin-1", False, ("item", "title", "genres")),
         scale=RatingScale(1.0, 5.0, 1.0),
         genres="pipe",
+        users=TableFormat(
+            "users.dat", "::", "latin-1", False, ("user", "gender", "age", "occupation", "zip")
+        ),
     ),
     "ml-latest-small": _csv_release(
         "ml-latest-small",
@@ -179,24 +192,86 @@ def load_movielens(
     """
     spec = spec or get_spec(name)
     location = locate(spec.archive, path, download=download)
-    return _read_ratings(spec, location, spec.ratings.member, movie_titles(spec, location))
+    movies = _movies(spec, location)
+    ratings = _read_ratings(spec, location, spec.ratings.member, _titles(movies))
+    return _with_side_features(ratings, spec, location, movies)
 
 
 def movie_titles(spec: MovieLensSpec, location: Location) -> pd.Series:
     """Raw movie id -> title, from the release's movies file."""
-    fmt = spec.movies
+    return _titles(_movies(spec, location))
+
+
+def _table(location: Location, fmt: TableFormat) -> pd.DataFrame:
+    """A text table of a release, all columns as text, named by ``fmt`` (a row with
+    fewer fields than names gets NaN in the rest)."""
     with location.open(fmt.member) as raw:
         handle, sep, encoding = single_byte_separator(raw, fmt.sep, fmt.encoding)
-        frame = pd.read_csv(
+        return pd.read_csv(
             handle,
             sep=sep,
             encoding=encoding,
             header=0 if fmt.header else None,
-            usecols=[0, 1],
+            names=None if fmt.header else list(fmt.names),
+            dtype=str,
+            keep_default_na=False,
             # Only the CSV releases quote titles; ml-100k titles may hold a bare '"'.
             quoting=csv.QUOTE_MINIMAL if fmt.header else csv.QUOTE_NONE,
         )
-    return pd.Series(frame.iloc[:, 1].to_numpy(object), index=frame.iloc[:, 0].to_numpy(np.int64))
+
+
+def _movies(spec: MovieLensSpec, location: Location) -> pd.DataFrame:
+    """The movies file, indexed by integer movie id."""
+    frame = _table(location, spec.movies)
+    return frame.set_index(pd.Index(frame.iloc[:, 0].astype(np.int64), name="item"))
+
+
+def _titles(movies: pd.DataFrame) -> pd.Series:
+    return pd.Series(movies.iloc[:, 1].to_numpy(object), index=movies.index.to_numpy(np.int64))
+
+
+_YEAR = r"\((\d{4})\)\s*$"
+_NO_GENRES = "(no genres listed)"
+
+
+def _with_side_features(
+    ratings: Ratings, spec: MovieLensSpec, location: Location, movies: pd.DataFrame
+) -> Ratings:
+    """``ratings`` with the release's movie features (genres, year in the title) and
+    user features (where the release has a users file)."""
+    if spec.genres == "flags":
+        flags = movies[[g for g in _ML100K_GENRES if g != "unknown"]] == "1"
+        genres = flags.apply(lambda row: "|".join(flags.columns[row.to_numpy()]), axis=1)
+    else:
+        genres = movies.iloc[:, 2].fillna("")
+    genres = genres.where((genres != "") & (genres != _NO_GENRES))
+    year = pd.to_numeric(movies.iloc[:, 1].str.extract(_YEAR)[0], errors="coerce")
+    items = SideFeatures(
+        pd.DataFrame({"genres": genres, "year": year}, index=movies.index),
+        kinds={"genres": "multi", "year": "number"}, kind="item",
+    )  # fmt: skip
+    users = None
+    try:  # a folder may hold the ratings and movies alone
+        table = _table(location, spec.users) if spec.users is not None else None
+    except DatasetUnavailableError:
+        table = None
+    if table is not None:
+        frame = pd.DataFrame(
+            {  # arrays, not Series: a Series would be realigned to the new index
+                "age": pd.to_numeric(table["age"], errors="coerce").to_numpy(),
+                "gender": table["gender"].to_numpy(),
+                "occupation": table["occupation"].to_numpy(),
+                "zip": table["zip"].str.strip().str[:1].to_numpy(),
+            },
+            index=pd.Index(table["user"].astype(np.int64), name="user"),
+        )
+        users = SideFeatures(
+            frame,
+            kinds={"age": "number", "gender": "category", "occupation": "category",
+                   "zip": "category"},
+            kind="user",
+        )  # fmt: skip
+    return ratings.with_features(users, items)
 
 
 def _read_ratings(
@@ -241,8 +316,11 @@ def load_movielens_fold(
     if fold not in spec.folds:
         raise SplitError(f"ml-100k has no fold {fold!r}; known folds: {', '.join(spec.folds)}")
     location = locate(spec.archive, path, download=download)
-    titles = movie_titles(spec, location)
-    full = _read_ratings(spec, location, spec.ratings.member, titles)
+    movies = _movies(spec, location)
+    titles = _titles(movies)
+    full = _with_side_features(
+        _read_ratings(spec, location, spec.ratings.member, titles), spec, location, movies
+    )
     key = pd.MultiIndex.from_arrays([full.users.ids[full.user_idx], full.items.ids[full.item_idx]])
     test = _read_ratings(spec, location, f"{fold}.test", titles)
     test_key = pd.MultiIndex.from_arrays(

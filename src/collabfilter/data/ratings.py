@@ -8,6 +8,7 @@ user and item keeps one index for the life of a model.
 
 from __future__ import annotations
 
+import copy as _copy
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from collabfilter.data.encoding import INDEX_DTYPE, Vocabulary
+from collabfilter.data.features import SideFeatures
 from collabfilter.data.io import (
     ColumnMap,
     IdType,
@@ -105,6 +107,9 @@ class Ratings:
         timestamp: optional int64 unix seconds per rating.
         scale: the rating scale; inferred from the data when not given.
         report: what loading dropped or changed.
+        user_features, item_features: side information about the users or items
+            (:class:`~collabfilter.data.features.SideFeatures`), shared by every part
+            of a split.
 
     Raises:
         DataError: on misaligned arrays or indices outside the vocabularies.
@@ -121,6 +126,8 @@ class Ratings:
         timestamp: np.ndarray | None = None,
         scale: RatingScale | None = None,
         report: LoadReport | None = None,
+        user_features: SideFeatures | None = None,
+        item_features: SideFeatures | None = None,
     ) -> None:
         self.user_idx = np.ascontiguousarray(user_idx, dtype=INDEX_DTYPE)
         self.item_idx = np.ascontiguousarray(item_idx, dtype=INDEX_DTYPE)
@@ -135,6 +142,8 @@ class Ratings:
             scale = RatingScale.infer(self.rating)
         self.scale = scale
         self.report = report or LoadReport(source="arrays", rows_read=len(self.rating))
+        self.user_features = user_features
+        self.item_features = item_features
 
     def _check_alignment(self) -> None:
         lengths = {len(self.user_idx), len(self.item_idx), len(self.rating)}
@@ -163,16 +172,20 @@ class Ratings:
         scale: tuple[float, float] | RatingScale | None = None,
         duplicates: DuplicatePolicy = "last",
         ids: IdType = "auto",
+        user_features: pd.DataFrame | SideFeatures | None = None,
+        item_features: pd.DataFrame | SideFeatures | None = None,
     ) -> Ratings:
         """Ratings from a DataFrame whose columns are named by the keyword arguments.
 
         ``title`` names a column of item titles (fastai's ``item_name``). Id columns
         keep their type (text ids stay text, see :data:`~collabfilter.data.io.IdType`).
-        Errors name 0-based row positions.
+        Errors name 0-based row positions. ``user_features`` and ``item_features``
+        are tables indexed by raw id (see :meth:`with_features`).
         """
         columns = ColumnMap(user, item, rating, timestamp, title, ids)
         canonical, report = validate_frame(frame, columns=columns, scale=_bounds(scale))
-        return cls.from_canonical(canonical, report, scale=scale, duplicates=duplicates)
+        ratings = cls.from_canonical(canonical, report, scale=scale, duplicates=duplicates)
+        return ratings.with_features(user_features, item_features)
 
     @classmethod
     def from_csv(
@@ -191,6 +204,8 @@ class Ratings:
         scale: tuple[float, float] | RatingScale | None = None,
         duplicates: DuplicatePolicy = "last",
         ids: IdType = "auto",
+        user_features: pd.DataFrame | SideFeatures | None = None,
+        item_features: pd.DataFrame | SideFeatures | None = None,
     ) -> Ratings:
         """Ratings from a CSV/TSV file; errors name the file and 1-based line numbers.
 
@@ -209,7 +224,8 @@ class Ratings:
             encoding=encoding,
             scale=_bounds(scale),
         )
-        return cls.from_canonical(canonical, report, scale=scale, duplicates=duplicates)
+        ratings = cls.from_canonical(canonical, report, scale=scale, duplicates=duplicates)
+        return ratings.with_features(user_features, item_features)
 
     @classmethod
     def from_parquet(
@@ -224,12 +240,15 @@ class Ratings:
         scale: tuple[float, float] | RatingScale | None = None,
         duplicates: DuplicatePolicy = "last",
         ids: IdType = "auto",
+        user_features: pd.DataFrame | SideFeatures | None = None,
+        item_features: pd.DataFrame | SideFeatures | None = None,
     ) -> Ratings:
         """Ratings from a parquet file (typed columns keep their type); errors name
         0-based rows."""
         columns = ColumnMap(user, item, rating, timestamp, title, ids)
         canonical, report = read_parquet(path, columns=columns, scale=_bounds(scale))
-        return cls.from_canonical(canonical, report, scale=scale, duplicates=duplicates)
+        ratings = cls.from_canonical(canonical, report, scale=scale, duplicates=duplicates)
+        return ratings.with_features(user_features, item_features)
 
     @classmethod
     def from_canonical(
@@ -306,7 +325,74 @@ class Ratings:
             timestamp=None if self.timestamp is None else self.timestamp[rows],
             scale=self.scale,
             report=self.report,
+            user_features=self.user_features,
+            item_features=self.item_features,
         )
+
+    def with_features(
+        self, user_features: pd.DataFrame | SideFeatures | None = None,
+        item_features: pd.DataFrame | SideFeatures | None = None, *, separator: str = "|",
+    ) -> Ratings:  # fmt: skip
+        """A copy that carries side information: tables indexed by raw id (or
+        :class:`~collabfilter.data.features.SideFeatures` built with options), with
+        categorical, multi-label (values joined by ``separator``) and numeric columns.
+        Features already carried are kept unless replaced.
+
+        Ids of the ratings without a row in a table are allowed (see
+        :meth:`feature_coverage`); rows for ids the ratings do not have are kept for
+        cold start.
+
+        Raises:
+            DataError: for a table none of whose ids is an id of the ratings (ids
+                read as text against numbers, or the wrong table), or a bad table.
+        """
+        copy = _copy.copy(self)
+        for side, given, vocabulary in (
+            ("user", user_features, self.users), ("item", item_features, self.items),
+        ):  # fmt: skip
+            if given is None:
+                continue
+            features = (
+                given if isinstance(given, SideFeatures)
+                else SideFeatures(given, separator=separator, kind=side)
+            )  # fmt: skip
+            without, _ = features.coverage(vocabulary)
+            if without == len(vocabulary):
+                raise DataError(
+                    f"no id of the {side} features is a {side} id of the ratings (features "
+                    f"ids like {features.frame.index[:3].tolist()}, ratings ids like "
+                    f"{vocabulary.ids[:3].tolist()}): read both id columns the same way"
+                )
+            setattr(copy, f"{side}_features", features)
+        return copy
+
+    def keep_features(self, user: Sequence[str] = (), item: Sequence[str] = ()) -> Ratings:
+        """A copy carrying only the named feature columns of each side (a side with
+        none named carries no features).
+
+        Raises:
+            DataError: naming a column a side does not have.
+        """
+        copy = _copy.copy(self)
+        for side, names in (("user", user), ("item", item)):
+            features: SideFeatures | None = getattr(self, f"{side}_features")
+            if names and features is None:
+                raise DataError(f"these ratings carry no {side} features; asked for {list(names)}")
+            kept = features.select(names) if names and features is not None else None
+            setattr(copy, f"{side}_features", kept)
+        return copy
+
+    def feature_coverage(self) -> dict[str, tuple[int, int]]:
+        """Per side that carries features: ``(ids without a row, rows for ids the
+        ratings do not have)``."""
+        return {
+            side: features.coverage(vocabulary)
+            for side, features, vocabulary in (
+                ("user", self.user_features, self.users),
+                ("item", self.item_features, self.items),
+            )
+            if features is not None
+        }
 
     def with_titles(self, titles: Mapping[Any, str] | pd.Series) -> Ratings:
         """A copy whose item titles come from a mapping raw item id -> title."""

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import numpy as np
+import pandas as pd
 
 from collabfilter.data.encoding import Vocabulary
 from collabfilter.data.io import LoadReport
@@ -167,6 +168,9 @@ def generate_ratings(
     activity_exponent: float = 0.5,
     min_per_user: int = 20,
     seed: int = 0,
+    n_genres: int = 0,
+    n_user_groups: int = 0,
+    feature_share: float = 0.6,
 ) -> SyntheticRatings:
     """Draw MovieLens-shaped explicit ratings (defaults: the shape of ml-100k).
 
@@ -183,6 +187,11 @@ def generate_ratings(
         activity_exponent: Zipf exponent of user activity.
         min_per_user: ratings each user gets before the rest is shared out.
         seed: everything is a function of the arguments and this seed.
+        n_genres: with more than 0, items carry ``genres`` (one to three of this
+            many, ``"g1|g4"``) that explain ``feature_share`` of the variance of their
+            factors and biases; the rest is their own.
+        n_user_groups: likewise users carry a ``group`` (one of this many).
+        feature_share: the share of the variance the features explain, in [0, 1].
 
     Raises:
         DataError: if the shape is impossible (denser than a quarter of all pairs, too few
@@ -197,12 +206,17 @@ def generate_ratings(
         )
     if n_ratings < n_items + n_users:
         raise DataError("need at least one rating per item plus one per user")
+    if min(n_genres, n_user_groups) < 0 or not 0.0 <= feature_share <= 1.0:
+        raise DataError("n_genres and n_user_groups must be >= 0, feature_share in [0, 1]")
     rng = np.random.Generator(np.random.PCG64(seed))
     scale = RatingScale(0.5, 5.0, 0.5) if half_stars else RatingScale(1.0, 5.0, 1.0)
     user_idx, item_idx = _draw_pairs(
         n_users, n_items, n_ratings, popularity_exponent, activity_exponent, min_per_user, rng
     )
     truth = _draw_truth(n_users, n_items, n_factors, noise_std, scale, item_idx, rng)
+    truth, user_features, item_features = _plant_features(
+        truth, n_user_groups, n_genres, feature_share, rng
+    )
     latent = truth.latent(user_idx, item_idx)
     noisy = latent + rng.standard_normal(len(latent), dtype=np.float32) * noise_std
     step = scale.step or 1.0
@@ -222,7 +236,7 @@ def generate_ratings(
         timestamp=timestamp,
         scale=scale,
         report=report,
-    )
+    ).with_features(user_features, item_features)
     return SyntheticRatings(ratings, truth)
 
 
@@ -315,4 +329,52 @@ def _draw_truth(
         item_factors=(rng.standard_normal((n_items, n_factors)) * factor_std).astype(np.float32),
         noise_std=float(noise_std),
         scale=scale,
+    )
+
+
+def _plant_features(
+    truth: SyntheticTruth, n_groups: int, n_genres: int, share: float, rng: np.random.Generator
+) -> tuple[SyntheticTruth, pd.DataFrame | None, pd.DataFrame | None]:
+    """``truth`` with part of its users' (items') factors and biases explained by a
+    group (genres), and the feature tables; unchanged without groups or genres."""
+    users = items = None
+    user_factors, user_bias = truth.user_factors, truth.user_bias
+    item_factors, item_bias = truth.item_factors, truth.item_bias
+    if n_groups:
+        group = rng.integers(n_groups, size=len(user_bias))
+        membership = np.eye(n_groups, dtype=np.float32)[group]
+        user_factors, user_bias = _blend(membership, user_factors, user_bias, share, rng)
+        users = pd.DataFrame({"group": [f"u{g}" for g in group]},
+                             index=np.arange(1, len(group) + 1))  # fmt: skip
+    if n_genres:
+        counts = rng.integers(1, min(3, n_genres) + 1, size=len(item_bias))
+        membership = np.zeros((len(item_bias), n_genres), dtype=np.float32)
+        names = []
+        for item, count in enumerate(counts):  # per item, at set-up only
+            chosen = np.sort(rng.choice(n_genres, size=count, replace=False))
+            membership[item, chosen] = 1.0
+            names.append("|".join(f"g{g}" for g in chosen))
+        membership /= np.sqrt(counts)[:, None]
+        item_factors, item_bias = _blend(membership, item_factors, item_bias, share, rng)
+        items = pd.DataFrame({"genres": names}, index=np.arange(1, len(names) + 1))
+    planted = SyntheticTruth(
+        truth.global_mean, user_bias, item_bias, user_factors, item_factors, truth.noise_std,
+        truth.scale,
+    )  # fmt: skip
+    return planted, users, items
+
+
+def _blend(
+    membership: np.ndarray, factors: np.ndarray, bias: np.ndarray, share: float,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """Factors and biases of the same spread, ``share`` of their variance from the
+    features' own draws (``membership @ draws``, rows of norm one)."""
+    factor_std, bias_std = float(factors.std()), float(bias.std())
+    shared = membership @ rng.standard_normal((membership.shape[1], factors.shape[1]))
+    shared_bias = membership @ rng.standard_normal(membership.shape[1])
+    keep, add = np.sqrt(1.0 - share), np.sqrt(share)
+    return (
+        (keep * factors + add * factor_std * shared).astype(np.float32),
+        (keep * bias + add * bias_std * shared_bias).astype(np.float32),
     )

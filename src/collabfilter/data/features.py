@@ -1,0 +1,376 @@
+"""Side information about users or items: what a table of features says, encoded as a
+sparse design matrix with one row per id of a vocabulary.
+
+A :class:`SideFeatures` holds one table indexed by raw id (an id with no row is
+allowed and counted) and the :class:`FeatureEncoder` fitted on it once. Columns are of
+three kinds, inferred from their dtype unless named:
+
+* ``category``: one level per distinct value (gender, occupation);
+* ``multi``: several levels per id, joined by a separator (``"Action|Comedy"``);
+* ``number``: cut at the table's own quantiles into at most ``bins`` levels (age,
+  release year): the cut points adapt to the data instead of a fixed scale, and a
+  number enters the models as levels, like everything else.
+
+Each field of a row has norm one (a film of three genres gets ``1/sqrt(3)`` on each),
+and a row has norm one over its fields, so an id's features weigh as much as the
+``|N(u)|^-1/2``-scaled items it rated in the implicit-feedback terms. A value the
+encoder never saw (a new category at prediction time) contributes nothing and is
+counted, never an error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from collabfilter.data.encoding import Vocabulary
+from collabfilter.errors import DataError
+
+FieldKind = Literal["category", "multi", "number"]
+MAX_BINS = 8
+"""Levels of a number field: its quantiles cut it into at most this many."""
+MAX_LEVELS = 100_000
+"""Levels of one field above this are an id column rather than a feature."""
+
+
+@dataclass(frozen=True)
+class FeatureField:
+    """One column of a feature table and its levels.
+
+    Attributes:
+        name: the column.
+        kind: ``category``, ``multi`` or ``number``.
+        levels: the values seen (category, multi), or the bins' labels (number).
+        edges: a number field's cut points, ``len(levels) + 1`` of them (the outer two
+            infinite); empty for the other kinds.
+    """
+
+    name: str
+    kind: FieldKind
+    levels: tuple[str, ...]
+    edges: tuple[float, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (model files keep the feature vocabularies)."""
+        return {"name": self.name, "kind": self.kind, "levels": list(self.levels),
+                "edges": [float(e) for e in self.edges]}  # fmt: skip
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureField:
+        """The field :meth:`to_dict` wrote."""
+        kind = data["kind"]
+        if kind not in ("category", "multi", "number"):
+            raise DataError(f"feature field kind must be category, multi or number, got {kind!r}")
+        return cls(str(data["name"]), kind, tuple(str(v) for v in data["levels"]),
+                   tuple(float(e) for e in data.get("edges", ())))  # fmt: skip
+
+
+@dataclass(frozen=True)
+class SparseRows:
+    """A CSR matrix as three arrays: row ``r``'s columns are
+    ``indices[indptr[r]:indptr[r + 1]]`` (sorted), with ``values`` beside them."""
+
+    indptr: np.ndarray  # int64, n_rows + 1
+    indices: np.ndarray  # int64
+    values: np.ndarray  # float32
+    n_columns: int
+
+    @classmethod
+    def from_pairs(
+        cls, rows: np.ndarray, columns: np.ndarray, values: np.ndarray, shape: tuple[int, int]
+    ) -> SparseRows:
+        """The matrix of ``values`` at ``(rows, columns)`` (each pair at most once)."""
+        order = np.lexsort((columns, rows))
+        indptr = np.zeros(shape[0] + 1, dtype=np.int64)
+        np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
+        return cls(indptr, columns[order].astype(np.int64), values[order].astype(np.float32),
+                   shape[1])  # fmt: skip
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """``(rows, columns)``."""
+        return len(self.indptr) - 1, self.n_columns
+
+    def row_ids(self) -> np.ndarray:
+        """The row of each stored value."""
+        return np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+
+    def to_dense(self) -> np.ndarray:
+        """The matrix as a dense float32 array (for small matrices and tests)."""
+        dense = np.zeros(self.shape, dtype=np.float32)
+        dense[self.row_ids(), self.indices] = self.values
+        return dense
+
+
+@dataclass(frozen=True)
+class EncodedFeatures:
+    """Feature rows aligned with a vocabulary.
+
+    Attributes:
+        matrix: ``(ids, columns)``, float32, each non-empty row of norm one.
+        names: one name per column, ``"field=level"``.
+        missing: ids of the vocabulary with no row in the table (their rows are empty).
+        unseen: values the encoder had no level for (they contribute nothing).
+    """
+
+    matrix: SparseRows
+    names: tuple[str, ...]
+    missing: int
+    unseen: int
+
+
+class FeatureEncoder:
+    """The fields of a feature table, fitted once; encodes any rows of that shape.
+
+    Args:
+        fields: the fields, in column order.
+        separator: what joins the values of a ``multi`` field.
+    """
+
+    def __init__(self, fields: Sequence[FeatureField], separator: str = "|") -> None:
+        if not fields:
+            raise DataError("a feature encoder needs at least one field")
+        self.fields = tuple(fields)
+        self.separator = separator
+        self.offsets = np.cumsum([0] + [len(f.levels) for f in self.fields])
+
+    @classmethod
+    def fit(
+        cls, frame: pd.DataFrame, kinds: Mapping[str, FieldKind], separator: str = "|",
+        bins: int = MAX_BINS,
+    ) -> FeatureEncoder:  # fmt: skip
+        """The fields of ``frame``'s columns, of the given kinds."""
+        fields = []
+        for name, kind in kinds.items():
+            column = frame[name]
+            if kind == "number":
+                fields.append(_number_field(name, column, bins))
+                continue
+            values = _split(column, separator) if kind == "multi" else _as_text(column)
+            levels = tuple(sorted(set(values.dropna())))
+            if len(levels) > MAX_LEVELS:
+                raise DataError(
+                    f"feature column {name!r} has {len(levels):,} distinct values (at most "
+                    f"{MAX_LEVELS:,}): an id column is not a feature"
+                )
+            fields.append(FeatureField(str(name), kind, levels))
+        return cls(fields, separator)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """One name per column of the encoded matrix, ``"field=level"``."""
+        return tuple(f"{f.name}={level}" for f in self.fields for level in f.levels)
+
+    @property
+    def width(self) -> int:
+        """Columns of the encoded matrix."""
+        return int(self.offsets[-1])
+
+    def encode(self, frame: pd.DataFrame, n_rows: int | None = None,
+               rows: np.ndarray | None = None) -> tuple[SparseRows, int]:  # fmt: skip
+        """The rows of ``frame`` (its columns by field name), placed at ``rows`` of a
+        matrix of ``n_rows`` rows (by default in order), and the count of values
+        without a level. Each field of a row has norm one, and each row over its
+        fields."""
+        n_rows = len(frame) if n_rows is None else n_rows
+        place = np.arange(len(frame)) if rows is None else np.asarray(rows, dtype=np.int64)
+        row_parts, column_parts, value_parts, unseen = [], [], [], 0
+        fields_present = np.zeros(len(frame), dtype=np.int64)
+        for field, offset in zip(self.fields, self.offsets[:-1], strict=True):
+            at, levels, missed = _levels_of(field, frame[field.name], self.separator)
+            unseen += missed
+            at, levels = _unique_pairs(at, levels)
+            per_row = np.bincount(at, minlength=len(frame))
+            fields_present += per_row > 0
+            row_parts.append(at)
+            column_parts.append(levels + offset)
+            value_parts.append(1.0 / np.sqrt(per_row[at]))
+        at = np.concatenate(row_parts)
+        values = np.concatenate(value_parts) / np.sqrt(fields_present[at])
+        matrix = SparseRows.from_pairs(
+            place[at], np.concatenate(column_parts), values, (n_rows, self.width)
+        )
+        return matrix, unseen
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (model files keep the feature vocabularies)."""
+        return {"separator": self.separator, "fields": [f.to_dict() for f in self.fields]}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FeatureEncoder:
+        """The encoder :meth:`to_dict` wrote."""
+        return cls([FeatureField.from_dict(f) for f in data["fields"]], str(data["separator"]))
+
+
+class SideFeatures:
+    """A feature table of users or items, indexed by raw id, and its encoder.
+
+    Args:
+        frame: one row per id, indexed by raw id.
+        kinds: each column's kind; columns not named are inferred (numbers are
+            ``number``, text with the separator in some value is ``multi``, the rest
+            ``category``).
+        separator: what joins the values of a ``multi`` column.
+        kind: ``"user"`` or ``"item"``, for messages.
+
+    Raises:
+        DataError: for a table without columns, repeated or missing ids, or a column
+            that is not one of the three kinds.
+    """
+
+    def __init__(
+        self, frame: pd.DataFrame, *, kinds: Mapping[str, FieldKind] | None = None,
+        separator: str = "|", kind: str = "item",
+    ) -> None:  # fmt: skip
+        if not isinstance(frame, pd.DataFrame) or frame.shape[1] == 0:
+            raise DataError(f"{kind} features must be a DataFrame with at least one column")
+        if frame.index.hasnans:
+            raise DataError(f"{kind} features have rows without an id (NaN in the index)")
+        repeated = frame.index[frame.index.duplicated()]
+        if len(repeated):
+            raise DataError(
+                f"{kind} features repeat {len(repeated)} id(s), e.g. {list(repeated[:5])}: "
+                "one row per id"
+            )
+        if not separator:
+            raise DataError("the separator of multi-label features must not be empty")
+        frame = frame.copy()
+        frame.columns = [str(c) for c in frame.columns]
+        given = dict(kinds or {})
+        unknown = set(given) - set(frame.columns)
+        if unknown:
+            raise DataError(f"{kind} features have no column(s) {sorted(unknown)}")
+        self.kinds: dict[str, FieldKind] = {
+            name: given.get(name) or _infer_kind(frame[name], separator) for name in frame.columns
+        }
+        self.frame = frame
+        self.separator = separator
+        self.kind = kind
+        self.encoder = FeatureEncoder.fit(frame, self.kinds, separator)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """The feature columns."""
+        return tuple(self.frame.columns)
+
+    def select(self, names: Iterable[str]) -> SideFeatures:
+        """The same table with only the columns ``names``.
+
+        Raises:
+            DataError: naming the columns the table does not have.
+        """
+        names = list(names)
+        unknown = [n for n in names if n not in self.frame.columns]
+        if unknown:
+            raise DataError(
+                f"{self.kind} features have no column(s) {unknown}; they have {list(self.columns)}"
+            )
+        kinds = {n: self.kinds[n] for n in names}
+        return SideFeatures(self.frame[names], kinds=kinds, separator=self.separator,
+                            kind=self.kind)  # fmt: skip
+
+    def encode(self, vocabulary: Vocabulary) -> EncodedFeatures:
+        """The rows of the vocabulary's ids in order (empty for an id without a row)."""
+        positions = _positions(self.frame.index, vocabulary)
+        known = positions >= 0
+        matrix, unseen = self.encoder.encode(
+            self.frame.iloc[positions[known]], len(vocabulary), np.flatnonzero(known)
+        )
+        return EncodedFeatures(matrix, self.encoder.names, int((~known).sum()), unseen)
+
+    def coverage(self, vocabulary: Vocabulary) -> tuple[int, int]:
+        """``(ids of the vocabulary without a row, rows for ids outside it)``."""
+        found = vocabulary.find(self.frame.index.to_numpy())
+        with_row = np.zeros(len(vocabulary), dtype=bool)
+        with_row[found[found >= 0]] = True
+        return int((~with_row).sum()), int((found < 0).sum())
+
+    def describe(self) -> str:
+        """One line: the columns and their kinds."""
+        return ", ".join(f"{n} ({k})" for n, k in self.kinds.items())
+
+    def __repr__(self) -> str:
+        return f"SideFeatures({self.kind}: {len(self.frame):,} ids; {self.describe()})"
+
+
+def _positions(index: pd.Index, vocabulary: Vocabulary) -> np.ndarray:
+    """For each id of ``vocabulary``, its row in the table, or -1."""
+    rows = vocabulary.find(index.to_numpy())
+    positions = np.full(len(vocabulary), -1, dtype=np.int64)
+    found = rows >= 0
+    positions[rows[found]] = np.flatnonzero(found)
+    return positions
+
+
+def _infer_kind(column: pd.Series, separator: str) -> FieldKind:
+    if pd.api.types.is_bool_dtype(column):
+        return "category"
+    if pd.api.types.is_numeric_dtype(column):
+        return "number"
+    text = column.dropna().astype(str)
+    return "multi" if text.str.contains(separator, regex=False).any() else "category"
+
+
+def _as_text(column: pd.Series) -> pd.Series:
+    return column.astype(object).map(_text_of)
+
+
+def _text_of(value: Any) -> str | None:
+    if isinstance(value, str):
+        return value
+    if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
+        return None
+    return str(value)
+
+
+def _split(column: pd.Series, separator: str) -> pd.Series:
+    """One row per (id position, value) of a multi-label column, values stripped."""
+    values = _as_text(column).str.split(separator, regex=False).explode().str.strip()
+    return values[values.notna() & (values != "")]
+
+
+def _number_field(name: str, column: pd.Series, bins: int) -> FeatureField:
+    values = pd.to_numeric(column, errors="coerce").astype(np.float64)
+    finite = values[np.isfinite(values)]
+    if finite.empty:
+        raise DataError(f"feature column {name!r} is numeric but holds no finite number")
+    cuts = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
+    edges = (-np.inf, *cuts.tolist(), np.inf)
+    labels = tuple(_bin_label(low, high) for low, high in zip(edges[:-1], edges[1:], strict=True))
+    return FeatureField(str(name), "number", labels, tuple(float(e) for e in edges))
+
+
+def _bin_label(low: float, high: float) -> str:
+    if np.isinf(low):
+        return f"<{high:g}"
+    if np.isinf(high):
+        return f">={low:g}"
+    return f"[{low:g}, {high:g})"
+
+
+def _levels_of(
+    field: FeatureField, column: pd.Series, separator: str
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(row, level) pairs of a column, and the count of values without a level."""
+    if field.kind == "number":
+        numbers = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+        rows = np.flatnonzero(np.isfinite(numbers))
+        levels = np.searchsorted(np.asarray(field.edges[1:-1]), numbers[rows], side="right")
+        return rows, levels.astype(np.int64), 0
+    column = column.reset_index(drop=True)
+    values = _split(column, separator) if field.kind == "multi" else _as_text(column).dropna()
+    codes = pd.Index(field.levels).get_indexer(pd.Index(values.to_numpy()))
+    seen = codes >= 0
+    return values.index.to_numpy()[seen], codes[seen].astype(np.int64), int((~seen).sum())
+
+
+def _unique_pairs(rows: np.ndarray, levels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (row, level) pairs (a value repeated in one row counts once)."""
+    if len(rows) == 0:
+        return rows.astype(np.int64), levels.astype(np.int64)
+    pairs = np.unique(np.stack([rows, levels], axis=1), axis=0)
+    return pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
