@@ -269,6 +269,8 @@ class Family:
         fit: trains it.
         steps: for families trained by sgd, their steps factory (``fit_one_cycle`` and
             ``lr_find`` drive it); None for families fitted otherwise.
+        uses_features: whether its fit reads the side features the training ratings
+            carry (:attr:`~collabfilter.data.Ratings.user_features`).
     """
 
     name: str
@@ -279,6 +281,7 @@ class Family:
     build: Build
     fit: FitHook
     steps: StepsFactory | None = field(default=None)
+    uses_features: bool = False
 
     @property
     def kinds(self) -> tuple[str, ...]:

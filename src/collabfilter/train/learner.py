@@ -37,6 +37,7 @@ from collabfilter.progress import EpochRecord, announce
 from collabfilter.runtime import resolve_device, seeded
 from collabfilter.sgd import RowTrained, TrainConfig, sweep_rates
 from collabfilter.sgd.config import ScheduleName
+from collabfilter.train.features import FeatureChoice, choose_features
 from collabfilter.train.lr_find import LRFinderResult, suggest
 from collabfilter.train.tuning import DecayChoice, choose_decay
 
@@ -56,10 +57,14 @@ class Learner(FittedModel):
         options: device, threads, seed, progress, step form.
         on_epoch: called with each :class:`EpochRecord` as training goes.
         model_config: what ``model`` was built from (kept for model files).
+        features: the side features to train with (:mod:`collabfilter.train.features`):
+            ``"auto"`` (what the data carries, when the family reads features),
+            ``"none"``, or column names; what was used is in ``features_used``.
 
     Raises:
         DataError: for empty training data.
         UnknownIdError: for validation users or items the training vocabulary lacks.
+        ConfigError: for features the data lacks or the family does not read.
     """
 
     def __init__(
@@ -72,10 +77,12 @@ class Learner(FittedModel):
         options: RunOptions | None = None,
         on_epoch: Callable[[EpochRecord], None] | None = None,
         model_config: ModelConfig | None = None,
+        features: FeatureChoice = "auto",
     ) -> None:
         if len(train) == 0:
             raise DataError("cannot train on an empty training set")
         self.family = family_of(model)
+        train, self.features_used = choose_features(train, features, self.family)
         self.options = options or RunOptions()
         if self.options.threads is not None:
             torch.set_num_threads(self.options.threads)  # asked for by RunOptions
@@ -402,6 +409,7 @@ def collab_learner(
     config: FitConfig | None = None,
     options: RunOptions | None = None,
     on_epoch: Callable[[EpochRecord], None] | None = None,
+    features: FeatureChoice = "auto",
     **model_changes: Any,
 ) -> Learner:
     """A learner with a model built for the data (fastai's ``collab_learner``).
@@ -417,6 +425,7 @@ def collab_learner(
         config: how to fit it (default: the recipe's).
         options: run options.
         on_epoch: see :class:`Learner`.
+        features: ``"auto"``, ``"none"`` or column names (see :class:`Learner`).
         model_changes: model config fields to override (``n_factors=50``,
             ``y_range=(0, 5.5)``, ``layers=(100, 50)``...).
 
@@ -455,4 +464,5 @@ def collab_learner(
         options=options,
         on_epoch=on_epoch,
         model_config=model_config,
+        features=features,
     )

@@ -24,6 +24,7 @@ FAMILY = Family(
     recipes=RECIPES,
     build=build,
     fit=fit_bayes,
+    uses_features=True,
 )
 
 __all__ = ["FAMILY", "BayesConfig", "BayesMFConfig", "BayesianMF", "GibbsSampler", "run_gibbs"]

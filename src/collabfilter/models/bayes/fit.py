@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import torch
+from torch import Tensor
 
 from collabfilter import distributed
 from collabfilter.config import FitConfig
+from collabfilter.data import Vocabulary
+from collabfilter.data.features import SideFeatures
 from collabfilter.models.bayes.config import BayesConfig
 from collabfilter.models.bayes.gibbs import run_gibbs
 from collabfilter.models.bayes.module import BayesianMF
 from collabfilter.models.family import FamilyModule, FitJob, FitOutcome
 from collabfilter.progress import EpochRecord, EpochReporter
+from collabfilter.runtime import quiet_csr
 
 
 def fit_bayes(module: FamilyModule, job: FitJob, config: FitConfig) -> FitOutcome:
@@ -50,5 +54,22 @@ def fit_bayes(module: FamilyModule, job: FitJob, config: FitConfig) -> FitOutcom
             valid=None if valid is None else (valid.user_idx, valid.item_idx, valid.rating),
             rating_range=(scale.low, scale.high), on_sweep=on_sweep, shard=shard,
             n_factors=module.n_factors, implicit=module.implicit,
+            user_features=feature_tensor(job.train.user_features, job.train.users, data.device),
+            item_features=feature_tensor(job.train.item_features, job.train.items, data.device),
         )  # fmt: skip
     return FitOutcome(model, records)
+
+
+def feature_tensor(
+    features: SideFeatures | None, vocabulary: Vocabulary, device: torch.device
+) -> Tensor | None:
+    """The side's features as a CSR tensor with a row per id of ``vocabulary``."""
+    if features is None:
+        return None
+    quiet_csr()
+    matrix = features.encode(vocabulary).matrix
+    return torch.sparse_csr_tensor(
+        torch.from_numpy(matrix.indptr).to(torch.int32), torch.from_numpy(matrix.indices).to(
+        torch.int32), torch.from_numpy(matrix.values), size=matrix.shape, device=device,
+        check_invariants=False,
+    )  # fmt: skip

@@ -17,6 +17,12 @@ of whole tables at once:
 * group means and precisions (Normal-Gamma per dimension), the global mean and the
   noise precision from sums the row draws already produced: the squared error is
   ``sum t^2 - 2 x.m + x^T G x`` per row, so no sweep visits the ratings one by one.
+
+Side features enter as Macau's link matrices do: a user's prior mean becomes
+``mu_U + M_u y + F_u beta`` with ``F`` the users' encoded features
+(:mod:`collabfilter.data.features`), so ``[M | F]`` replaces ``M`` and ``[y; beta]``
+is drawn by the same regression. A user with few ratings then leans on what users of
+the same features did, and one with many ratings on their own.
 """
 
 from __future__ import annotations
@@ -43,7 +49,7 @@ from collabfilter.models.bayes.gaussian import (
     triangle,
 )
 from collabfilter.models.bayes.module import BayesianMF, packed_rows, pair_ratings
-from collabfilter.models.bayes.views import RatingViews, build_views, check_ratings
+from collabfilter.models.bayes.views import RatingViews, build_views, check_ratings, link
 
 SweepCallback = Callable[[int, float, "float | None", float], None]
 """Called after each sweep with (sweep number from 1, running-average train RMSE,
@@ -52,15 +58,17 @@ running-average valid RMSE or None, seconds of the sweep)."""
 
 @dataclass
 class _State:
-    """One side's part of the chain: rows ``[factors, bias]``, implicit embeddings of
-    the other side's rows (``y`` for users), ``M @ embedding`` and the Normal-Gamma
-    draws ``(mean, precision)`` of both groups."""
+    """One side's part of the chain: rows ``[factors, bias]``, the link ``L = [M | F]``
+    (implicit pattern, then features; either may be absent) and its embeddings (``y``
+    of the other side's rows, then ``beta`` of the features), ``L @ embedding`` and the
+    Normal-Gamma draws ``(mean, precision)`` of both groups."""
 
     rows: Tensor
     embedding: Tensor
     offset: Tensor
     hyper: tuple[Tensor, Tensor]
     embedding_hyper: tuple[Tensor, Tensor]
+    link: tuple[Tensor, Tensor] | None = None
     embedding_draw: SpectralDraw | ConjugateGradientDraw | None = None
 
 
@@ -79,6 +87,8 @@ class GibbsSampler:
         generator: every random draw comes from it (same seed, same samples).
         device: where the tables live.
         rating_range: predictions are clipped to it (None: the training min and max).
+        user_features: CSR ``(n_users, columns)`` of the users' encoded features, or
+            None; likewise ``item_features``.
 
     Raises:
         DataError: on empty or misaligned inputs, or indices out of range.
@@ -99,6 +109,8 @@ class GibbsSampler:
         *,
         n_factors: int = 10,
         implicit: bool = True,
+        user_features: Tensor | None = None,
+        item_features: Tensor | None = None,
     ) -> None:
         check_ratings(user_idx, item_idx, rating, n_users, n_items)
         self.config, self.generator = config, generator
@@ -130,27 +142,32 @@ class GibbsSampler:
         self.width = k + 1
         self.tri = triangle(self.width, self.device)
         self.prior = NormalGammaPrior(config.hyper_shape, config.hyper_rate, config.mean_strength)
-        self.user_state = self._initial_state(n_users, n_items)
-        self.item_state = self._initial_state(n_items, n_users)
+        self.user_feature_mean = _column_means(user_features, n_users, self.device)
+        self.user_state = self._initial_state(
+            n_users, link(self.user_side, user_features, implicit)
+        )
+        self.item_state = self._initial_state(
+            n_items, link(self.item_side, item_features, implicit)
+        )
         self.global_mean = self.sum_ratings / self.n_ratings
         self.noise_precision = 1.0
         self.sweeps_done = 0
-        if implicit:
-            self.user_state.embedding_draw = self._embedding_draw(self.user_side)
-            self.item_state.embedding_draw = self._embedding_draw(self.item_side)
 
     # ------------------------------------------------------------------ set-up
-    def _initial_state(self, n_rows: int, n_embedding: int) -> _State:
+    def _initial_state(self, n_rows: int, link: tuple[Tensor, Tensor] | None) -> _State:
         rows = torch.randn(n_rows, self.width, generator=self.generator, device=self.device)
         rows *= self.config.init_std
         rows[:, -1] = 0.0  # biases start at zero
         zeros = torch.zeros(self.width, dtype=torch.float64, device=self.device)
+        n_embedding = 0 if link is None else link[0].shape[1]
         return _State(
             rows=rows,
             embedding=torch.zeros(n_embedding, self.width, device=self.device),
             offset=torch.zeros_like(rows),
             hyper=(zeros, torch.ones_like(zeros)),
             embedding_hyper=(zeros, torch.ones_like(zeros)),
+            link=link,
+            embedding_draw=None if link is None else self._embedding_draw(*link),
         )
 
     @property
@@ -163,64 +180,62 @@ class GibbsSampler:
         """Current item rows ``[I_i, b_i]``, ``(n_items, n_factors + 1)``."""
         return self.item_state.rows
 
-    def _embedding_draw(self, side: RatingViews) -> SpectralDraw | ConjugateGradientDraw:
-        """Exact spectral draws when the smaller dimension of ``M`` is small enough."""
-        n_own, n_emb = side.implicit.shape
+    def _embedding_draw(
+        self, matrix: Tensor, transposed: Tensor
+    ) -> SpectralDraw | ConjugateGradientDraw:
+        """Exact spectral draws when the smaller dimension of the link is small enough."""
+        n_own, n_emb = matrix.shape
         if min(n_own, n_emb) <= self.config.exact_max_rows and n_own * n_emb <= 2**27:
-            return SpectralDraw(side.implicit.to_dense())
-        squares = side.implicit_t.values() ** 2
+            return SpectralDraw(matrix.to_dense())
+        squares = transposed.values() ** 2
         column_norms = torch.zeros(n_emb, device=self.device).index_add_(
             0, torch.repeat_interleave(
-                torch.arange(n_emb, device=self.device), side.implicit_t.crow_indices().diff()
+                torch.arange(n_emb, device=self.device), transposed.crow_indices().diff()
             ), squares,
         )  # fmt: skip
         return ConjugateGradientDraw(
-            side.implicit,
-            side.implicit_t,
-            column_norms,
-            self.config.cg_tol,
-            self.config.cg_max_iter,
+            matrix, transposed, column_norms, self.config.cg_tol, self.config.cg_max_iter
         )
 
     # ------------------------------------------------------------------ sweep
     def sweep(self) -> None:
         """One pass over every conditional (users, items, global mean, noise)."""
         users, items = self.shard_sides
-        self._draw_side(self.user_side, self.item_side, users, self.user_state, self.items)
-        sums = self._draw_side(self.item_side, self.user_side, items, self.item_state, self.users)
+        self._draw_side(self.item_side, users, self.user_state, self.items)
+        sums = self._draw_side(self.user_side, items, self.item_state, self.users)
         self._draw_global(*sums)
         self.sweeps_done += 1
 
     def _draw_side(
         self,
-        side: RatingViews,
         other_side: RatingViews,
         shard_side: RatingViews,
         state: _State,
         other: Tensor,
     ) -> tuple[float, float]:
-        """Draw one side's hyper-parameters, implicit embeddings and rows in place;
+        """Draw one side's hyper-parameters, link embeddings and rows in place;
         returns the squared error and residual sum under the new rows."""
         state.hyper = draw_normal_gamma(state.rows - state.offset, self.prior, self.generator)
-        if state.embedding_draw is not None:
+        if state.link is not None:
             state.embedding_hyper = draw_normal_gamma(state.embedding, self.prior, self.generator)
-            state.embedding = self._draw_embedding(side, state)
-            state.offset = side.implicit @ state.embedding
+            state.embedding = self._draw_embedding(state)
+            state.offset = state.link[0] @ state.embedding
         prior_mean = state.offset + state.hyper[0].float()
         state.rows, sums = self._draw_rows(
             shard_side, other_side, other, prior_mean, state.hyper[1]
         )
         return sums
 
-    def _draw_embedding(self, side: RatingViews, state: _State) -> Tensor:
-        """``y | U``: precision ``lam_U M^T M + lam_y I``, linear term
-        ``lam_U M^T (U - mu_U) + lam_y mu_y`` per dimension."""
+    def _draw_embedding(self, state: _State) -> Tensor:
+        """``y | U``: precision ``lam_U L^T L + lam_y I``, linear term
+        ``lam_U L^T (U - mu_U) + lam_y mu_y`` per dimension."""
         (mean, precision), (embedding_mean, embedding_precision) = (
             state.hyper,
             state.embedding_hyper,
         )
         scale, ridge = precision.float(), embedding_precision.float()
-        linear = scale * (side.implicit_t @ (state.rows - mean.float()))
+        assert state.link is not None  # only called with a link
+        linear = scale * (state.link[1] @ (state.rows - mean.float()))
         linear += ridge * embedding_mean.float()
         draw = state.embedding_draw
         if isinstance(draw, ConjugateGradientDraw):
@@ -303,11 +318,21 @@ class GibbsSampler:
         """The current sample in :class:`BayesianMF`'s layout (one block of each)."""
         user_mean, user_precision = self.user_state.hyper
         user_rows, item_rows = packed_rows(self.users, self.items, self.global_mean)
+        embedding = self.user_state.embedding
+        implicit = embedding[: self.n_items] if self.implicit else None
+        prior_mean = user_mean.float()
+        if self.user_feature_mean is not None:
+            # a folded-in user comes without features: the average user's feature part
+            prior_mean = (
+                prior_mean + self.user_feature_mean @ embedding[-len(self.user_feature_mean) :]
+            )
         return {
             "user_rows": user_rows,
             "item_rows": item_rows,
-            "implicit_item_rows": self.user_state.embedding,
-            "user_prior_mean": user_mean.float(),
+            "implicit_item_rows": torch.zeros(self.n_items, self.width, device=self.device)
+            if implicit is None
+            else implicit,
+            "user_prior_mean": prior_mean,
             "user_prior_precision": user_precision.float(),
             "noise_precision": torch.tensor([self.noise_precision], device=self.device),
             "global_means": torch.tensor([self.global_mean], device=self.device),
@@ -382,6 +407,8 @@ def run_gibbs(
     shard: tuple[Tensor, Tensor, Tensor] | None = None,
     n_factors: int = 10,
     implicit: bool = True,
+    user_features: Tensor | None = None,
+    item_features: Tensor | None = None,
 ) -> BayesianMF:
     """Run the chain for ``config.sweeps`` sweeps and return the kept samples' model.
 
@@ -398,6 +425,8 @@ def run_gibbs(
             (see :class:`GibbsSampler`);
         n_factors: length of the factor vectors.
         implicit: with the implicit-feedback terms.
+        user_features, item_features: encoded side features (see
+            :class:`GibbsSampler`), or None.
         on_sweep: called after each sweep with ``(sweep, train RMSE, valid RMSE or None,
             seconds)``; the train RMSE is of the running average on at most
             ``config.monitor_ratings`` training ratings (a fixed random subset). Before
@@ -412,7 +441,8 @@ def run_gibbs(
     """
     sampler = GibbsSampler(
         user_idx, item_idx, rating, n_users, n_items, config, generator, device, rating_range,
-        shard, n_factors=n_factors, implicit=implicit,
+        shard, n_factors=n_factors, implicit=implicit, user_features=user_features,
+        item_features=item_features,
     )  # fmt: skip
     schedule = kept_sweeps(config, n_users, n_items, n_factors)
     model = sampler.new_model(len(schedule))
@@ -445,3 +475,12 @@ def _on(
     pairs: tuple[Tensor, Tensor, Tensor], device: torch.device
 ) -> tuple[Tensor, Tensor, Tensor]:
     return pairs[0].to(device), pairs[1].to(device), pairs[2].to(device)
+
+
+def _column_means(features: Tensor | None, n_rows: int, device: torch.device) -> Tensor | None:
+    """The average row of a CSR feature matrix, or None without one."""
+    if features is None:
+        return None
+    columns = features.col_indices().long()
+    total = torch.zeros(features.shape[1], device=device)
+    return total.index_add_(0, columns.to(device), features.values().to(device)) / n_rows

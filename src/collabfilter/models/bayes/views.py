@@ -101,3 +101,41 @@ def check_ratings(
             )
     if not bool(torch.isfinite(rating).all()):
         raise DataError("ratings must be finite")
+
+
+def link(
+    side: RatingViews, features: Tensor | None, implicit: bool
+) -> tuple[Tensor, Tensor] | None:
+    """The side's link matrix ``L`` and ``L^T``: the implicit pattern ``M`` (when
+    ``implicit``), then the features ``F`` as more columns; None with neither."""
+    if features is None:
+        return (side.implicit, side.implicit_t) if implicit else None
+    n_own = side.implicit.shape[0]
+    if features.shape[0] != n_own:
+        raise DataError(f"features have {features.shape[0]} rows for {n_own} rows of ratings")
+    parts = [_triplets(side.implicit)] if implicit else []
+    width = side.implicit.shape[1] if implicit else 0
+    rows, columns, values = _triplets(features)
+    parts.append((rows, columns + width, values))
+    rows, columns, values = (torch.cat(p) for p in zip(*parts, strict=True))
+    n_columns = width + features.shape[1]
+    return (
+        _csr(rows, columns, values, n_own, n_columns),
+        _csr(columns, rows, values, n_columns, n_own),
+    )
+
+
+def _triplets(matrix: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """(row, column, value) of each stored entry of a CSR matrix, int64 indices."""
+    pointers = matrix.crow_indices().long()
+    rows = torch.repeat_interleave(torch.arange(len(pointers) - 1, device=pointers.device),
+                                   pointers.diff())  # fmt: skip
+    return rows, matrix.col_indices().long(), matrix.values()
+
+
+def _csr(rows: Tensor, columns: Tensor, values: Tensor, n_rows: int, n_columns: int) -> Tensor:
+    pointers, order = csr_layout(rows, columns, n_rows, n_columns)
+    return torch.sparse_csr_tensor(
+        pointers, columns[order].to(torch.int32), values[order], size=(n_rows, n_columns),
+        check_invariants=False,
+    )  # fmt: skip

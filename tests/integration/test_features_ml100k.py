@@ -1,0 +1,44 @@
+"""ml-100k's side information: what the loader attaches, and what it is worth to the
+Bayesian model on the canonical u1 fold (benchmarks/bench_accuracy.py measures every
+fold beside myFM; these bounds are looser so that they hold on any machine)."""
+
+import numpy as np
+import pytest
+
+from collabfilter import load_movielens_fold
+from collabfilter.config import RunOptions
+from collabfilter.train import collab_learner
+
+pytestmark = pytest.mark.realdata
+
+
+def test_ml100k_carries_its_users_and_films_features(ml100k):
+    users, items = ml100k.user_features, ml100k.item_features
+    assert users.kinds == {"age": "number", "gender": "category", "occupation": "category",
+                           "zip": "category"}  # fmt: skip
+    assert items.kinds == {"genres": "multi", "year": "number"}
+    assert ml100k.feature_coverage() == {"user": (0, 0), "item": (0, 0)}
+    # u.user's first and last lines: 1|24|M|technician|85711, 943|22|M|student|77841
+    assert users.frame.loc[1].tolist() == [24, "M", "technician", "8"]
+    assert users.frame.loc[943].tolist() == [22, "M", "student", "7"]
+    genres = items.frame["genres"]
+    star_wars = ml100k.items.index_of(50)
+    assert set(genres.loc[50].split("|")) == {"Action", "Adventure", "Romance", "Sci-Fi", "War"}
+    assert items.frame.loc[50, "year"] == 1977 and star_wars == 49
+    encoded = users.encode(ml100k.users)
+    assert encoded.missing == 0 and encoded.unseen == 0
+    assert "occupation=programmer" in encoded.names and "gender=F" in encoded.names
+    np.testing.assert_allclose((encoded.matrix.to_dense() ** 2).sum(1), 1.0, rtol=1e-5)
+
+
+def test_features_lower_the_bayesian_error_on_u1(ml100k_dir):
+    split = load_movielens_fold("u1", path=ml100k_dir)
+    assert split.train.item_features is not None  # the folds carry them too
+    rmse = {}
+    for features in ("none", "auto"):
+        learner = collab_learner(split.train, None, model="bayes", features=features,
+                                 options=RunOptions(seed=0, progress=False))  # fmt: skip
+        learner.fit_recipe()
+        predicted = learner.predict_ratings(split.valid)
+        rmse[features] = float(np.sqrt(np.mean((predicted - split.valid.rating) ** 2)))
+    assert rmse["auto"] < 0.887 and rmse["auto"] < rmse["none"] - 0.002, rmse
