@@ -480,6 +480,7 @@ def test_every_rewrite_still_matches_the_library_phrase_it_replaces():
         "x. Map fields to columns with user=..., item=..., rating=... (and timestamp=..., "
         "title=...)",
         "pass encoding='latin-1' for older MovieLens files",
+        "cannot parse it (x); check the separator (sep=...)",
         "load them with timestamp=...",
         "; recommend_new_user folds in a user from ratings",
         "name the id columns with user=..., item=...",

@@ -17,6 +17,7 @@ from collabfilter.cli.output import emit_json
 from collabfilter.cli.tables import print_summary
 from collabfilter.data import REGISTRY, Ratings, generate_ratings, load_movielens
 from collabfilter.data.fetch import cache_dir, data_dir, locate
+from collabfilter.data.io import read_table
 from collabfilter.errors import ConfigError, DataError, DatasetUnavailableError
 
 FILE_FLAGS = {
@@ -225,9 +226,7 @@ def read_pairs(path: Path, user: str, item: str, *, sep: str | None = None,
     """
     require_file(path, "pairs file")
     shown = printable(str(path))
-    frame = _read_parquet(path) if path.suffix.lower() == ".parquet" else _read_text(
-        path, user, item, sep, encoding
-    )  # fmt: skip
+    frame = read_table(path, text_columns=(user, item), sep=sep, encoding=encoding)
     missing = [c for c in dict.fromkeys((user, item)) if c not in frame.columns]
     if missing:
         found = [str(c) for c in frame.columns[:20]]
@@ -235,45 +234,3 @@ def read_pairs(path: Path, user: str, item: str, *, sep: str | None = None,
         one_column = "; a file read as one column needs --sep" if len(frame.columns) == 1 else ""
         raise DataError(f"{shown}: no column(s) {missing}; found {found}{hint}{one_column}")
     return frame
-
-
-def _read_parquet(path: Path) -> Any:
-    import pandas as pd
-    import pyarrow as pa
-
-    try:
-        return pd.read_parquet(path)
-    except (pa.ArrowException, OSError, ValueError) as error:
-        raise DataError(f"{printable(str(path))}: cannot read it as parquet ({error})") from None
-
-
-def _read_text(path: Path, user: str, item: str, sep: str | None, encoding: str) -> Any:
-    import pandas as pd
-
-    from collabfilter.data.io import single_byte_separator
-
-    if sep is None:
-        sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
-    shown = printable(str(path))
-    try:
-        with open(path, "rb") as raw:
-            handle, one_byte, text_encoding = single_byte_separator(raw, sep, encoding)
-            return pd.read_csv(handle, sep=one_byte, encoding=text_encoding,
-                               dtype={user: str, item: str}, keep_default_na=False)  # fmt: skip
-    except UnicodeDecodeError as error:
-        raise DataError(
-            f"{shown}: not valid {encoding} text ({error.reason} at byte {error.start}); "
-            "name its encoding with --encoding (e.g. latin-1)"
-        ) from None
-    except pd.errors.EmptyDataError:
-        raise DataError(
-            f"{shown}: the file is empty; expected a header line naming the {user!r} and "
-            f"{item!r} columns, then one pair per line"
-        ) from None
-    except pd.errors.ParserError as error:
-        raise DataError(f"{shown}: cannot parse it ({one_line_of(error)}); check --sep") from None
-
-
-def one_line_of(error: BaseException) -> str:
-    """The first line of an error's message (pandas adds advice about Python options)."""
-    return str(error).strip().split("\n")[0]

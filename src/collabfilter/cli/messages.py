@@ -28,6 +28,7 @@ FLAG_WORDS: tuple[tuple[re.Pattern[str], Rewrite], ...] = (
         "Name them with --user, --item and --rating (and --timestamp, --title)",
     ),
     (re.compile(r"pass encoding='([^']*)'"), r"pass --encoding \1"),
+    (re.compile(r"\(sep=\.\.\.\)"), "(--sep)"),
     (re.compile(r"load them with timestamp=\.\.\."), "name their column with --timestamp"),
     (
         re.compile(r"recommend_new_user folds in a user from ratings"),

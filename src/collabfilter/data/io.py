@@ -237,6 +237,51 @@ def single_byte_separator(handle: IO[bytes], sep: str, encoding: str) -> tuple[I
     return io.BytesIO(text.encode("utf-8")), "\x1f", "utf-8"
 
 
+def read_table(
+    path: Path, *, text_columns: Sequence[str] = (), sep: str | None = None,
+    encoding: str = "utf-8", what: str = "table",
+) -> pd.DataFrame:  # fmt: skip
+    """A CSV/TSV/parquet table as it is (no columns required), ``text_columns`` read as
+    text from text files (ids: "007" stays "007"); a tab separates ``.tsv``/``.tab``
+    files and a comma the others unless ``sep`` says.
+
+    Raises:
+        FileNotFoundError: if ``path`` is not a file.
+        DataError: naming the file, for one that cannot be read as what it claims.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    if path.suffix.lower() == ".parquet":
+        import pyarrow as pa
+
+        try:
+            return pd.read_parquet(path)
+        except (pa.ArrowException, OSError, ValueError) as error:
+            raise DataError(f"{path}: cannot read it as parquet ({error})") from None
+    if sep is None:
+        sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ","
+    try:
+        with open(path, "rb") as raw:
+            handle, one_byte, text_encoding = single_byte_separator(raw, sep, encoding)
+            return pd.read_csv(handle, sep=one_byte, encoding=text_encoding,
+                               dtype=dict.fromkeys(text_columns, str),
+                               keep_default_na=False)  # fmt: skip
+    except UnicodeDecodeError as error:
+        raise DataError(
+            f"{path}: not valid {encoding} text ({error.reason} at byte {error.start}); "
+            "pass encoding='latin-1' or the file's own encoding"
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise DataError(f"{path}: the file is empty; expected a header line naming its "
+                        "columns, then one row per line") from None  # fmt: skip
+    except pd.errors.ParserError as error:
+        first = str(error).strip().split("\n")[0]  # pandas adds advice about options
+        raise DataError(
+            f"{path}: cannot parse it ({first}); check the separator (sep=...)"
+        ) from None
+
+
 def read_parquet(
     path: str | Path, *, columns: ColumnMap, scale: tuple[float, float] | None = None
 ) -> tuple[pd.DataFrame, LoadReport]:
