@@ -489,6 +489,7 @@ def test_every_rewrite_still_matches_the_library_phrase_it_replaces():
         "train the topn recipe (and save it beside the rating model) for top-N lists",
         "or pass its path: load_movielens('ml-1m', path=...) / collabfilter ... --data PATH.",
         "min_ratings must be >= 1",
+        "(use a family that does, such as model='bayes', or features='none')",
     ]
     for (pattern, _), sample in zip(FLAG_WORDS[1:], samples, strict=True):
         assert pattern.search(sample), pattern

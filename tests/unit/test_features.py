@@ -232,3 +232,20 @@ def test_features_without_implicit_feedback_still_inform_the_prior():
         predicted = learner.predict_ratings(split.valid)
         rmse[features] = float(np.sqrt(np.mean((predicted - split.valid.rating) ** 2)))
     assert rmse["auto"] < rmse["none"] - 0.01
+
+
+def test_a_number_with_few_values_gets_a_level_per_value():
+    codes = pd.DataFrame({"age": [1, 18, 25, 18, 56, 1]}, index=np.arange(6))
+    field = SideFeatures(codes).encoder.fields[0]
+    assert field.levels == ("<9.5", "[9.5, 21.5)", "[21.5, 40.5)", ">=40.5")
+
+
+def test_feature_files_read_ids_as_text_and_blank_cells_as_missing(tmp_path):
+    path = tmp_path / "users.csv"
+    path.write_text("user,age,zip\n007,24,00501\n7,,85711\n")
+    features = SideFeatures.read(path, id_column="user", kind="user", kinds={"zip": "category"})
+    assert features.frame.index.tolist() == ["007", "7"]
+    assert features.kinds == {"age": "number", "zip": "category"}
+    assert features.frame.loc["007", "zip"] == "00501" and np.isnan(features.frame.loc["7", "age"])
+    with pytest.raises(DataError, match="no id column 'id'"):
+        SideFeatures.read(path, id_column="id")

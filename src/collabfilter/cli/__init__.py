@@ -129,6 +129,7 @@ def _add_data_commands(commands: argparse._SubParsersAction[Parser]) -> None:
 def _add_model_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     train = commands.add_parser("train", help="train a recipe, show its epochs, keep the model")
     data_commands.data_arguments(train)
+    data_commands.features_arguments(train)
     _training_options(train)
     train.add_argument("--valid-pct", type=real(0, 1, below=True), metavar="SHARE",
                        help="validation share in [0, 1) (default 0.1; 0: train on "

@@ -12,10 +12,18 @@ from rich.console import Console
 from rich.text import Text
 
 from collabfilter.cli.messages import printable
-from collabfilter.cli.options import encoding, input_path, separator, source
+from collabfilter.cli.options import (
+    encoding,
+    feature_choice,
+    feature_kind,
+    input_path,
+    separator,
+    source,
+)
 from collabfilter.cli.output import emit_json
 from collabfilter.cli.tables import print_summary
 from collabfilter.data import REGISTRY, Ratings, generate_ratings, load_movielens
+from collabfilter.data.features import SideFeatures
 from collabfilter.data.fetch import cache_dir, data_dir, locate
 from collabfilter.data.io import read_table
 from collabfilter.errors import ConfigError, DataError, DatasetUnavailableError
@@ -123,6 +131,49 @@ def data_arguments(
                         help="field separator (files; default ','; '\\t' for tabs)")  # fmt: skip
     parser.add_argument("--no-header", action="store_true", help="the file has no header")
     parser.add_argument("--encoding", type=encoding, help="text encoding (files; default utf-8)")
+
+
+def features_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that attach side features and choose which a model reads."""
+    for side in ("user", "item"):
+        parser.add_argument(f"--{side}-features", type=input_path, metavar="FILE",
+                            help=f"a CSV/TSV/parquet table of {side} features, one row per "
+                            f"{side} id (UTF-8; tabs separate .tsv files, commas the "
+                            "others)")  # fmt: skip
+    parser.add_argument("--features-id", metavar="COLUMN",
+                        help="the id column of the feature files (default: the ratings' "
+                        "user or item column)")  # fmt: skip
+    parser.add_argument("--feature-kind", type=feature_kind, action="append", default=[],
+                        metavar="NAME=KIND",
+                        help="a feature column's kind: category, multi or number (default: "
+                        "inferred; repeatable)")  # fmt: skip
+    parser.add_argument(
+        "--multi-sep",
+        type=separator,
+        default="|",
+        help="what joins the values of a multi-label feature (default '|')",
+    )
+    parser.add_argument("--features", type=feature_choice, default="auto",
+                        help="the features the model reads: auto (what the data carries, "
+                        "when the model reads features), none, or columns such as "
+                        "genres,user:age")  # fmt: skip
+
+
+def with_feature_files(ratings: Ratings, args: argparse.Namespace) -> Ratings:
+    """``ratings`` with the feature tables the command line names attached."""
+    kinds = dict(args.feature_kind)
+    tables: dict[str, SideFeatures | None] = {"user": None, "item": None}
+    for side in tables:
+        path = getattr(args, f"{side}_features")
+        if path is None:
+            continue
+        require_file(path, f"{side} features file")
+        id_column = args.features_id or getattr(args, side, None) or side
+        tables[side] = SideFeatures.read(
+            path, id_column=id_column, kind=side, separator=args.multi_sep,
+            kinds={n: k for n, k in kinds.items() if n != id_column},
+        )  # fmt: skip
+    return ratings.with_features(tables["user"], tables["item"], separator=args.multi_sep)
 
 
 def pairs_arguments(parser: argparse.ArgumentParser) -> None:

@@ -57,6 +57,10 @@ FLAG_WORDS: tuple[tuple[re.Pattern[str], Rewrite], ...] = (
         re.compile(r"\b(min_ratings|reload_poll|workers|port) must be"),
         lambda match: f"--{match[1].replace('_', '-')} must be",
     ),
+    (
+        re.compile(r"such as model='bayes', or features='none'"),
+        "such as --model bayes, or --features none",
+    ),
 )
 """Library phrases and what the command line says instead."""
 

@@ -21,6 +21,7 @@ from collabfilter.cli.data_commands import (
     load_ratings,
     require_distinct,
     require_file,
+    with_feature_files,
 )
 from collabfilter.cli.messages import printable
 from collabfilter.cli.output import emit_json, records, show
@@ -134,7 +135,7 @@ def _train(args: argparse.Namespace, console: Console, group: Any, recipe: Any) 
     from collabfilter.progress import HEADER, format_record
     from collabfilter.train import collab_learner
 
-    ratings = load_ratings(args)
+    ratings = with_feature_files(load_ratings(args), args)
     split = make_split(ratings, args)
     if args.ratings_db is not None:
         split = _with_stored_ratings(split, args.ratings_db)
@@ -144,6 +145,10 @@ def _train(args: argparse.Namespace, console: Console, group: Any, recipe: Any) 
     quiet = args.json or not main
     if not quiet:
         console.print(printable(f"{ratings}\nsplit: {split.report}"))
+        for side, (without, unknown) in ratings.feature_coverage().items():
+            n = ratings.n_users if side == "user" else ratings.n_items
+            line = f"{side} features: {n - without:,} of {n:,} {side}s have a row"
+            console.print(f"{line} ({unknown:,} rows for ids without ratings)", highlight=False)
         if group is not None:
             console.print(f"data-parallel on {group.world_size} processes (torch.distributed)")
         console.print(HEADER, style="bold", highlight=False)
@@ -151,7 +156,7 @@ def _train(args: argparse.Namespace, console: Console, group: Any, recipe: Any) 
         split.train, valid, model=model_config, config=config,
         options=RunOptions(seed=args.seed, progress=False),
         on_epoch=None if quiet else lambda r: console.print(format_record(r), highlight=False),
-        **model_changes,
+        features=args.features, **model_changes,
     )  # fmt: skip
     start = time.perf_counter()
     learner.fit_recipe()
@@ -198,6 +203,9 @@ class Trained:
             "validation": None if table is None else records(table),
             "model_file": None if args.out is None else str(args.out),
             "processes": self.processes, "parameters_sha256": self.digest,
+            "features": {"user": list(learner.features_used.user),
+                         "item": list(learner.features_used.item),
+                         "reason": learner.features_used.reason},
             "ranking": None if ranker is None else {"report": str(ranker.report),
                                                     "metrics": ranker.metrics},
         }  # fmt: skip
@@ -206,6 +214,8 @@ class Trained:
         """The report for people: choices made, the validation table, the file."""
         if self.learner.decay_choice is not None:
             console.print(f"note: {self.learner.decay_choice.describe()}", highlight=False)
+        console.print(printable(f"features: {self.learner.features_used.describe()}"),
+                      highlight=False)  # fmt: skip
         for fitted in (self.learner, self.ranker):
             if fitted is not None and fitted.report is not None:
                 console.print(str(fitted.report), highlight=False)

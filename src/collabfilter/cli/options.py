@@ -179,3 +179,28 @@ def _require_writable_folder(folder: Path, text: str) -> None:
         raise argparse.ArgumentTypeError(
             f"cannot write {shown(text)}: no permission to write in {shown(str(existing))}"
         )
+
+
+FEATURE_KINDS = ("category", "multi", "number")
+
+
+def feature_kind(text: str) -> tuple[str, str]:
+    """``NAME=KIND``: a feature column's kind (``category``, ``multi`` or ``number``)."""
+    name, _, kind = text.partition("=")
+    if not name or kind not in FEATURE_KINDS:
+        raise argparse.ArgumentTypeError(
+            f"expected NAME=KIND with KIND one of {', '.join(FEATURE_KINDS)}, got {shown(text)}"
+        )
+    return name, kind
+
+
+def feature_choice(text: str) -> str | list[str]:
+    """``auto``, ``none`` or comma-separated feature columns (``genres,user:age``)."""
+    if text in ("auto", "none"):
+        return text
+    names = [n.strip() for n in text.split(",")]
+    if not all(names):
+        raise argparse.ArgumentTypeError(
+            f"expected auto, none or comma-separated column names, got {shown(text)}"
+        )
+    return names

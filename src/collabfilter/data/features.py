@@ -8,8 +8,9 @@ three kinds, inferred from their dtype unless named:
 * ``category``: one level per distinct value (gender, occupation);
 * ``multi``: several levels per id, joined by a separator (``"Action|Comedy"``);
 * ``number``: cut at the table's own quantiles into at most ``bins`` levels (age,
-  release year): the cut points adapt to the data instead of a fixed scale, and a
-  number enters the models as levels, like everything else.
+  release year), or a level per value when it has no more values than that: the cut
+  points adapt to the data instead of a fixed scale, and a number enters the models
+  as levels, like everything else.
 
 Each field of a row has norm one (a film of three genres gets ``1/sqrt(3)`` on each),
 and a row has norm one over its fields, so an id's features weigh as much as the
@@ -22,12 +23,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
 from collabfilter.data.encoding import Vocabulary
+from collabfilter.data.io import read_table
 from collabfilter.errors import DataError
 
 FieldKind = Literal["category", "multi", "number"]
@@ -252,6 +255,40 @@ class SideFeatures:
         self.kind = kind
         self.encoder = FeatureEncoder.fit(frame, self.kinds, separator)
 
+    @classmethod
+    def read(
+        cls, path: str | Path, *, id_column: str, kind: str = "item",
+        kinds: Mapping[str, FieldKind] | None = None, separator: str = "|",
+        sep: str | None = None, encoding: str = "utf-8",
+    ) -> SideFeatures:  # fmt: skip
+        """A feature table from a CSV/TSV/parquet file with one row per id: ids are read
+        as text ("007" stays "007"; they match integer ids too), empty cells are
+        missing, and a column whose every value is a number is numeric.
+
+        Raises:
+            FileNotFoundError: if there is no such file.
+            DataError: naming the file, for one that cannot be read or has no
+                ``id_column``, and as :class:`SideFeatures` does.
+        """
+        path = Path(path)
+        text = {n for n, k in (kinds or {}).items() if k != "number"}
+        frame = read_table(path, text_columns=(id_column, *text), sep=sep, encoding=encoding,
+                           what=f"{kind} features file")  # fmt: skip
+        if id_column not in frame.columns:
+            found = [str(c) for c in frame.columns[:20]]
+            raise DataError(
+                f"{path}: no id column {id_column!r} in the {kind} features; found {found}"
+            )
+        ids = frame.pop(id_column).str.strip()
+        if (ids == "").any():
+            row = int(np.flatnonzero((ids == "").to_numpy())[0]) + 2
+            raise DataError(f"{path}: line {row} has no {kind} id in column {id_column!r}")
+        frame.index = pd.Index(ids.to_numpy(), name=id_column)
+        try:
+            return cls(_typed(frame, text), kinds=kinds, separator=separator, kind=kind)
+        except DataError as error:
+            raise DataError(f"{path}: {error}") from None
+
     @property
     def columns(self) -> tuple[str, ...]:
         """The feature columns."""
@@ -297,6 +334,22 @@ class SideFeatures:
         return f"SideFeatures({self.kind}: {len(self.frame):,} ids; {self.describe()})"
 
 
+def _typed(frame: pd.DataFrame, text: set[str]) -> pd.DataFrame:
+    """Columns as read from text: blank cells missing, all-number columns numeric
+    unless named in ``text``."""
+    typed = {}
+    for name in frame.columns:
+        column = frame[name]
+        if column.dtype == object:
+            column = column.where(column.astype(str).str.strip() != "")
+        if column.dtype == object and name not in text:
+            numbers = pd.to_numeric(column, errors="coerce")
+            if column.notna().any() and numbers.notna().sum() == column.notna().sum():
+                column = numbers
+        typed[name] = column
+    return pd.DataFrame(typed, index=frame.index)
+
+
 def _positions(index: pd.Index, vocabulary: Vocabulary) -> np.ndarray:
     """For each id of ``vocabulary``, its row in the table, or -1."""
     rows = vocabulary.find(index.to_numpy())
@@ -338,7 +391,11 @@ def _number_field(name: str, column: pd.Series, bins: int) -> FeatureField:
     finite = values[np.isfinite(values)]
     if finite.empty:
         raise DataError(f"feature column {name!r} is numeric but holds no finite number")
-    cuts = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
+    distinct = np.unique(finite)
+    if len(distinct) <= bins:  # a level per value, cut halfway between neighbours
+        cuts = (distinct[:-1] + distinct[1:]) / 2
+    else:
+        cuts = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
     edges = (-np.inf, *cuts.tolist(), np.inf)
     labels = tuple(_bin_label(low, high) for low, high in zip(edges[:-1], edges[1:], strict=True))
     return FeatureField(str(name), "number", labels, tuple(float(e) for e in edges))
