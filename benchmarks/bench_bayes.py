@@ -83,9 +83,11 @@ def ours(split: Split, config: BayesConfig, seed: int = 42) -> tuple[Result, obj
     return Result(rmse(predictions, valid.rating), seconds), model
 
 
-def myfm_fit(split: Split, implicit: bool, iterations: int = 200) -> Result:
+def myfm_fit(split: Split, implicit: bool, iterations: int = 200, features: bool = False) -> Result:
     """myFM's Gibbs regressor, rank 10, every iteration kept (its examples' setting),
-    with a no-op callback (its default one computes training statistics)."""
+    with a no-op callback (its default one computes training statistics). With
+    ``features``, the side features the training ratings carry join each relation
+    block, encoded as collabfilter encodes them (one group per side's features)."""
     import scipy.sparse as sps
 
     with warnings.catch_warnings():  # myFM imports pkg_resources, deprecated
@@ -107,6 +109,27 @@ def myfm_fit(split: Split, implicit: bool, iterations: int = 200) -> Result:
         users = sps.hstack([users, sps.diags(user_scale) @ rated], format="csr")
         items = sps.hstack([items, sps.diags(item_scale) @ rated.T.tocsr()], format="csr")
         groups = [0] * n_users + [1] * n_items + [2] * n_items + [3] * n_users
+    if features:
+        user_side, item_side = (
+            None if side is None else side.encode(vocabulary).matrix
+            for side, vocabulary in ((train.user_features, train.users),
+                                     (train.item_features, train.items))
+        )  # fmt: skip
+        extra = []
+        if user_side is not None:
+            users = sps.hstack([users, _scipy(user_side)], format="csr")
+            extra.append(("user", user_side.n_columns))
+        if item_side is not None:
+            items = sps.hstack([items, _scipy(item_side)], format="csr")
+            extra.append(("item", item_side.n_columns))
+        # a group per kind of column, in column order: the users' block, then the items'
+        group_of = {"user": [0] * n_users, "item": [1] * n_items}
+        if implicit:
+            group_of = {"user": [0] * n_users + [1] * n_items,
+                        "item": [2] * n_items + [3] * n_users}  # fmt: skip
+        for number, (side_name, width) in enumerate(extra, start=4):
+            group_of[side_name] += [number] * width
+        groups = group_of["user"] + group_of["item"]
 
     def blocks(part: Ratings) -> list[object]:
         return [RelationBlock(part.user_idx, users), RelationBlock(part.item_idx, items)]
@@ -239,3 +262,10 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def _scipy(rows: object) -> object:
+    """collabfilter's encoded feature rows as a scipy CSR matrix."""
+    import scipy.sparse as sps
+
+    return sps.csr_matrix((rows.values, rows.indices, rows.indptr), shape=rows.shape)  # type: ignore[attr-defined]
