@@ -6,7 +6,10 @@ from hypothesis import strategies as st
 
 from collabfilter import (
     Ratings,
+    generate_ratings,
     split_by_user,
+    split_cold_items,
+    split_cold_users,
     split_kfold,
     split_random,
     split_temporal,
@@ -140,3 +143,22 @@ def test_argument_errors():
     no_time = Ratings.from_df(pd.DataFrame({"user": [1], "item": [1], "rating": [1.0]}))
     with pytest.raises(SplitError, match="timestamps"):
         split_temporal(no_time)
+
+
+@pytest.mark.parametrize("side", ["item", "user"])
+def test_cold_splits_hold_out_every_rating_of_some_ids(side):
+    ratings = generate_ratings(300, 200, 6000, seed=3).ratings
+    split = (split_cold_items if side == "item" else split_cold_users)(ratings, 0.2, seed=1)
+    index = f"{side}_idx"
+    held, kept = set(getattr(split.valid, index)), set(getattr(split.train, index))
+    assert held and not held & kept  # no held-out id keeps a training rating
+    n = ratings.n_items if side == "item" else ratings.n_users
+    assert len(held) == round(0.2 * n) and len(split.train) + len(split.valid) == len(ratings)
+    assert split.train.items is ratings.items  # the vocabularies still know them
+    unseen = split.report.unseen_items if side == "item" else split.report.unseen_users
+    assert unseen == len(held) and f"cold {side}s" in split.report.method
+    again = (split_cold_items if side == "item" else split_cold_users)(ratings, 0.2, seed=1)
+    np.testing.assert_array_equal(again.valid.rating, split.valid.rating)
+    for bad in (0.0, 1.0, -0.1, 0.0001):
+        with pytest.raises(SplitError):
+            (split_cold_items if side == "item" else split_cold_users)(ratings, bad)

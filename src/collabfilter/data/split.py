@@ -101,6 +101,39 @@ def split_random(
     return make_split(ratings, valid_mask, method, moved)
 
 
+def split_cold_items(ratings: Ratings, frac: float = 0.1, *, seed: int = 42) -> Split:
+    """Hold out every rating of a random ``frac`` of the items: cold items, known to
+    the vocabulary (and to side features) but without a training rating, as a new film
+    is. The report counts them as unseen items.
+
+    Raises:
+        SplitError: unless ``0 < frac < 1``, or when it would hold out every item.
+    """
+    return _split_cold(ratings, "item", frac, seed)
+
+
+def split_cold_users(ratings: Ratings, frac: float = 0.1, *, seed: int = 42) -> Split:
+    """Hold out every rating of a random ``frac`` of the users (see
+    :func:`split_cold_items`)."""
+    return _split_cold(ratings, "user", frac, seed)
+
+
+def _split_cold(ratings: Ratings, side: str, frac: float, seed: int) -> Split:
+    if not 0.0 < frac < 1.0:
+        raise SplitError(f"frac must lie strictly between 0 and 1, got {frac}")
+    idx = ratings.item_idx if side == "item" else ratings.user_idx
+    present = np.unique(idx)
+    n_cold = int(round(frac * len(present)))
+    if not 0 < n_cold < len(present):
+        raise SplitError(
+            f"frac={frac:g} of {len(present):,} {side}s holds out {n_cold}: pick a share that "
+            f"leaves some {side}s on each side"
+        )
+    cold = np.random.RandomState(seed).permutation(present)[:n_cold]
+    valid_mask = np.isin(idx, cold)
+    return make_split(ratings, valid_mask, f"cold {side}s frac={frac:g} seed={seed}")
+
+
 def train_test_split(
     ratings: Ratings, test_size: float | int = 0.2, *, seed: int = 42, keep_known: bool = True
 ) -> Split:
