@@ -26,6 +26,7 @@ from torch import Tensor
 
 from collabfilter.config import FitConfig, ModelConfig
 from collabfilter.data import Ratings, RatingScale, Vocabulary
+from collabfilter.data.features import FeatureEncoder
 from collabfilter.data.interactions import Interactions
 from collabfilter.data.tensors import tensor_of
 from collabfilter.errors import CollabFilterError, DataError, DataWarning, UnknownIdError
@@ -86,6 +87,9 @@ class FittedModel:
     columns: dict[str, str] = field(default_factory=dict)
     """The source column of each field (``user``, ``item``, ``rating``...) in the table
     the model was trained on: tables given later are read by the same names."""
+    features: dict[str, FeatureEncoder] = field(default_factory=dict)
+    """The side features the model was trained with, per side (``"user"``, ``"item"``):
+    the encoder that turns a table of them into the rows the model read."""
     ranker: FittedModel | None = field(default=None, repr=False)
     """A ranking model trained on the same data, used for top-N lists when present
     (a model file may hold both)."""

@@ -59,7 +59,7 @@ def test_number_fields_are_cut_at_their_own_quantiles():
     counts = rows_of(SideFeatures(ages), np.arange(1000)).sum(0)
     assert counts.min() > 0.5 * counts.max()  # quantile bins: comparable sizes
     shifted = SideFeatures(ages * 1000).encoder.fields[0]
-    assert shifted.edges[1] == pytest.approx(field.edges[1] * 1000)
+    assert shifted.cuts[0] == pytest.approx(field.cuts[0] * 1000)
 
 
 def test_values_the_encoder_never_saw_are_counted_and_contribute_nothing():
@@ -249,3 +249,20 @@ def test_feature_files_read_ids_as_text_and_blank_cells_as_missing(tmp_path):
     assert features.frame.loc["007", "zip"] == "00501" and np.isnan(features.frame.loc["7", "age"])
     with pytest.raises(DataError, match="no id column 'id'"):
         SideFeatures.read(path, id_column="id")
+
+
+def test_model_files_keep_the_feature_encoders(tmp_path):
+    import collabfilter as cf
+
+    planted = generate_ratings(200, 150, 5000, n_genres=5, n_user_groups=3, seed=8).ratings
+    model_config, config = RECIPES["bayes"]
+    learner = collab_learner(planted, model=model_config, config=config.with_length(8),
+                             options=QUIET)  # fmt: skip
+    learner.fit_recipe()
+    loaded = cf.load_model(learner.save(tmp_path / "m.cf"))
+    assert set(loaded.features) == {"user", "item"}
+    for side, encoder in learner.features.items():
+        assert loaded.features[side].names == encoder.names
+    np.testing.assert_array_equal(loaded.predict_ratings(planted), learner.predict_ratings(planted))
+    dot = collab_learner(planted, options=QUIET)  # features unused: none recorded
+    assert dot.features == {}

@@ -265,3 +265,51 @@ def test_an_inconsistent_document_is_refused(originals, tmp_path, edit):
 def test_a_file_larger_than_the_limit_is_refused_before_reading(originals):
     with pytest.raises(ModelFileError, match="more than the limit"):
         cf.load_model(originals["bayes"], max_bytes=1000)
+
+
+VALID_FEATURES = {
+    "separator": "|",
+    "fields": [
+        {"name": "genres", "kind": "multi", "levels": ["a", "b"], "cuts": []},
+        {"name": "year", "kind": "number", "levels": ["<1990", ">=1990"], "cuts": [1990.0]},
+    ],
+}
+
+
+def feature_edits() -> list[tuple[str, Callable[[Document], None]]]:
+    """Generated edits of a model file's feature encoders: every value of every key of
+    a field swapped for hostile ones, and broken wholes."""
+    edits: list[tuple[str, Callable[[Document], None]]] = []
+    for index in (0, 1):
+        for key in ("name", "kind", "levels", "cuts"):
+            for value in HOSTILE_VALUES + [["x", "x"], [3.0, 1.0], [float("inf")], "number"]:
+
+                def edit(d, index=index, key=key, value=value):
+                    record = json.loads(json.dumps(VALID_FEATURES))
+                    record["fields"][index][key] = value
+                    d["features"] = {"item": record}
+
+                edits.append((f"{index}.{key}={value!r}", edit))
+    doubled = {**VALID_FEATURES, "fields": VALID_FEATURES["fields"] * 2}
+    for whole in ([], "x", {"colour": VALID_FEATURES}, {"item": []}, {"item": {"fields": []}},
+                  {"item": {**VALID_FEATURES, "separator": ""}}, {"item": doubled}):  # fmt: skip
+        edits.append((f"whole={whole!r}"[:60], lambda d, whole=whole: d.update(features=whole)))
+    return edits
+
+
+def test_forged_feature_encoders_are_refused_or_make_sense(originals, tmp_path):
+    from collabfilter.data.features import FeatureEncoder
+
+    refused = 0
+    for label, edit in feature_edits():
+        forged = forge(originals["bayes"], tmp_path / "features.cf", edit)
+        outcome = load_or_refuse(forged, originals["bayes"])
+        if outcome == "loaded":  # what loads is a coherent encoder
+            encoders = cf.load_model(forged).features
+            for encoder in encoders.values():
+                assert FeatureEncoder.from_dict(encoder.to_dict()).names == encoder.names, label
+        refused += outcome == "refused"
+    assert refused >= len(feature_edits()) * 0.8
+    valid = forge(originals["bayes"], tmp_path / "valid.cf",
+                  lambda d: d.update(features={"item": VALID_FEATURES}))  # fmt: skip
+    assert load_or_refuse(valid, originals["bayes"]) == "loaded"

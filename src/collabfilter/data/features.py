@@ -48,28 +48,53 @@ class FeatureField:
         name: the column.
         kind: ``category``, ``multi`` or ``number``.
         levels: the values seen (category, multi), or the bins' labels (number).
-        edges: a number field's cut points, ``len(levels) + 1`` of them (the outer two
-            infinite); empty for the other kinds.
+        cuts: a number field's finite cut points, increasing, ``len(levels) - 1`` of
+            them (level ``k`` holds the values from cut ``k - 1`` up to cut ``k``);
+            empty for the other kinds.
+
+    Raises:
+        DataError: for fields that contradict themselves (a model file's, forged).
     """
 
     name: str
     kind: FieldKind
     levels: tuple[str, ...]
-    edges: tuple[float, ...] = ()
+    cuts: tuple[float, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("category", "multi", "number"):
+            raise DataError(f"feature kind must be category, multi or number, got {self.kind!r}")
+        if not all(isinstance(v, str) for v in (self.name, *self.levels)):
+            raise DataError(f"feature field {self.name!r}: name and levels must be text")
+        if len(set(self.levels)) != len(self.levels):
+            raise DataError(f"feature field {self.name!r} repeats a level")
+        cuts = np.asarray(self.cuts, dtype=np.float64)
+        wanted = len(self.levels) - 1 if self.kind == "number" else 0
+        if len(cuts) != max(wanted, 0) or not np.isfinite(cuts).all() or (np.diff(cuts) <= 0).any():
+            raise DataError(
+                f"feature field {self.name!r}: a number field has one finite, increasing cut "
+                "fewer than its levels, other kinds none"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (model files keep the feature vocabularies)."""
         return {"name": self.name, "kind": self.kind, "levels": list(self.levels),
-                "edges": [float(e) for e in self.edges]}  # fmt: skip
+                "cuts": [float(c) for c in self.cuts]}  # fmt: skip
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureField:
-        """The field :meth:`to_dict` wrote."""
-        kind = data["kind"]
-        if kind not in ("category", "multi", "number"):
-            raise DataError(f"feature field kind must be category, multi or number, got {kind!r}")
-        return cls(str(data["name"]), kind, tuple(str(v) for v in data["levels"]),
-                   tuple(float(e) for e in data.get("edges", ())))  # fmt: skip
+        """The field :meth:`to_dict` wrote.
+
+        Raises:
+            DataError: for a record that is not one.
+        """
+        levels, cuts = data.get("levels"), data.get("cuts", [])
+        if not isinstance(levels, list) or not isinstance(cuts, list):
+            raise DataError("a feature field's levels and cuts must be lists")
+        if not all(isinstance(c, int | float) and not isinstance(c, bool) for c in cuts):
+            raise DataError("a feature field's cuts must be numbers")
+        return cls(data.get("name"), data.get("kind"), tuple(levels),  # type: ignore[arg-type]
+                   tuple(float(c) for c in cuts))  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -135,8 +160,11 @@ class FeatureEncoder:
     """
 
     def __init__(self, fields: Sequence[FeatureField], separator: str = "|") -> None:
-        if not fields:
-            raise DataError("a feature encoder needs at least one field")
+        if not fields or not separator:
+            raise DataError("a feature encoder needs at least one field and a separator")
+        names = [f.name for f in fields]
+        if len(set(names)) != len(names):
+            raise DataError(f"a feature encoder repeats a field: {names}")
         self.fields = tuple(fields)
         self.separator = separator
         self.offsets = np.cumsum([0] + [len(f.levels) for f in self.fields])
@@ -205,8 +233,17 @@ class FeatureEncoder:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FeatureEncoder:
-        """The encoder :meth:`to_dict` wrote."""
-        return cls([FeatureField.from_dict(f) for f in data["fields"]], str(data["separator"]))
+        """The encoder :meth:`to_dict` wrote.
+
+        Raises:
+            DataError: for a record that is not one.
+        """
+        fields, separator = data.get("fields"), data.get("separator")
+        if not isinstance(fields, list) or not all(isinstance(f, dict) for f in fields):
+            raise DataError("a feature encoder's fields must be a list of field records")
+        if not isinstance(separator, str):
+            raise DataError("a feature encoder's separator must be text")
+        return cls([FeatureField.from_dict(f) for f in fields], separator)
 
 
 class SideFeatures:
@@ -398,7 +435,7 @@ def _number_field(name: str, column: pd.Series, bins: int) -> FeatureField:
         cuts = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
     edges = (-np.inf, *cuts.tolist(), np.inf)
     labels = tuple(_bin_label(low, high) for low, high in zip(edges[:-1], edges[1:], strict=True))
-    return FeatureField(str(name), "number", labels, tuple(float(e) for e in edges))
+    return FeatureField(str(name), "number", labels, tuple(float(c) for c in cuts))
 
 
 def _bin_label(low: float, high: float) -> str:
@@ -416,7 +453,9 @@ def _levels_of(
     if field.kind == "number":
         numbers = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
         rows = np.flatnonzero(np.isfinite(numbers))
-        levels = np.searchsorted(np.asarray(field.edges[1:-1]), numbers[rows], side="right")
+        levels = np.searchsorted(
+            np.asarray(field.cuts, dtype=np.float64), numbers[rows], side="right"
+        )
         return rows, levels.astype(np.int64), 0
     column = column.reset_index(drop=True)
     values = _split(column, separator) if field.kind == "multi" else _as_text(column).dropna()

@@ -38,6 +38,7 @@ from torch import Tensor
 
 from collabfilter.config import FitConfig, ModelConfig, config_from_dict
 from collabfilter.data import RatingScale, Vocabulary
+from collabfilter.data.features import FeatureEncoder
 from collabfilter.data.interactions import Interactions
 from collabfilter.errors import CollabFilterError, ModelFileError
 from collabfilter.fitted import FittedModel
@@ -109,6 +110,7 @@ def _load(path: Path, max_bytes: int) -> FittedModel:
         items = _vocabulary(document, "items", fail)
         scale = _scale(document, fail)
         columns = _columns(document, fail)
+        features = _features(document, fail)
         parts = {
             role: _part(role, spec, records, len(users), len(items), fail)
             for role, spec in _mapping(document, "parts", fail).items()
@@ -124,6 +126,7 @@ def _load(path: Path, max_bytes: int) -> FittedModel:
     }
     for part in fitted.values():
         part.columns = dict(columns)
+        part.features = dict(features)
     primary = fitted.get("rating") or fitted["ranking"]
     if "rating" in fitted and "ranking" in fitted:
         primary.ranker = fitted["ranking"]
@@ -219,6 +222,22 @@ def _columns(document: dict[str, Any], fail: Fail) -> dict[str, str]:
     ):
         raise fail("columns must map field names to column names")
     return columns
+
+
+def _features(document: dict[str, Any], fail: Fail) -> dict[str, FeatureEncoder]:
+    """The side features' encoders (absent from files written before them)."""
+    given = document.get("features", {})
+    if not isinstance(given, dict) or not set(given) <= {"user", "item"}:
+        raise fail("features must map 'user' and 'item' to feature encoders")
+    encoders = {}
+    for side, record in given.items():
+        if not isinstance(record, dict):
+            raise fail(f"{side} features must be a feature encoder's record")
+        try:
+            encoders[side] = FeatureEncoder.from_dict(record)
+        except (CollabFilterError, KeyError, TypeError, ValueError, OverflowError) as error:
+            raise fail(f"{side} features are invalid: {error!r}") from error
+    return encoders
 
 
 def _scale(document: dict[str, Any], fail: Fail) -> RatingScale:

@@ -77,6 +77,7 @@ def save_model(path: str | Path, model: FittedModel, *, ranking: FittedModel | N
         "users": model.users.to_dict(),
         "items": model.items.to_dict(),
         "columns": model.columns,
+        "features": {side: encoder.to_dict() for side, encoder in model.features.items()},
         "training_data": {
             "fingerprint": model.interactions.fingerprint(),
             "ratings": len(model.interactions),

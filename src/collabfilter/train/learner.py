@@ -98,6 +98,11 @@ class Learner(FittedModel):
             config if config is not None else self.family.fit_config(),
         )
         self.columns = dict(train.report.columns)
+        self.features = {
+            side: table.encoder
+            for side in ("user", "item")
+            if (table := getattr(train, f"{side}_features")) is not None
+        }
         self.valid_ratings = _in_vocabularies(valid, train) if valid is not None else None
         self.train_tensors = RatingTensors(train, self._device)
         self.valid_tensors = (
