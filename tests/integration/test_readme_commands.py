@@ -311,6 +311,8 @@ def check_library_values(values, namespace, folder):
     assert (folder / "movies.cf").is_file()
     loaded = value(values, "model.predict_ratings(valid.to_frame()")
     assert np.isfinite(loaded).all()
+    used = value(values, "bayes.features_used.describe()")
+    assert used == "user: age, gender, occupation, zip; item: genres, year"
     spread = value(values, "bayes.predict_with_uncertainty(")
     assert {"prediction", "std", "low", "high"} <= set(spread.columns)
     because = value(values, "recommend.explain(ranker, 1")
