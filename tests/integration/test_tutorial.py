@@ -32,6 +32,7 @@ def test_the_tutorial_notebook_runs(ml100k_dir, tmp_path, monkeypatch):
     )
     assert "Return of the Jedi" in text and "suggested peak rate" in text
     assert "because you rated" in text
+    assert "user: age, gender, occupation, zip; item: genres, year" in text  # side features
     assert "taken as fastai's Adam step size" in text and HEADER in text  # notes, tables
     assert "lowest RMSE:" in text  # the comparison the text refers to, printed
     assert "'ranker': 'EASE'" in text or "'ranker': 'ImplicitALS'" in text  # served, both models
