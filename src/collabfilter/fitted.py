@@ -15,7 +15,7 @@ counted, never mapped to another row.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -29,7 +29,13 @@ from collabfilter.data import Ratings, RatingScale, Vocabulary
 from collabfilter.data.features import FeatureEncoder
 from collabfilter.data.interactions import Interactions
 from collabfilter.data.tensors import tensor_of
-from collabfilter.errors import CollabFilterError, DataError, DataWarning, UnknownIdError
+from collabfilter.errors import (
+    CollabFilterError,
+    ConfigError,
+    DataError,
+    DataWarning,
+    UnknownIdError,
+)
 from collabfilter.models import FamilyModule, FoldContext, FoldedUser, RatingModule
 from collabfilter.progress import EpochRecord
 
@@ -367,19 +373,54 @@ class FittedModel:
         ``(n, items)`` float32 on the CPU. For ranking lists only: not predictions."""
         return self._item_scores(lambda index: self.model.rank_items(index, items), user_idx)
 
-    def fold_context(self) -> FoldContext:
+    def fold_context(self, user_features: Tensor | None = None) -> FoldContext:
         """What placing a new user may need of this model's training."""
         counts = torch.from_numpy(self.interactions.user_counts())
-        return FoldContext(counts, self.config, self.scale)
+        return FoldContext(counts, self.config, self.scale, user_features)
 
-    def fold_in_indices(self, item_idx: np.ndarray, ratings: np.ndarray) -> FoldedUser:
+    def fold_in_indices(
+        self, item_idx: np.ndarray, ratings: np.ndarray, user_features: Tensor | None = None
+    ) -> FoldedUser:
         """A new user placed from rated item indices and their ratings (checked by the
-        caller), without retraining."""
+        caller) and, for a model trained with user features, their encoded row (see
+        :meth:`encode_user_features`), without retraining."""
         self.model.eval()
         device = self.device
         items = torch.from_numpy(np.asarray(item_idx, dtype=np.int64)).to(device)
         values = torch.from_numpy(np.asarray(ratings, dtype=np.float64)).to(device)
-        return self.model.fold_in(items, values, self.fold_context())
+        row = None if user_features is None else user_features.to(device)
+        return self.model.fold_in(items, values, self.fold_context(row))
+
+    def encode_user_features(self, values: Mapping[str, Any]) -> Tensor:
+        """A new user's side features (``{"age": 25, "occupation": "writer"}``) as the
+        row the model was trained on. A value the training data never had contributes
+        nothing and is counted in a warning; a field not named is missing, as it
+        would be in the training table.
+
+        Raises:
+            ConfigError: for a model trained without user features.
+            DataError: naming fields the model's features do not have.
+        """
+        encoder = self.features.get("user")
+        if encoder is None:
+            raise ConfigError(
+                "this model was trained without user features; recommend from ratings "
+                "alone (a bayes model reads the features its training data carries)"
+            )
+        fields = [f.name for f in encoder.fields]
+        unknown = [name for name in values if name not in fields]
+        if unknown:
+            raise DataError(f"the model's user features are {fields}; unknown: {unknown}")
+        frame = pd.DataFrame([{name: values.get(name) for name in fields}])
+        matrix, unseen = encoder.encode(frame)
+        if unseen:
+            warnings.warn(
+                f"{unseen} user feature value(s) were not in the training data; they "
+                "contribute nothing",
+                DataWarning,
+                stacklevel=2,
+            )
+        return torch.from_numpy(matrix.to_dense()[0])
 
     @torch.no_grad()
     def score_folded(self, user: FoldedUser) -> Tensor:

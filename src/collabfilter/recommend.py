@@ -309,14 +309,19 @@ def recommend(
 
 
 # ----------------------------------------------------------------------------- new users
-def rated_items(model: FittedModel, rated: Mapping[Any, float]) -> tuple[np.ndarray, np.ndarray]:
-    """Item indices (int64) and ratings (float64) of ``{item id or title: rating}``.
+def rated_items(
+    model: FittedModel, rated: Mapping[Any, float], *, allow_none: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Item indices (int64) and ratings (float64) of ``{item id or title: rating}``
+    (none at all only when ``allow_none``: a user described by side features).
 
     Raises:
         DataError: with no ratings, ratings off the data's scale, or an item twice.
         UnknownIdError / AmbiguousTitleError: for items that cannot be resolved.
     """
     if not rated:
+        if allow_none:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float64)
         raise DataError("a new user needs at least one (item, rating) pair")
     item_idx = find_items(model, list(rated))
     try:
@@ -348,16 +353,22 @@ def check_ratings(model: FittedModel, item_idx: np.ndarray, values: np.ndarray) 
         raise DataError("each item may be rated once; the ratings name an item twice")
 
 
-def fold_in(model: FittedModel, rated: Mapping[Any, float]) -> FoldedUser:
-    """Place a new user from ``{item id or title: rating}`` without retraining (by their
-    model's family: see :meth:`collabfilter.models.FamilyModule.fold_in`).
+def fold_in(
+    model: FittedModel, rated: Mapping[Any, float], features: Mapping[str, Any] | None = None
+) -> FoldedUser:
+    """Place a new user from ``{item id or title: rating}`` and, for a model trained
+    with user features, their own (``{"age": 25}``; then no rating is needed), without
+    retraining (by their model's family: see
+    :meth:`collabfilter.models.FamilyModule.fold_in`).
 
     Raises:
-        DataError: with no ratings, or ratings off the data's scale.
+        DataError: with neither ratings nor features, or ratings off the data's scale.
+        ConfigError: for features given to a model trained without them.
         UnknownIdError / AmbiguousTitleError: for items that cannot be resolved.
     """
-    item_idx, values = rated_items(model, rated)
-    return model.fold_in_indices(item_idx, values)
+    row = None if features is None else model.encode_user_features(features)
+    item_idx, values = rated_items(model, rated, allow_none=row is not None)
+    return model.fold_in_indices(item_idx, values, row)
 
 
 @dataclass(frozen=True)
@@ -378,12 +389,16 @@ def list_for_rated(
     k: int = 10,
     min_ratings: int | None = None,
     folded: FoldedUser | None = None,
+    user_features: Tensor | None = None,
 ) -> UserList:
-    """The list of someone described by what they rated (folded in, or ``folded``
-    when already placed from exactly these ratings); the rated items are excluded."""
+    """The list of someone described by what they rated (and their encoded features),
+    folded in, or ``folded`` when already placed from exactly these; the rated items
+    are excluded."""
     if k < 1:
         raise ValueError(f"k must be >= 1, got {k}")
-    user = folded if folded is not None else model.fold_in_indices(rated_idx, ratings)
+    user = folded
+    if user is None:
+        user = model.fold_in_indices(rated_idx, ratings, user_features)
     ranking = model.score_folded(user).clone()
     ranking[torch.from_numpy(np.asarray(rated_idx, dtype=np.int64))] = -torch.inf
     blocked = rare_items(model, min_ratings)
@@ -406,16 +421,26 @@ def recommend_new_user(
     k: int = 10,
     min_ratings: int | None = None,
     by: By = "auto",
+    features: Mapping[str, Any] | None = None,
 ) -> pd.DataFrame:
-    """Recommendations for someone not in the data, from a few ratings (fold-in).
+    """Recommendations for someone not in the data, from a few ratings (fold-in) and,
+    for a model trained with user features, their own (``{"age": 25, "gender": "F"}``;
+    then ratings may be empty).
 
     Returns a frame of rank, item id, title, score (``predicted`` for rating models)
     and the rated item behind each; the rated items themselves are excluded. ``by`` as
-    for :func:`recommend`.
+    for :func:`recommend` (lists from a ranking model read no features: pass
+    ``by="rating"`` with features).
+
+    Raises:
+        ConfigError: for features given to a model (or the list model ``by`` picks)
+            trained without them.
     """
     model = ranking_model(model, by)
-    rated_idx, values = rated_items(model, rated)
-    listed = list_for_rated(model, rated_idx, values, k=k, min_ratings=min_ratings)
+    row = None if features is None else model.encode_user_features(features)
+    rated_idx, values = rated_items(model, rated, allow_none=row is not None)
+    listed = list_for_rated(model, rated_idx, values, k=k, min_ratings=min_ratings,
+                            user_features=row)  # fmt: skip
     return pd.DataFrame(
         {
             "rank": np.arange(1, len(listed.item_idx) + 1),

@@ -44,11 +44,15 @@ class FoldContext:
             as a trained user with as many ratings.
         fit_config: how the model was trained (None when unknown).
         scale: the ratings' scale.
+        user_features: the new user's encoded side features (a row as the model's
+            training encoded them), or None; only families that read features are
+            given one.
     """
 
     user_counts: Tensor
     fit_config: FitConfig | None
     scale: RatingScale
+    user_features: Tensor | None = None
 
 
 def liked(ratings: Tensor, scale: RatingScale) -> Tensor:

@@ -320,19 +320,16 @@ class GibbsSampler:
         user_rows, item_rows = packed_rows(self.users, self.items, self.global_mean)
         embedding = self.user_state.embedding
         implicit = embedding[: self.n_items] if self.implicit else None
-        prior_mean = user_mean.float()
-        if self.user_feature_mean is not None:
-            # a folded-in user comes without features: the average user's feature part
-            prior_mean = (
-                prior_mean + self.user_feature_mean @ embedding[-len(self.user_feature_mean) :]
-            )
-        return {
+        blocks = {}
+        if self.user_feature_mean is not None:  # beta: a folded-in user's feature part
+            blocks["user_feature_rows"] = embedding[-len(self.user_feature_mean) :]
+        return blocks | {
             "user_rows": user_rows,
             "item_rows": item_rows,
             "implicit_item_rows": torch.zeros(self.n_items, self.width, device=self.device)
             if implicit is None
             else implicit,
-            "user_prior_mean": prior_mean,
+            "user_prior_mean": user_mean.float(),
             "user_prior_precision": user_precision.float(),
             "noise_precision": torch.tensor([self.noise_precision], device=self.device),
             "global_means": torch.tensor([self.global_mean], device=self.device),
@@ -341,8 +338,12 @@ class GibbsSampler:
     def new_model(self, n_samples: int) -> BayesianMF:
         """An empty :class:`BayesianMF` for ``n_samples`` samples of this chain, with
         its rating range set; fill it with :meth:`keep`."""
-        model = BayesianMF(self.n_users, self.n_items, n_samples, self.n_factors, self.implicit)
-        model = model.to(self.device)
+        n_features = 0 if self.user_feature_mean is None else len(self.user_feature_mean)
+        model = BayesianMF(
+            self.n_users, self.n_items, n_samples, self.n_factors, self.implicit, n_features
+        ).to(self.device)
+        if self.user_feature_mean is not None:
+            model.user_feature_mean.copy_(self.user_feature_mean)
         model.rating_range.copy_(torch.tensor(self.rating_range))
         return model
 
@@ -357,11 +358,13 @@ class GibbsSampler:
                 target[position] = block.reshape(target.shape[1:])
 
 
-def kept_sweeps(config: BayesConfig, n_users: int, n_items: int, n_factors: int) -> list[int]:
+def kept_sweeps(
+    config: BayesConfig, n_users: int, n_items: int, n_factors: int, n_user_features: int = 0
+) -> list[int]:
     """The sweeps whose samples are kept: the config's schedule, spread more thinly
     when its samples would exceed ``max_kept_bytes``."""
     schedule = config.kept_schedule()
-    per_sample = BayesianMF.bytes_per_sample(n_users, n_items, n_factors)
+    per_sample = BayesianMF.bytes_per_sample(n_users, n_items, n_factors, n_user_features)
     fits = max(1, config.max_kept_bytes // per_sample)
     if len(schedule) > fits:
         last = len(schedule) - 1
@@ -444,7 +447,8 @@ def run_gibbs(
         shard, n_factors=n_factors, implicit=implicit, user_features=user_features,
         item_features=item_features,
     )  # fmt: skip
-    schedule = kept_sweeps(config, n_users, n_items, n_factors)
+    n_features = 0 if user_features is None else int(user_features.shape[1])
+    schedule = kept_sweeps(config, n_users, n_items, n_factors, n_features)
     model = sampler.new_model(len(schedule))
     low, high = sampler.rating_range
     monitored = torch.arange(len(rating), device=sampler.device)

@@ -71,6 +71,10 @@ class BayesianMF(RatingModule):
         n_factors: length of the factor vectors.
         implicit: whether the model has the implicit-feedback terms (fold-in adds the
             rated items' implicit embeddings to the user's prior mean).
+        n_user_features: columns of the encoded user features the model was trained
+            with (0: none). Each sample then keeps their link ``beta``, and the model the
+            average user's feature row: a folded-in user's prior mean adds their own
+            row's ``F beta``, or the average's when their features are not given.
     """
 
     family = "bayes"
@@ -79,7 +83,7 @@ class BayesianMF(RatingModule):
 
     def __init__(
         self, n_users: int, n_items: int, n_samples: int, n_factors: int = 10,
-        implicit: bool = True,
+        implicit: bool = True, n_user_features: int = 0,
     ) -> None:  # fmt: skip
         super().__init__()
         for name, value in (
@@ -88,6 +92,8 @@ class BayesianMF(RatingModule):
         ):  # fmt: skip
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
+        if n_user_features < 0:
+            raise ValueError(f"n_user_features must be >= 0, got {n_user_features}")
         self.n_factors = int(n_factors)
         self.implicit = bool(implicit)
         k, n = n_factors, n_samples
@@ -99,6 +105,15 @@ class BayesianMF(RatingModule):
         self.register_buffer("noise_precision", torch.ones(n))
         self.register_buffer("global_means", torch.zeros(n))
         self.register_buffer("rating_range", torch.tensor([-torch.inf, torch.inf]))
+        feature_rows, feature_mean = (
+            torch.zeros(n_user_features, n * (k + 1)),
+            torch.zeros(n_user_features),
+        )
+        if n_user_features:  # only then in the state (files without features hold none)
+            self.register_buffer("user_feature_rows", feature_rows)
+            self.register_buffer("user_feature_mean", feature_mean)
+        else:
+            self.user_feature_rows, self.user_feature_mean = feature_rows, feature_mean
         self.user_rows: Tensor
         self.item_rows: Tensor
         self.implicit_item_rows: Tensor
@@ -112,13 +127,14 @@ class BayesianMF(RatingModule):
         return {
             "n_users": int(self.user_rows.shape[0]), "n_items": int(self.item_rows.shape[0]),
             "n_samples": self.n_samples, "n_factors": self.n_factors, "implicit": self.implicit,
+            "n_user_features": int(self.user_feature_mean.shape[0]),
         }  # fmt: skip
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> BayesianMF:
         return cls(
             int(spec["n_users"]), int(spec["n_items"]), int(spec["n_samples"]),
-            int(spec["n_factors"]), bool(spec["implicit"]),
+            int(spec["n_factors"]), bool(spec["implicit"]), int(spec.get("n_user_features", 0)),
         )  # fmt: skip
 
     def check_state(self, scale: RatingScale) -> None:
@@ -132,10 +148,13 @@ class BayesianMF(RatingModule):
             raise ModelFileError("noise_precision must be positive")
 
     @staticmethod
-    def bytes_per_sample(n_users: int, n_items: int, n_factors: int) -> int:
+    def bytes_per_sample(
+        n_users: int, n_items: int, n_factors: int, n_user_features: int = 0
+    ) -> int:
         """Bytes one kept sample adds to the model (see the class docstring)."""
         k = n_factors
-        return 4 * ((n_users + n_items) * (k + 2) + n_items * (k + 1) + 2 * (k + 1) + 2)
+        rows = (n_users + n_items) * (k + 2) + (n_items + n_user_features) * (k + 1)
+        return 4 * (rows + 2 * (k + 1) + 2)
 
     @property
     def n_samples(self) -> int:
@@ -227,8 +246,15 @@ class BayesianMF(RatingModule):
         k, n = self.n_factors, self.n_samples
         items = self.item_rows[item_idx].view(-1, n, k + 2).transpose(0, 1).double()
         features = torch.cat([items[..., :k], torch.ones_like(items[..., :1])], -1)
-        target = ratings.double().reshape(1, -1) - items[..., k + 1]  # (S, n)
+        target = ratings.double().reshape(1, -1) - items[..., k + 1]  # (S, ratings)
         prior_mean = self.user_prior_mean.double()
+        if self.user_feature_mean.numel():
+            row = self.user_feature_mean if context.user_features is None else context.user_features
+            if row.shape != self.user_feature_mean.shape:
+                raise ValueError(f"user features must be {tuple(self.user_feature_mean.shape)} "
+                                 f"long, got {tuple(row.shape)}")  # fmt: skip
+            beta = self.user_feature_rows.view(-1, n, k + 1).double()
+            prior_mean = prior_mean + torch.einsum("f,fsd->sd", row.double(), beta)
         if self.implicit and item_idx.numel() > 0:
             implicit = self.implicit_item_rows[item_idx].view(-1, n, k + 1).double()
             prior_mean = prior_mean + implicit.sum(0) / item_idx.numel() ** 0.5
