@@ -109,3 +109,51 @@ def test_a_missing_features_file_is_said_to_be_missing(files, tmp_path, capsys):
     code, _, err = run(capsys, ["train", str(files / "ratings.csv"), "--item-features",
                                 str(tmp_path / "nowhere.csv"), *BAYES])  # fmt: skip
     assert code == EXIT_MISSING and "nowhere.csv" in err
+
+
+@pytest.fixture(scope="module")
+def bayes_file(files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "bayes.cf"
+    code = main(["train", str(files / "ratings.csv"), "--user-features", str(files / "users.csv"),
+                 "--model", "bayes", "--epochs", "8", "--out", str(out), "--json"])  # fmt: skip
+    assert code == 0
+    return out
+
+
+def test_a_new_user_described_by_features_gets_a_list(bayes_file, capsys):
+    code, out, err = run(capsys, ["recommend", str(bayes_file), "--features", "group=u1",
+                                  "--features", "age=30", "-n", "4", "--json"])  # fmt: skip
+    assert code == 0, err
+    document = json.loads(out)
+    assert document["user"] is None and len(document["items"]) == 4
+    code, out, err = run(capsys, ["recommend", str(bayes_file), "--rated", "3=5", "--features",
+                                  "group=u3", "--json"])  # fmt: skip
+    assert code == 0 and "3" not in [str(i["item"]) for i in json.loads(out)["items"]]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected", "said"),
+    [
+        (["--user", "1", "--features", "group=u1"], EXIT_USAGE, "--user names one of the data"),
+        ([], EXIT_USAGE, "say who"),
+        (["--features", "colour=red"], EXIT_DATA, "unknown: ['colour']"),
+        (["--features", "group"], EXIT_USAGE, "NAME=VALUE"),
+        (["--features", "=u1"], EXIT_USAGE, "NAME=VALUE"),
+    ],
+)  # fmt: skip
+def test_bad_new_user_features_are_one_clear_error(bayes_file, capsys, argv, expected, said):
+    code, _, err = run(capsys, ["recommend", str(bayes_file), *argv])
+    assert code == expected and said in err, err
+
+
+HOSTILE = ["", " ", "[/]", "\x1b[31m", "a\nb", "\udcff", "☃" * 300, "nan", "inf", "-1e308",
+           "1e400", "0x10", "None", "007"]  # fmt: skip
+
+
+@pytest.mark.parametrize("value", HOSTILE)
+def test_hostile_feature_values_are_counted_never_a_crash(bayes_file, capsys, value):
+    for name in ("group", "age"):
+        code, out, err = run(capsys, ["recommend", str(bayes_file), "--features",
+                                      f"{name}={value}", "-n", "3", "--json"])  # fmt: skip
+        assert code == 0, err
+        assert len(json.loads(out)["items"]) == 3

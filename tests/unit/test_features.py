@@ -195,28 +195,33 @@ def test_planted_features_improve_the_bayesian_model_in_several_shapes(shape):
     assert learner.features_used.describe() == "user: group; item: genres"
 
 
-def test_a_folded_in_user_gets_the_average_users_feature_part_in_the_prior():
-    """A new user comes without features: their prior mean is the users' mean plus the
-    average user's ``F_u beta``, not the mean of users whose feature part is zero."""
+def test_a_folded_in_user_gets_their_own_feature_part_or_the_average_users():
+    """A new user's prior mean adds ``F_u beta`` of their features when given, else of
+    the average user's row: never the mean of users whose feature part is zero."""
     import torch
 
-    from collabfilter.models.bayes import GibbsSampler
-    from collabfilter.models.bayes.fit import feature_tensor
+    from collabfilter.models.family import FoldContext
 
     planted = generate_ratings(200, 120, 5000, n_user_groups=4, seed=5).ratings
-    tensors = [torch.from_numpy(a) for a in (planted.user_idx, planted.item_idx, planted.rating)]
-    features = feature_tensor(planted.user_features, planted.users, torch.device("cpu"))
-    config = RECIPES["bayes"][1]
-    sampler = GibbsSampler(*tensors, planted.n_users, planted.n_items, config,
-                           torch.Generator().manual_seed(0), user_features=features)  # fmt: skip
-    for _ in range(5):
-        sampler.sweep()
-    beta = sampler.user_state.embedding[planted.n_items :]
-    average_user = (features.to_dense() @ beta).mean(0)
-    expected = sampler.user_state.hyper[0].float() + average_user
-    blocks = sampler.sample_blocks()
-    torch.testing.assert_close(blocks["user_prior_mean"], expected, rtol=1e-5, atol=1e-6)
-    assert blocks["implicit_item_rows"].shape == (planted.n_items, sampler.width)
+    model_config, config = RECIPES["bayes"]
+    learner = collab_learner(planted, model=model_config, config=config.with_length(10),
+                             options=QUIET)  # fmt: skip
+    learner.fit_recipe()
+    module = learner.model
+    assert module.user_feature_rows.shape[0] == len(learner.features["user"].names)
+    average = torch.from_numpy(
+        planted.user_features.encode(planted.users).matrix.to_dense().mean(0)
+    )
+    torch.testing.assert_close(module.user_feature_mean, average)
+    items, ratings = torch.tensor([0, 3]), torch.tensor([5.0, 1.0])
+    context = learner.fold_context()
+    plain = module.fold_in(items, ratings, context)
+    as_average = module.fold_in(items, ratings, replace(context, user_features=average))
+    torch.testing.assert_close(plain.row, as_average.row)
+    group = learner.encode_user_features({"group": "u1"})
+    own = module.fold_in(items, ratings, replace(context, user_features=group))
+    assert not torch.allclose(own.row, plain.row)
+    assert isinstance(context, FoldContext)
 
 
 def test_features_without_implicit_feedback_still_inform_the_prior():
@@ -266,3 +271,55 @@ def test_model_files_keep_the_feature_encoders(tmp_path):
     np.testing.assert_array_equal(loaded.predict_ratings(planted), learner.predict_ratings(planted))
     dot = collab_learner(planted, options=QUIET)  # features unused: none recorded
     assert dot.features == {}
+
+
+def test_new_users_described_by_features_get_lists_for_people_like_them():
+    """Users held out whole (cold users): placed from their group alone, their held-out
+    ratings are predicted better than from the average user's features."""
+    from collabfilter import split_cold_users
+
+    planted = generate_ratings(600, 300, 15_000, n_user_groups=5, feature_share=0.8,
+                               seed=9).ratings  # fmt: skip
+    train, valid = split_cold_users(planted, 0.1, seed=2)
+    model_config, config = RECIPES["bayes"]
+    learner = collab_learner(train, model=model_config, config=config.with_length(60),
+                             options=QUIET)  # fmt: skip
+    learner.fit_recipe()
+    frame = valid.to_frame()
+    groups = planted.user_features.frame["group"]
+    errors: dict[str, list[float]] = {"own": [], "average": []}
+    for user, rows in frame.groupby("user"):
+        items = learner.items.index(rows.item.to_numpy())
+        for label, row in (("own", learner.encode_user_features({"group": groups[user]})),
+                           ("average", None)):  # fmt: skip
+            folded = learner.fold_in_indices(np.zeros(0, np.int64), np.zeros(0), row)
+            predicted = learner.predict_folded(folded, items).numpy()
+            errors[label].extend((predicted - rows.rating.to_numpy()) ** 2)
+    own, average = (float(np.sqrt(np.mean(errors[k]))) for k in ("own", "average"))
+    assert own < average - 0.01, (own, average)
+
+
+def test_user_features_at_prediction_are_checked_and_counted():
+    import warnings
+
+    from collabfilter import recommend
+    from collabfilter.errors import DataWarning
+
+    planted = generate_ratings(200, 120, 5000, n_user_groups=4, seed=5).ratings
+    model_config, config = RECIPES["bayes"]
+    bayes = collab_learner(planted, model=model_config, config=config.with_length(6),
+                           options=QUIET)  # fmt: skip
+    bayes.fit_recipe()
+    listed = recommend.recommend_new_user(bayes, {}, features={"group": "u2"}, k=5)
+    assert len(listed) == 5 and listed["because you rated"].isna().all()
+    with pytest.raises(DataError, match="unknown: \\['colour'\\]"):
+        bayes.encode_user_features({"colour": "red"})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        row = bayes.encode_user_features({"group": "u99"})
+    assert [w.category for w in caught] == [DataWarning] and not row.any()
+    with pytest.raises(DataError, match="at least one"):
+        recommend.recommend_new_user(bayes, {})
+    dot = collab_learner(planted, options=QUIET)
+    with pytest.raises(ConfigError, match="trained without user features"):
+        recommend.recommend_new_user(dot, {1: 5.0}, features={"group": "u1"})

@@ -48,6 +48,7 @@ from collabfilter.cli.options import (
     MAX_EPOCHS,
     MAX_FACTORS,
     Parser,
+    feature_value,
     input_path,
     output_file,
     output_folder,
@@ -189,10 +190,14 @@ def _unknown_option(parser: argparse.ArgumentParser, meaning: str) -> None:
 def _add_query_commands(commands: argparse._SubParsersAction[Parser]) -> None:
     recommend = commands.add_parser("recommend", help="top-N for a known or a brand-new user")
     recommend.add_argument("model", type=input_path, help="model file")
-    who = recommend.add_mutually_exclusive_group(required=True)
+    who = recommend.add_mutually_exclusive_group()
     who.add_argument("--user", help="a user id of the training data")
     who.add_argument("--rated", action="append", metavar="ITEM=RATING",
                      help='a new user\'s rating, e.g. "Star Wars (1977)=5" (repeat)')  # fmt: skip
+    recommend.add_argument("--features", action="append", type=feature_value,
+                           metavar="NAME=VALUE",
+                           help="a new user's side feature, e.g. age=25 (repeat; with or "
+                           "without --rated; a model trained with user features)")  # fmt: skip
     recommend.add_argument("-n", type=whole(1), default=10, help="how many items")
     recommend.add_argument("--min-ratings", type=whole(1), help="only items rated this often")
     recommend.add_argument(

@@ -204,3 +204,11 @@ def feature_choice(text: str) -> str | list[str]:
             f"expected auto, none or comma-separated column names, got {shown(text)}"
         )
     return names
+
+
+def feature_value(text: str) -> tuple[str, str]:
+    """``NAME=VALUE``: one side feature of a new user (``age=25``)."""
+    name, equals, value = text.partition("=")
+    if not name.strip() or not equals:
+        raise argparse.ArgumentTypeError(f"expected NAME=VALUE, e.g. age=25, got {shown(text)}")
+    return name.strip(), value

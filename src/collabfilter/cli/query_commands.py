@@ -11,7 +11,7 @@ from rich.console import Console
 from collabfilter.cli.apply_commands import load
 from collabfilter.cli.messages import printable
 from collabfilter.cli.output import emit_json, records, show
-from collabfilter.errors import DataError
+from collabfilter.errors import ConfigError, DataError
 
 
 def parse_rated(pairs: list[str]) -> dict[str, float]:
@@ -37,18 +37,27 @@ def parse_rated(pairs: list[str]) -> dict[str, float]:
 def recommend(args: argparse.Namespace, console: Console) -> int:
     from collabfilter import recommend as rec
 
+    if args.user is not None and args.features:
+        raise ConfigError("--features describe a new user; --user names one of the data")
+    if args.user is None and not args.rated and not args.features:
+        raise ConfigError("say who: --user ID, or a new user's --rated ITEM=RATING and/or "
+                          "--features NAME=VALUE")  # fmt: skip
     model = load(args.model)
-    if args.rated:
-        frame = rec.recommend_new_user(model, parse_rated(args.rated), k=args.n,
-                                       min_ratings=args.min_ratings, by=args.by)  # fmt: skip
-        heading = f"{len(frame)} recommendations for a new user ({len(args.rated)} ratings)"
+    if args.user is None:
+        rated = parse_rated(args.rated) if args.rated else {}
+        features = dict(args.features) if args.features else None
+        frame = rec.recommend_new_user(model, rated, k=args.n, min_ratings=args.min_ratings,
+                                       by=args.by, features=features)  # fmt: skip
+        described = f"{len(rated)} ratings" + (f", {len(features)} features" if features else "")
+        heading = f"{len(frame)} recommendations for a new user ({described})"
     else:
         lists = rec.recommend(model, [args.user], k=args.n, min_ratings=args.min_ratings,
                               by=args.by)  # fmt: skip
         frame = lists.to_frame(model).drop(columns="user")
         heading = f"{len(frame)} recommendations for user {lists.users[0]}"
     if args.json:
-        emit_json({"user": None if args.rated else _raw(model, args.user), "items": records(frame)})
+        user = None if args.user is None else _raw(model, args.user)
+        emit_json({"user": user, "items": records(frame)})
         return 0
     show(console, frame, heading)
     return 0
