@@ -287,13 +287,15 @@ def feature_edits() -> list[tuple[str, Callable[[Document], None]]]:
                 def edit(d, index=index, key=key, value=value):
                     record = json.loads(json.dumps(VALID_FEATURES))
                     record["fields"][index][key] = value
-                    d["features"] = {"item": record}
+                    part(d)["features"] = {"item": record}
 
                 edits.append((f"{index}.{key}={value!r}", edit))
     doubled = {**VALID_FEATURES, "fields": VALID_FEATURES["fields"] * 2}
     for whole in ([], "x", {"colour": VALID_FEATURES}, {"item": []}, {"item": {"fields": []}},
                   {"item": {**VALID_FEATURES, "separator": ""}}, {"item": doubled}):  # fmt: skip
-        edits.append((f"whole={whole!r}"[:60], lambda d, whole=whole: d.update(features=whole)))
+        edits.append(
+            (f"whole={whole!r}"[:60], lambda d, whole=whole: part(d).update(features=whole))
+        )
     return edits
 
 
@@ -311,5 +313,20 @@ def test_forged_feature_encoders_are_refused_or_make_sense(originals, tmp_path):
         refused += outcome == "refused"
     assert refused >= len(feature_edits()) * 0.8
     valid = forge(originals["bayes"], tmp_path / "valid.cf",
-                  lambda d: d.update(features={"item": VALID_FEATURES}))  # fmt: skip
+                  lambda d: part(d).update(features={"item": VALID_FEATURES}))  # fmt: skip
     assert load_or_refuse(valid, originals["bayes"]) == "loaded"
+
+
+def test_a_feature_model_whose_encoder_was_dropped_or_widened_is_refused(tmp_path):
+    planted = cf.generate_ratings(80, 120, 2500, n_user_groups=3, seed=2).ratings
+    model_config, config = short("bayes")
+    learner = collab_learner(planted, model=model_config, config=config, options=QUIET)
+    learner.fit_recipe()
+    original = learner.save(tmp_path / "features.cf")
+    assert load_or_refuse(original) == "loaded"
+    wider = json.loads(json.dumps(learner.features["user"].to_dict()))
+    wider["fields"][0]["levels"].append("u99")
+    for features in ({}, {"user": wider}):
+        forged = forge(original, tmp_path / "forged.cf",
+                       lambda d, f=features: part(d).update(features=f))  # fmt: skip
+        assert load_or_refuse(forged) == "refused"

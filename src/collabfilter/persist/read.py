@@ -110,7 +110,6 @@ def _load(path: Path, max_bytes: int) -> FittedModel:
         items = _vocabulary(document, "items", fail)
         scale = _scale(document, fail)
         columns = _columns(document, fail)
-        features = _features(document, fail)
         parts = {
             role: _part(role, spec, records, len(users), len(items), fail)
             for role, spec in _mapping(document, "parts", fail).items()
@@ -126,7 +125,6 @@ def _load(path: Path, max_bytes: int) -> FittedModel:
     }
     for part in fitted.values():
         part.columns = dict(columns)
-        part.features = dict(features)
     primary = fitted.get("rating") or fitted["ranking"]
     if "rating" in fitted and "ranking" in fitted:
         primary.ranker = fitted["ranking"]
@@ -224,9 +222,10 @@ def _columns(document: dict[str, Any], fail: Fail) -> dict[str, str]:
     return columns
 
 
-def _features(document: dict[str, Any], fail: Fail) -> dict[str, FeatureEncoder]:
-    """The side features' encoders (absent from files written before them)."""
-    given = document.get("features", {})
+def _features(spec: dict[str, Any], module: FamilyModule, fail: Fail) -> dict[str, FeatureEncoder]:
+    """A part's side-feature encoders (absent from files written before them), as
+    wide as the module's feature tables."""
+    given = spec.get("features", {})
     if not isinstance(given, dict) or not set(given) <= {"user", "item"}:
         raise fail("features must map 'user' and 'item' to feature encoders")
     encoders = {}
@@ -237,6 +236,10 @@ def _features(document: dict[str, Any], fail: Fail) -> dict[str, FeatureEncoder]
             encoders[side] = FeatureEncoder.from_dict(record)
         except (CollabFilterError, KeyError, TypeError, ValueError, OverflowError) as error:
             raise fail(f"{side} features are invalid: {error!r}") from error
+    width = int(module.spec().get("n_user_features", 0))
+    encoded = len(encoders["user"].names) if "user" in encoders else 0
+    if width != encoded:
+        raise fail(f"the model reads {width} user feature columns; its encoder makes {encoded}")
     return encoders
 
 
@@ -401,7 +404,9 @@ def _fill(
     if model_config is not None and family_of(model_config).name != module.family:
         raise fail(f"{role} model is a {module.family} model with a {model_config.kind} config")
     module.eval()
-    return FittedModel(module, users, items, interactions, model_config, config, history, metrics)
+    fitted = FittedModel(module, users, items, interactions, model_config, config, history, metrics)
+    fitted.features = _features(spec, module, fail)
+    return fitted
 
 
 def _model_config(record: Any) -> ModelConfig | None:

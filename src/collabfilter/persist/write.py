@@ -77,7 +77,6 @@ def save_model(path: str | Path, model: FittedModel, *, ranking: FittedModel | N
         "users": model.users.to_dict(),
         "items": model.items.to_dict(),
         "columns": model.columns,
-        "features": {side: encoder.to_dict() for side, encoder in model.features.items()},
         "training_data": {
             "fingerprint": model.interactions.fingerprint(),
             "ratings": len(model.interactions),
@@ -135,6 +134,7 @@ def _part_document(model: FittedModel) -> dict[str, Any]:
         else {"type": type(config).__name__, "fields": config_to_dict(config)},
         "history": [vars(record) for record in model.history],
         "metrics": model.metrics,
+        "features": {side: encoder.to_dict() for side, encoder in model.features.items()},
     }  # fmt: skip
 
 
