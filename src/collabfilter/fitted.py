@@ -393,9 +393,27 @@ class FittedModel:
 
     def encode_user_features(self, values: Mapping[str, Any]) -> Tensor:
         """A new user's side features (``{"age": 25, "occupation": "writer"}``) as the
-        row the model was trained on. A value the training data never had contributes
-        nothing and is counted in a warning; a field not named is missing, as it
-        would be in the training table.
+        row the model was trained on (:meth:`user_feature_row`), the values the
+        training data never had counted in a warning.
+
+        Raises:
+            ConfigError: for a model trained without user features.
+            DataError: naming fields the model's features do not have.
+        """
+        row, unseen = self.user_feature_row(values)
+        if unseen:
+            warnings.warn(
+                f"{unseen} user feature value(s) were not in the training data; they "
+                "contribute nothing",
+                DataWarning,
+                stacklevel=2,
+            )
+        return row
+
+    def user_feature_row(self, values: Mapping[str, Any]) -> tuple[Tensor, int]:
+        """A new user's side features as the row the model was trained on, and the
+        count of values the training data never had (they contribute nothing); a field
+        not named is missing, as it would be in the training table.
 
         Raises:
             ConfigError: for a model trained without user features.
@@ -413,14 +431,7 @@ class FittedModel:
             raise DataError(f"the model's user features are {fields}; unknown: {unknown}")
         frame = pd.DataFrame([{name: values.get(name) for name in fields}])
         matrix, unseen = encoder.encode(frame)
-        if unseen:
-            warnings.warn(
-                f"{unseen} user feature value(s) were not in the training data; they "
-                "contribute nothing",
-                DataWarning,
-                stacklevel=2,
-            )
-        return torch.from_numpy(matrix.to_dense()[0])
+        return torch.from_numpy(matrix.to_dense()[0]), unseen
 
     @torch.no_grad()
     def score_folded(self, user: FoldedUser) -> Tensor:

@@ -248,7 +248,8 @@ def _add_error_handlers(app: FastAPI) -> None:
         problems = exc.errors()
         if any(problem.get("type") == "json_invalid" for problem in problems):
             return error(400, f"malformed JSON: {problems[0].get('ctx', {}).get('error', '')}")
-        if any(problem.get("loc") == ("body",) for problem in problems):
+        if any(problem.get("loc") == ("body",) and problem.get("type") != "value_error"
+               for problem in problems):  # fmt: skip
             return error(422, "the body must be a JSON object (Content-Type: application/json)")
         parts = dict.fromkeys(_problem(problem) for problem in problems)
         return error(422, "; ".join(list(parts)[:5]))

@@ -11,7 +11,8 @@ worker place the user afresh, and a user read twice is placed once.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -94,11 +95,24 @@ def user_list(
 
 
 def new_user_list(
-    served: ServedModel, rated_idx: np.ndarray, values: np.ndarray, k: int
-) -> ItemList:
-    """Top ``k`` for someone known only by the ratings in a request."""
-    listed = list_for_rated(served.lister, rated_idx, values, k=k, min_ratings=served.min_ratings)
-    return _from_user_list(listed, rated_idx, values)
+    served: ServedModel, rated_idx: np.ndarray, values: np.ndarray, k: int,
+    features: Mapping[str, Any] | None = None,
+) -> tuple[ItemList, int]:  # fmt: skip
+    """Top ``k`` for someone known only by the ratings (and side features) in a
+    request, and the count of feature values the model never saw. Lists come from the
+    list model, or from the rating model when only it reads the features sent.
+
+    Raises:
+        ConfigError: for features sent to a service whose models read none.
+    """
+    model, row, unseen = served.lister, None, 0
+    if features:
+        if "user" not in model.features and "user" in served.model.features:
+            model = served.model
+        row, unseen = model.user_feature_row(features)
+    listed = list_for_rated(model, rated_idx, values, k=k, min_ratings=served.min_ratings,
+                            user_features=row)  # fmt: skip
+    return _from_user_list(listed, rated_idx, values), unseen
 
 
 def predict_pairs(

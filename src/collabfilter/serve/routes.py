@@ -148,12 +148,15 @@ async def user_recommendations(request: Request, user_id: str, n: N = 10) -> JSO
 
 
 @router.post("/recommendations", response_model=s.ItemListResponse, responses=ERRORS)
-async def new_user_recommendations(request: Request, body: s.RatingsRequest, n: N = 10) -> JSONBody:
-    """The best items for someone known only by the ratings sent (nothing is stored)."""
+async def new_user_recommendations(request: Request, body: s.NewUserRequest, n: N = 10) -> JSONBody:
+    """The best items for someone known only by the ratings and side features sent
+    (nothing is stored)."""
     served = _service(request).holder.current
     rated_idx, values = _rated(served, body.ratings)
-    listed = await run_in_threadpool(new_user_list, served, rated_idx, values, n)
-    return JSONBody(_list_body(served, listed, None, False))
+    listed, unseen = await run_in_threadpool(
+        new_user_list, served, rated_idx, values, n, body.features
+    )
+    return JSONBody(_list_body(served, listed, None, False) | {"unknown_feature_values": unseen})
 
 
 @router.post("/predict", response_model=s.PredictResponse, responses=STORE_ERRORS)

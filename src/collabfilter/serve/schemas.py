@@ -10,9 +10,10 @@ path); the tests check them against these models.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import math
+from typing import Annotated, Literal, NoReturn
 
-from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictFloat
+from pydantic import BaseModel, ConfigDict, Field, PlainValidator, StrictFloat, model_validator
 
 from collabfilter.data.encoding import parse_integer_id
 
@@ -26,6 +27,8 @@ MAX_AMONG = 2_000
 """Items on the map or in the bias table."""
 MAX_ID_LENGTH = 200
 """Characters in a text id (and digits in an integer id sent as text)."""
+MAX_FEATURES = 100
+"""Side features of one new user."""
 
 
 def valid_unicode(text: str) -> str:
@@ -98,6 +101,48 @@ class RatingsRequest(Strict):
     ratings: list[Rated] = Field(min_length=1, max_length=MAX_RATINGS)
 
 
+def feature_text(value: object) -> str | float:
+    """A side feature's value: a number, or text of at most :data:`MAX_ID_LENGTH`
+    characters of valid Unicode.
+
+    Raises:
+        ValueError: saying what a value is and what was received instead.
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value) if math.isfinite(value) else _refuse("a finite number")
+    if isinstance(value, str):
+        if len(value) > MAX_ID_LENGTH:
+            raise ValueError(f"feature values are at most {MAX_ID_LENGTH} characters")
+        return valid_unicode(value)
+    return _refuse("a number or a string")
+
+
+def _refuse(expected: str) -> NoReturn:
+    raise ValueError(f"a feature value is {expected}")
+
+
+FeatureValue = Annotated[
+    str | float,
+    PlainValidator(feature_text, json_schema_input_type=str | float),
+    Field(description="a value of the feature, as in the training data's table"),
+]
+FeatureName = Annotated[str, Field(min_length=1, max_length=MAX_ID_LENGTH)]
+
+
+class NewUserRequest(Strict):
+    ratings: list[Rated] = Field(default_factory=list, max_length=MAX_RATINGS)
+    features: dict[FeatureName, FeatureValue] | None = Field(
+        default=None, max_length=MAX_FEATURES,
+        description="side features, for a model trained with user features (see /health)",
+    )  # fmt: skip
+
+    @model_validator(mode="after")
+    def _someone(self) -> NewUserRequest:
+        if not self.ratings and not self.features:
+            raise ValueError("a new user needs ratings, or features for a model that reads them")
+        return self
+
+
 class Because(BaseModel):
     item: RawId
     title: str
@@ -117,6 +162,9 @@ class ItemListResponse(BaseModel):
     user: RawId | None
     known: bool = Field(description="whether the model was trained on this user's ratings")
     rated: int = Field(description="items the user rated (excluded from the list)")
+    unknown_feature_values: int = Field(
+        default=0, description="sent feature values the training data never had (ignored)"
+    )
     scores: Literal["predicted rating", "ranking score"]
     items: list[ListedItem]
 
