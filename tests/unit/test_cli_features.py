@@ -7,21 +7,10 @@ import json
 
 import numpy as np
 import pytest
+from cli_helpers import run
 
 from collabfilter import generate_ratings
 from collabfilter.cli import EXIT_DATA, EXIT_MISSING, EXIT_USAGE, main
-
-
-def run(capsys, argv):
-    """(exit code, stdout, stderr) of a command line run in-process."""
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    printed = capsys.readouterr()
-    assert "Traceback" not in printed.err
-    return code, printed.out, printed.err
 
 
 @pytest.fixture(scope="module")

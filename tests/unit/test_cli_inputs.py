@@ -10,6 +10,7 @@ import json
 
 import pandas as pd
 import pytest
+from cli_helpers import run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
@@ -23,7 +24,6 @@ from collabfilter.cli import (
     EXIT_USAGE,
     SERVE_TYPES,
     build_parser,
-    main,
 )
 from collabfilter.cli.messages import FLAG_WORDS, in_flags, one_line
 from collabfilter.cli.options import real, whole
@@ -48,18 +48,6 @@ def made(tmp_path_factory, brief_model):
     frame.to_csv(data, index=False)
     model = brief_model(ratings, folder / "model.cf", epochs=3)
     return folder, data, model, frame
-
-
-def run(capsys, argv):
-    """(exit code, stdout, stderr) of a command line run in-process."""
-    capsys.readouterr()
-    try:
-        code = main(argv)
-    except SystemExit as stop:
-        code = stop.code
-    printed = capsys.readouterr()
-    assert "Traceback" not in printed.err
-    return code, printed.out, printed.err
 
 
 def squeezed(text):
