@@ -425,12 +425,7 @@ class FittedModel:
                 "this model was trained without user features; recommend from ratings "
                 "alone (a bayes model reads the features its training data carries)"
             )
-        fields = [f.name for f in encoder.fields]
-        unknown = [name for name in values if name not in fields]
-        if unknown:
-            raise DataError(f"the model's user features are {fields}; unknown: {unknown}")
-        frame = pd.DataFrame([{name: values.get(name) for name in fields}])
-        matrix, unseen = encoder.encode(frame)
+        matrix, unseen = encoder.encode_values(values)
         return torch.from_numpy(matrix.to_dense()[0]), unseen
 
     @torch.no_grad()

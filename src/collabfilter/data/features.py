@@ -227,6 +227,22 @@ class FeatureEncoder:
         )
         return matrix, unseen
 
+    def encode_values(self, values: Mapping[str, Any]) -> tuple[SparseRows, int]:
+        """One id's features given as ``{field: value}`` (a field not named is
+        missing), as :meth:`encode` encodes a row.
+
+        Raises:
+            DataError: naming fields the encoder does not have.
+        """
+        fields = [f.name for f in self.fields]
+        unknown = [name for name in values if name not in fields]
+        if unknown:
+            raise DataError(f"the features are {fields}; unknown: {unknown}")
+        row = {name: _text_of(value) if isinstance(value, str) else value
+               for name, value in values.items()}  # fmt: skip
+        frame = pd.DataFrame([{name: row.get(name) for name in fields}], dtype=object)
+        return self.encode(frame)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form (model files keep the feature vocabularies)."""
         return {"separator": self.separator, "fields": [f.to_dict() for f in self.fields]}
@@ -377,9 +393,10 @@ def _typed(frame: pd.DataFrame, text: set[str]) -> pd.DataFrame:
     typed = {}
     for name in frame.columns:
         column = frame[name]
-        if column.dtype == object:
+        textual = _is_text(column)
+        if textual:
             column = column.where(column.astype(str).str.strip() != "")
-        if column.dtype == object and name not in text:
+        if textual and name not in text:
             numbers = pd.to_numeric(column, errors="coerce")
             if column.notna().any() and numbers.notna().sum() == column.notna().sum():
                 column = numbers
@@ -405,13 +422,18 @@ def _infer_kind(column: pd.Series, separator: str) -> FieldKind:
     return "multi" if text.str.contains(separator, regex=False).any() else "category"
 
 
+def _is_text(column: pd.Series) -> bool:
+    """Whether a column holds text (object dtype, or pandas' string dtypes)."""
+    return pd.api.types.is_object_dtype(column) or pd.api.types.is_string_dtype(column)
+
+
 def _as_text(column: pd.Series) -> pd.Series:
     return column.astype(object).map(_text_of)
 
 
 def _text_of(value: Any) -> str | None:
-    if isinstance(value, str):
-        return value
+    if isinstance(value, str):  # undecodable bytes (lone surrogates) escaped: no level
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
     if value is None or (pd.api.types.is_scalar(value) and pd.isna(value)):
         return None
     return str(value)
