@@ -288,6 +288,45 @@ def rarely_rated(counts: np.ndarray, share: float = RARE_SHARE) -> int:
     return max(1, int(ordered[int(np.searchsorted(cumulative, share * total, side="right"))]))
 
 
+def rare_items(model: FittedModel, min_ratings: int | None) -> np.ndarray | None:
+    """Items with fewer than ``min_ratings`` training ratings, the least rated first
+    (None: no bound): what top-N lists and neighbour lists leave out when asked.
+
+    Raises:
+        ValueError: for a bound below 1.
+    """
+    if min_ratings is None:
+        return None
+    if min_ratings < 1:
+        raise ValueError(f"min_ratings must be >= 1, got {min_ratings!r}")
+    order, ordered = _items_by_count(model)
+    return order[: int(np.searchsorted(ordered, min_ratings))]
+
+
+def _items_by_count(model: FittedModel) -> tuple[np.ndarray, np.ndarray]:
+    """Item indices from the least rated up and their counts, found once per model
+    (asked for on every list): any bound's rare items are a prefix of them, where a
+    result kept per bound would grow with every bound a client sends."""
+    found = model.cache.get("items_by_count")
+    if found is None:
+        counts = model.item_counts()
+        order = np.argsort(counts, kind="stable")
+        found = model.cache["items_by_count"] = (order, counts[order])
+    order, ordered = found
+    assert isinstance(order, np.ndarray) and isinstance(ordered, np.ndarray)
+    return order, ordered
+
+
+def _default_min_ratings(model: FittedModel) -> int:
+    """:func:`rarely_rated`'s bound for the model's training counts, found once per
+    model (it sorts every item's count; the counts never change)."""
+    bound = model.cache.get("rarely_rated")
+    if bound is None:
+        bound = model.cache["rarely_rated"] = rarely_rated(model.item_counts())
+    assert isinstance(bound, int)
+    return bound
+
+
 def _top_similar(
     model: FittedModel,
     target: int,
@@ -298,10 +337,10 @@ def _top_similar(
     scores[target] = -torch.inf
     counts = model.item_counts()
     if min_ratings is None:
-        min_ratings = rarely_rated(counts)
-    elif min_ratings < 1:
-        raise ValueError(f"min_ratings must be >= 1 or None, got {min_ratings!r}")
-    scores[torch.from_numpy(counts < min_ratings)] = -torch.inf
+        min_ratings = _default_min_ratings(model)
+    rare = rare_items(model, min_ratings)
+    assert rare is not None  # a bound was set just above
+    scores[torch.from_numpy(rare)] = -torch.inf
     top = torch.topk(scores, min(k, len(scores) - 1))
     kept = torch.isfinite(top.values)
     picked = top.indices[kept].numpy()

@@ -57,17 +57,18 @@ def _save(axes: Axes, path: str | Path) -> Path:
 
 
 def _figure(axes: Axes) -> Figure:
-    figure = axes.get_figure(root=True)
-    assert figure is not None  # axes drawn on always belong to a figure
-    return figure
+    """The root figure of ``axes``: what saves and draws (``axes.figure`` is a
+    SubFigure for axes drawn on one, and a SubFigure's ``figure`` is its root, the
+    root's its own, from matplotlib 3.8 on; ``get_figure(root=True)`` needs 3.10)."""
+    return axes.figure.figure
 
 
 def draw_losses(history: pd.DataFrame, ax: Axes | None = None) -> Axes:
     """Training and validation loss (MSE) per epoch; epochs are whole, and so are the
     ticks."""
+    axes = axes_or_new(ax, (7, 4.5))  # first: without matplotlib, the error names the extra
     from matplotlib.ticker import MaxNLocator
 
-    axes = axes_or_new(ax, (7, 4.5))
     axes.plot(history["epoch"], history["train_loss"], marker="o", label="train")
     if history["valid_loss"].notna().any():
         axes.plot(history["epoch"], history["valid_loss"], marker="o", label="valid")
@@ -161,13 +162,14 @@ def _label_order(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     then by popularity (``ItemPCA`` lists the most rated first)."""
     ends = [order[[0, 1, -1, -2]] for order in (np.argsort(x), np.argsort(y))] if len(x) > 3 else []
     first = list(dict.fromkeys(int(i) for i in np.concatenate(ends or [np.zeros(0, int)])))
-    rest = [i for i in range(len(x)) if i not in set(first)]
+    taken = set(first)
+    rest = [i for i in range(len(x)) if i not in taken]
     return np.asarray(first + rest, dtype=np.int64)
 
 
 def _place_labels(
     axes: Axes, labels: np.ndarray, x: np.ndarray, y: np.ndarray, order: np.ndarray, limit: int
-) -> list[Text]:
+) -> None:
     """Draw labels in ``order`` while fewer than ``limit`` are placed, dropping any whose
     box would overlap a placed one (boxes measured by the figure's own renderer)."""
     _figure(axes).draw_without_rendering()  # settle the limits the boxes depend on
@@ -184,7 +186,6 @@ def _place_labels(
             continue
         placed.append(text)
         boxes.append(box)
-    return placed
 
 
 def plot_item_map(

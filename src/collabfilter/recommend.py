@@ -24,15 +24,15 @@ from torch import Tensor
 
 from collabfilter.errors import CollabFilterError, DataError
 from collabfilter.fitted import FittedModel, require_known_users
-from collabfilter.interpret import find_item, find_items, item_labels, item_titles
+from collabfilter.interpret import find_item, find_items, item_labels, item_titles, rare_items
 from collabfilter.models import FoldedUser
 
 USER_BLOCK = 1024
 ITEM_CHUNK = 4096
 """Items scored at a time for a block of users when the family can score a range
-(``ranks_item_ranges``): a block's scores (16 MiB) then stay in cache, where whole rows
-of a large catalogue stream through memory (at 59,047 items, top-10 for every user took
-half the time in ranges)."""
+(``ranks_item_ranges``): a block's scores for one range stay in the processor's cache
+while they are masked and ranked, where whole rows of a large catalogue would stream
+through memory on every pass over them."""
 By = Literal["auto", "rating", "ranking"]
 
 
@@ -127,20 +127,6 @@ def ranking_model(model: FittedModel, by: By) -> FittedModel:
     return model
 
 
-def rare_items(model: FittedModel, min_ratings: int | None) -> np.ndarray | None:
-    """Items with fewer than ``min_ratings`` training ratings (None: no bound)."""
-    if min_ratings is None:
-        return None
-    if min_ratings < 1:
-        raise ValueError(f"min_ratings must be >= 1, got {min_ratings}")
-    key = f"rare_items<{min_ratings}"  # asked for on every list: found once per model
-    rare = model.cache.get(key)
-    if rare is None:
-        rare = model.cache[key] = np.flatnonzero(model.item_counts() < min_ratings)
-    assert isinstance(rare, np.ndarray)
-    return rare
-
-
 def _top(ranking: Tensor, k: int) -> tuple[Tensor, Tensor, Tensor]:
     """The ``k`` best columns of each row of ``ranking`` (``-inf`` marks what is not
     allowed): ``(indices, values, kept)``, ``kept`` false where fewer than ``k`` remain."""
@@ -156,17 +142,22 @@ def block_top(
     seen: tuple[Tensor, Tensor] | None,
     blocked: np.ndarray | None,
     popularity_weight: float,
-    chunk: int,
+    chunk: int = ITEM_CHUNK,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """The ``k`` best allowed items of each user of ``block``: ``(indices, values,
     kept)`` as ``torch.topk`` gives them, ``kept`` false past the allowed items.
 
     Items are scored ``chunk`` at a time when the family scores ranges (the best ``k``
     of each range, then the best of those): the same lists as ranking whole rows, up
-    to the order of scores equal to rounding. ``seen``: ``(row in block, item)`` pairs
-    not allowed; ``blocked``: items allowed to nobody; ``popularity_weight``: rank by
-    :meth:`~collabfilter.fitted.FittedModel.blend_users` (whole rows)."""
+    to the order of scores equal to rounding. Whole rows otherwise, whatever ``chunk``:
+    with ``popularity_weight`` (the blend is of whole rows), and for a family without
+    ``ranks_item_ranges`` (each range would score whole rows). ``seen``: ``(row in
+    block, item)`` pairs not allowed; ``blocked``: items allowed to nobody;
+    ``popularity_weight``: rank by
+    :meth:`~collabfilter.fitted.FittedModel.blend_users`."""
     n_items = len(model.items)
+    if popularity_weight or not model.model.ranks_item_ranges:
+        chunk = n_items
     if chunk >= n_items:
         if popularity_weight:
             ranking = model.blend_users(block, popularity_weight)
@@ -236,10 +227,7 @@ def recommend_rows(
         if exclude_seen:
             rows, seen_items, _ = model.interactions.rows(block)
             seen = (torch.from_numpy(rows), torch.from_numpy(seen_items.astype(np.int64)))
-        chunk = ITEM_CHUNK if model.model.ranks_item_ranges and not popularity_weight else None
-        indices, values, kept = block_top(
-            model, block, k, seen, blocked, popularity_weight, chunk or len(model.items)
-        )
+        indices, values, kept = block_top(model, block, k, seen, blocked, popularity_weight)
         counts = kept.sum(1)
         chosen = indices[kept]
         owners = torch.from_numpy(block).repeat_interleave(counts)

@@ -18,6 +18,7 @@ from collabfilter.interpret import (
     item_pca,
     item_titles,
     pca_extremes,
+    rare_items,
     rarely_rated,
     similar_items,
     user_biases,
@@ -102,6 +103,17 @@ def test_similar_items_leave_out_rarely_rated_items_by_a_bound_from_the_data(lea
     assert (everything.ratings < bound).any()  # rare items do crowd in without the bound
     with pytest.raises(ValueError, match="min_ratings must be >= 1"):
         similar_items(learner, "Star Wars", min_ratings=0)
+
+
+def test_rare_items_are_the_items_under_the_bound(learner):
+    """One rule for top-N lists and neighbour lists, whatever the bound asked for."""
+    counts = learner.item_counts()
+    for bound in (1, 2, 30, int(counts.max()) + 1):
+        rare = rare_items(learner, bound)
+        assert sorted(rare.tolist()) == np.flatnonzero(counts < bound).tolist()
+    assert rare_items(learner, None) is None
+    with pytest.raises(ValueError, match="min_ratings must be >= 1"):
+        rare_items(learner, 0)
 
 
 def test_the_rarely_rated_bound_follows_the_share_of_ratings(rng):

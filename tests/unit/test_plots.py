@@ -85,7 +85,7 @@ def crowded_map(n=400, seed=0):
 def test_item_map_labels_never_overlap():
     pca = crowded_map()
     axes = plots.draw_item_map(pca, new_axes(), n_labels=60)
-    axes.get_figure(root=True).draw_without_rendering()
+    axes.figure.figure.draw_without_rendering()  # the root figure, matplotlib 3.8 on
     texts = axes.texts
     assert 5 <= len(texts) <= 60  # some placed, the ones that collided left out
     boxes = [t.get_window_extent() for t in texts]

@@ -53,3 +53,25 @@ def test_lists_by_item_ranges_are_the_lists_of_whole_rows(ratings, kind, chunk):
         assert torch.equal(kept, r_kept) and torch.equal(indices[kept], r_indices[r_kept])
         # a range's product may round differently in the last bits
         assert torch.allclose(values[kept], r_values[r_kept], rtol=1e-5, atol=1e-6)
+
+
+def test_lists_rank_whole_rows_when_ranges_cannot_serve(ratings, monkeypatch):
+    """block_top keeps its own rule: with a popularity weight (a blend of whole rows), or
+    for a family that cannot score a range, any chunk asked for scores whole rows once."""
+    learner = fitted("dot_bias", ratings)
+    block = np.arange(ratings.n_users)
+    asked: list[slice | None] = []
+    rank_users = learner.rank_users
+
+    def spy(user_idx, items=None):
+        asked.append(items)
+        return rank_users(user_idx, items)
+
+    monkeypatch.setattr(learner, "rank_users", spy)
+    blended = block_top(learner, block, 10, None, None, 0.5, 7)
+    whole = block_top(learner, block, 10, None, None, 0.5, ratings.n_items)
+    assert all(torch.equal(a, b) for a, b in zip(blended, whole, strict=True))
+    assert asked == []  # the blend scored whole rows, never ranges
+    monkeypatch.setattr(type(learner.model), "ranks_item_ranges", False)
+    block_top(learner, block, 10, None, None, 0.0, 7)
+    assert asked == [None]  # one call for whole rows, not one per range
