@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -173,6 +174,41 @@ class ItemSets:
         dense = np.zeros((len(users), self.n_items), dtype=bool)  # one block only
         dense[rows, members] = True
         return np.take_along_axis(dense, items, axis=1)
+
+
+class RatedPairs(Protocol):
+    """Rated (user, item) pairs with their ratings, as arrays or tensors (on any device)
+    aligned by position: a :class:`~collabfilter.data.Ratings` or its tensors."""
+
+    @property
+    def user_idx(self) -> np.ndarray | Tensor: ...
+    @property
+    def item_idx(self) -> np.ndarray | Tensor: ...
+    @property
+    def rating(self) -> np.ndarray | Tensor: ...
+    @property
+    def n_users(self) -> int: ...
+    @property
+    def n_items(self) -> int: ...
+
+
+def _numpy(values: np.ndarray | Tensor) -> np.ndarray:
+    return values.cpu().numpy() if isinstance(values, Tensor) else np.asarray(values)
+
+
+def seen_items(ratings: RatedPairs) -> ItemSets:
+    """The items each user rated, as CSR rows."""
+    users, items = _numpy(ratings.user_idx), _numpy(ratings.item_idx)
+    return ItemSets.from_pairs(users, items, ratings.n_users, ratings.n_items)
+
+
+def relevant_items(test: RatedPairs, relevance: float | None) -> ItemSets:
+    """The held-out items rated at least ``relevance`` (all of them for None)."""
+    users, items = _numpy(test.user_idx), _numpy(test.item_idx)
+    if relevance is not None:
+        keep = _numpy(test.rating) >= relevance
+        users, items = users[keep], items[keep]
+    return ItemSets.from_pairs(users, items, test.n_users, test.n_items)
 
 
 def popular_items(item_counts: np.ndarray, share: float = 0.01) -> np.ndarray:

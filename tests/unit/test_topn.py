@@ -283,7 +283,7 @@ def test_ease_from_the_spectrum_is_ease_from_the_inverse(n_users, n_items, n):
     rows = interaction_rows(users, items, n_users, n_items, torch.from_numpy(ratings.rating),
                             WEIGHTS)  # fmt: skip
     dense = rows.to_dense().double()
-    spectrum = GramSpectrum(rows)
+    spectrum = GramSpectrum(rows.to_dense())
     for l2 in (0.1, 3.0, 40.0, 900.0):
         direct = ease_weights(gram(rows).double(), l2)
         expected = dense @ direct
@@ -299,12 +299,8 @@ def test_fit_ease_takes_the_spectrum_when_it_pays():
     from collabfilter.models.ranking.csr import SparseRows
     from collabfilter.models.ranking.ease import ease_weights, spectrum_pays
 
-    def shaped(users: int, items: int) -> SparseRows:
-        empty = torch.zeros(0, dtype=torch.int64)
-        return SparseRows.from_pairs(empty, empty, torch.zeros(0), users, items)
-
-    assert spectrum_pays(shaped(40, 600), 1) and spectrum_pays(shaped(400, 600), 4)
-    assert not spectrum_pays(shaped(500, 600), 1) and not spectrum_pays(shaped(600, 40), 100)
+    assert spectrum_pays(40, 600, 1) and spectrum_pays(400, 600, 4)
+    assert not spectrum_pays(500, 600, 1) and not spectrum_pays(600, 40, 100)
     ratings = generate_ratings(40, 600, 3000, seed=2).ratings
     users, items, _, _ = tensors(ratings)
     model = fit_ease(users, items, 40, 600, l2=10.0)
@@ -314,6 +310,26 @@ def test_fit_ease_takes_the_spectrum_when_it_pays():
     direct = ease_weights(gram(rows), 10.0)
     assert torch.allclose(model.item_weights, direct, atol=1e-5)
     assert float(model.item_weights.diagonal().abs().max()) == 0.0
+
+
+def test_the_memory_budget_counts_the_spectrums_peak():
+    """400 users x 600 items: the choice may decompose the users' side, whose dense users
+    x items matrices need more than the inverse; a budget between the two skips EASE,
+    saying so, rather than exceeding it unseen."""
+    from collabfilter.models.ranking import ease
+
+    sizes = (400, 600, 8000)
+    spectrum, inverse = ease.GramSpectrum.memory_bytes(*sizes), ease.EASE.memory_bytes(*sizes)
+    assert ease.spectrum_pays(400, 600, 4) and spectrum > inverse
+    assert ease.ease_peak_bytes(*sizes) == spectrum
+    assert ease.ease_peak_bytes(600, 400, 8000) == ease.EASE.memory_bytes(600, 400, 8000)
+    ratings = generate_ratings(400, 600, 8000, seed=4).ratings
+    budget = (spectrum + inverse) // 2
+    config = TopNConfig(candidates=("ease", "item_knn"), low_rating_weights=(1.0,), seed=0,
+                        memory_budget=budget)  # fmt: skip
+    _, report = fit_topn(ratings, config)
+    notes = report.candidates.set_index("model").note
+    assert notes["ease"].str.startswith("skipped").all()
 
 
 @pytest.mark.parametrize("weights", [InteractionWeights(), WEIGHTS])

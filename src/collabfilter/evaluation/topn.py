@@ -18,10 +18,16 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from collabfilter.data import Ratings, Split
+from collabfilter.data import Split
 from collabfilter.errors import DataWarning
 from collabfilter.fitted import FittedModel
-from collabfilter.metrics import ItemSets, evaluate_top_n, popular_items
+from collabfilter.metrics import (
+    ItemSets,
+    evaluate_top_n,
+    popular_items,
+    relevant_items,
+    seen_items,
+)
 from collabfilter.recommend import USER_BLOCK
 
 POPULARITY_WEIGHT = 1.5
@@ -30,17 +36,6 @@ carved from the training part of ml-100k (``benchmarks/bench_ranking.py``)."""
 
 POPULAR_SHARE = 0.01
 """``popular_share`` counts recommendations among this share of most-rated items."""
-
-
-def seen_items(ratings: Ratings) -> ItemSets:
-    """The items each user rated, as CSR rows."""
-    return ItemSets.from_pairs(ratings.user_idx, ratings.item_idx, ratings.n_users, ratings.n_items)
-
-
-def relevant_items(test: Ratings, relevance: float | None) -> ItemSets:
-    """The held-out items rated at least ``relevance`` (all of them for None)."""
-    keep = np.ones(len(test), dtype=bool) if relevance is None else test.rating >= relevance
-    return ItemSets.from_pairs(test.user_idx[keep], test.item_idx[keep], test.n_users, test.n_items)
 
 
 def evaluate_scores(

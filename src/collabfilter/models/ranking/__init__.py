@@ -11,7 +11,7 @@ import torch
 
 from collabfilter.config import FitConfig
 from collabfilter.data import RatingScale
-from collabfilter.metrics import ItemSets, evaluate_top_n
+from collabfilter.metrics import evaluate_top_n, relevant_items, seen_items
 from collabfilter.models.family import Family, FamilyModule, FitJob, FitOutcome
 from collabfilter.models.ranking.base import InteractionWeights, RatedItems, TopNModel
 from collabfilter.models.ranking.choose import TopNReport, fit_model, fit_topn
@@ -51,17 +51,13 @@ def fit(module: FamilyModule, job: FitJob, config: FitConfig) -> FitOutcome:
 def validation_metrics(model: TopNModel, job: FitJob, relevance: float | None) -> dict[str, float]:
     """NDCG@10 and recall@20 on the validation ratings (hits: rated >= relevance, or
     every validation rating for None)."""
-    valid, train = job.valid, job.train
+    valid = job.valid
     if valid is None or len(valid) == 0:
         return {}
-    users, items = valid.user_idx.long().cpu(), valid.item_idx.long().cpu()
-    hits = torch.ones(len(valid), dtype=torch.bool)
-    if relevance is not None:
-        hits = valid.rating.cpu() >= relevance
     rows = evaluate_top_n(
         lambda block: model.score_items(torch.from_numpy(block)),
-        ItemSets.from_pairs(train.user_idx, train.item_idx, train.n_users, train.n_items),
-        ItemSets.from_pairs(users[hits].numpy(), items[hits].numpy(), train.n_users, train.n_items),
+        seen_items(job.train),
+        relevant_items(valid, relevance),
     )
     at = {int(row["k"]): row for row in rows}
     return {"valid_ndcg@10": at[10]["ndcg"], "valid_recall@20": at[20]["recall"]}

@@ -3,10 +3,10 @@
 A per-user hold-out is carved out of the *training* ratings (the test part is never
 seen here), every candidate setting is fitted on the rest and ranked by NDCG@k on the
 carved part, and the winner is refitted on all training ratings with the same absolute
-settings. Candidates share work where they can (one decomposition for EASE's
-penalties, one pass for item-kNN's neighbour counts, warm starts for iALS), so a grid
-costs little more than its first point. Grids that depend on the data's scale are
-stated relative to it
+settings. Candidates share work where they can (the weighted rows of each weighting,
+one decomposition for EASE's penalties, one pass for item-kNN's neighbour counts, warm
+starts for iALS), so the later points of a grid cost less than its first. Grids that
+depend on the data's scale are stated relative to it
 (:class:`~collabfilter.models.ranking.config.TopNConfig`); candidates whose fit would not fit in the
 memory budget are skipped and reported as such.
 """
@@ -26,17 +26,22 @@ from torch import Tensor
 from collabfilter.data import Ratings, split_by_user
 from collabfilter.data.tensors import tensor_of
 from collabfilter.errors import DataError
-from collabfilter.metrics import ItemSets, evaluate_top_n
-from collabfilter.models.ranking.base import InteractionWeights, TopNModel, interaction_rows
+from collabfilter.metrics import evaluate_top_n, relevant_items, seen_items
+from collabfilter.models.ranking.base import TopNModel, interaction_rows, weights_from_settings
 from collabfilter.models.ranking.config import TopNConfig
 from collabfilter.models.ranking.csr import SparseRows
-from collabfilter.models.ranking.ease import EASE, GramSpectrum, fit_ease, spectrum_pays
-from collabfilter.models.ranking.ials import ImplicitALS, fit_ials
+from collabfilter.models.ranking.ease import (
+    GramSpectrum,
+    ease_from_rows,
+    ease_peak_bytes,
+    spectrum_pays,
+)
+from collabfilter.models.ranking.ials import ImplicitALS, ials_from_rows
 from collabfilter.models.ranking.knn import (
     ItemKNN,
     NeighbourLists,
-    fit_item_knn,
     item_knn_from_lists,
+    item_knn_from_rows,
 )
 
 Settings = dict[str, Any]
@@ -50,8 +55,12 @@ class TopNReport:
         kind: the chosen model (``"ease"``, ``"ials"`` or ``"item_knn"``).
         settings: its settings as refitted (absolute values, JSON-ready).
         candidates: one row per candidate: ``model``, ``settings``, ``ndcg`` (at k) and
-            ``recall`` (at 2k) on the carved part, fit ``seconds``, and a ``note``
-            (``"chosen"``, or why it was skipped).
+            ``recall`` (at 2k) on the carved part, ``seconds``, and a ``note``
+            (``"chosen"``, or why it was skipped). ``seconds`` times building the
+            candidate's scorer only (not scoring the carved part), and work shared by a
+            grid (a weighting's rows, EASE's decomposition, item-kNN's neighbour lists)
+            is charged to the first candidate that needs it, so later points of a grid
+            look cheaper than a fit of their own would be.
         reason: one sentence on the choice.
         carve: what the choice was made on.
         select_seconds: time spent choosing.
@@ -96,37 +105,35 @@ def fit_model(
     seed: int = 42,
     sweeps: int = 10,
     start: tuple[Tensor, Tensor] | None = None,
+    rows: SparseRows | None = None,
 ) -> TopNModel:
     """Fit the top-N model ``settings`` describe (as in :meth:`TopNModel.settings`);
-    ``start``: iALS's initial factors (a warm start)."""
-    user_idx = torch.from_numpy(train.user_idx.astype(np.int64))
-    item_idx = torch.from_numpy(train.item_idx.astype(np.int64))
-    ratings = tensor_of(train.rating)
-    weights = InteractionWeights(**settings.get("weights", {}))
-    shape = (user_idx, item_idx, train.n_users, train.n_items)
+    ``start``: iALS's initial factors (a warm start); ``rows``: ``train``'s weighted
+    rows for these settings (:func:`weighted_rows`), if already built."""
     kind = settings["kind"]
+    if kind not in ("ease", "item_knn", "ials"):
+        raise DataError(f"unknown top-N model kind {kind!r}")
+    weights = weights_from_settings(settings)
+    rows = weighted_rows(train, settings) if rows is None else rows
     if kind == "ease":
-        return fit_ease(*shape, l2=settings["l2"], ratings=ratings, weights=weights)
+        return ease_from_rows(rows, weights, settings["l2"])
     if kind == "item_knn":
-        neighbours = int(settings["n_neighbours"])
-        return fit_item_knn(*shape, n_neighbours=neighbours, ratings=ratings, weights=weights)
-    if kind == "ials":
-        return fit_ials(
-            *shape, n_factors=int(settings["n_factors"]), l2=settings["l2"],
-            unobserved_weight=settings["unobserved_weight"],
-            frequency_exponent=settings.get("frequency_exponent", 1.0),
-            sweeps=sweeps, ratings=ratings, weights=weights, seed=seed, start=start,
-        )  # fmt: skip
-    raise DataError(f"unknown top-N model kind {kind!r}")
+        return item_knn_from_rows(rows, weights, int(settings["n_neighbours"]))
+    return ials_from_rows(
+        rows, weights, n_factors=int(settings["n_factors"]), l2=settings["l2"],
+        unobserved_weight=settings["unobserved_weight"],
+        frequency_exponent=settings.get("frequency_exponent", 1.0),
+        sweeps=sweeps, seed=seed, start=start,
+    )  # fmt: skip
 
 
-def _rows(train: Ratings, settings: Settings) -> SparseRows:
+def weighted_rows(train: Ratings, settings: Settings) -> SparseRows:
     """The weighted interaction rows a model with ``settings`` is fitted on."""
     return interaction_rows(
         torch.from_numpy(train.user_idx.astype(np.int64)),
         torch.from_numpy(train.item_idx.astype(np.int64)),
         train.n_users, train.n_items, tensor_of(train.rating),
-        InteractionWeights(**settings.get("weights", {})),
+        weights_from_settings(settings),
     )  # fmt: skip
 
 
@@ -135,7 +142,7 @@ def memory_needed(train: Ratings, settings: Settings) -> int:
     sizes = (train.n_users, train.n_items, len(train))
     kind = settings["kind"]
     if kind == "ease":
-        return EASE.memory_bytes(*sizes)
+        return ease_peak_bytes(*sizes)
     if kind == "item_knn":
         return ItemKNN.memory_bytes(*sizes, int(settings["n_neighbours"]))
     return ImplicitALS.memory_bytes(*sizes, int(settings["n_factors"]))
@@ -147,8 +154,9 @@ class _Candidates:
     def __init__(self, train: Ratings, config: TopNConfig) -> None:
         self.config = config
         self.train = train
+        self.weighted: dict[str, SparseRows] = {}
         self.spectra: dict[str, tuple[GramSpectrum, Tensor] | None] = {}
-        self.lists: dict[str, tuple[SparseRows, NeighbourLists]] = {}
+        self.lists: dict[str, NeighbourLists] = {}
         self.warm: dict[str, tuple[Tensor, Tensor]] = {}
         # items with ratings, not the vocabulary: ids seen only in a test part must
         # not move the grids
@@ -160,6 +168,14 @@ class _Candidates:
         if positive is None:
             self.weight_of = {1.0: {"positive": None, "low_weight": 1.0}}
 
+    def rows(self, settings: Settings) -> SparseRows:
+        """The weighted rows of this training part for ``settings``'s weighting, built
+        once per weighting (every model of that weighting is fitted on them)."""
+        key = repr(settings["weights"])
+        if key not in self.weighted:
+            self.weighted[key] = weighted_rows(self.train, settings)
+        return self.weighted[key]
+
     def scorer(self, settings: Settings) -> Callable[[np.ndarray], Tensor]:
         """Scores of every item for blocks of users, from a model with ``settings``
         fitted on this training part. Where a closed form allows, a grid shares the
@@ -168,29 +184,30 @@ class _Candidates:
         one decomposition when that is cheaper than an inverse per penalty
         (:class:`~collabfilter.models.ranking.ease.GramSpectrum`); iALS starts from the
         previous fit's factors (:meth:`_ials`)."""
-        config, kind = self.config, settings["kind"]
+        config, kind, train = self.config, settings["kind"], self.train
+        key = repr(settings["weights"])
         if kind == "item_knn":
-            key = repr(settings["weights"])
             if key not in self.lists:
-                rows = _rows(self.train, settings)
-                self.lists[key] = (rows, NeighbourLists(rows, max(config.knn_neighbours)))
-            rows, lists = self.lists[key]
-            weights = InteractionWeights(**settings["weights"])
-            knn = item_knn_from_lists(rows, weights, lists, int(settings["n_neighbours"]))
+                self.lists[key] = NeighbourLists(self.rows(settings), max(config.knn_neighbours))
+            weights = weights_from_settings(settings)
+            neighbours = int(settings["n_neighbours"])
+            knn = item_knn_from_lists(self.rows(settings), weights, self.lists[key], neighbours)
             return lambda block: knn.score_items(torch.from_numpy(block))
         if kind == "ease":
-            key = repr(settings["weights"])
             if key not in self.spectra:
-                rows = _rows(self.train, settings)
-                pays = spectrum_pays(rows, len(config.ease_l2_scales))
-                self.spectra[key] = (GramSpectrum(rows), rows.to_dense()) if pays else None
+                self.spectra[key] = None
+                if spectrum_pays(train.n_users, train.n_items, len(config.ease_l2_scales)):
+                    dense = self.rows(settings).to_dense()
+                    self.spectra[key] = (GramSpectrum(dense), dense)
             if (cached := self.spectra[key]) is not None:
                 spectrum, dense = cached
                 scores = spectrum.scorer(settings["l2"])
                 return lambda block: scores(dense[torch.from_numpy(block)])
         if kind == "ials":
             return self._ials(settings)
-        model = fit_model(self.train, settings, seed=config.seed, sweeps=config.ials_sweeps)
+        model = fit_model(
+            train, settings, seed=config.seed, sweeps=config.ials_sweeps, rows=self.rows(settings)
+        )
         return lambda block: model.score_items(torch.from_numpy(block))
 
     def _ials(self, settings: Settings) -> Callable[[np.ndarray], Tensor]:
@@ -200,7 +217,10 @@ class _Candidates:
         key = repr((settings["weights"], settings["n_factors"]))
         start = self.warm.get(key)
         sweeps = config.ials_sweeps if start is None else max(1, config.ials_sweeps // 3)
-        model = fit_model(self.train, settings, seed=config.seed, sweeps=sweeps, start=start)
+        model = fit_model(
+            self.train, settings, seed=config.seed, sweeps=sweeps, start=start,
+            rows=self.rows(settings),
+        )  # fmt: skip
         assert isinstance(model, ImplicitALS)
         self.warm[key] = (model.user_factors, model.item_factors)
         return lambda block: model.score_items(torch.from_numpy(block))
@@ -264,16 +284,7 @@ def _score(
     config: TopNConfig,
 ) -> tuple[float, float]:
     """NDCG@k and recall@2k of a scorer (user indices -> scores) on the carved part."""
-    seen = ItemSets.from_pairs(
-        carve_train.user_idx, carve_train.item_idx, carve_train.n_users, carve_train.n_items
-    )
-    keep = np.ones(len(carve_test), bool)
-    if config.relevance is not None:
-        keep = carve_test.rating >= config.relevance
-    relevant = ItemSets.from_pairs(
-        carve_test.user_idx[keep], carve_test.item_idx[keep], carve_test.n_users,
-        carve_test.n_items,
-    )  # fmt: skip
+    seen, relevant = seen_items(carve_train), relevant_items(carve_test, config.relevance)
     ks = (config.k, min(2 * config.k, carve_test.n_items))
     rows = evaluate_top_n(scores_for, seen, relevant, ks=ks)
     return rows[0]["ndcg"], rows[-1]["recall"]

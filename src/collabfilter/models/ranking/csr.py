@@ -116,8 +116,8 @@ def gram_blocks(matrix: SparseRows, block_rows: int = 256) -> Iterator[tuple[int
 
     Sparse times sparse: the work follows ``sum_u n_u^2`` (the pairs of items each user
     rated), not users x items^2, and only one block is ever dense: every block is
-    written into the same buffer (fresh memory per block cost page faults worth a
-    third of a kNN fit), so a block is valid until the next one is drawn.
+    written into the same buffer (fresh memory per block would cost a page fault per
+    page, every block), so a block is valid until the next one is drawn.
     """
     transposed = matrix.transpose()
     right = matrix.to_torch()

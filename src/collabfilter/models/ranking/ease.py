@@ -119,10 +119,18 @@ def fit_ease(
     """
     weights = weights or InteractionWeights()
     rows = interaction_rows(user_idx, item_idx, n_users, n_items, ratings, weights)
-    model = EASE(n_users, n_items, len(rows.indices), l2=l2, weights=weights)
+    return ease_from_rows(rows, weights, l2)
+
+
+def ease_from_rows(rows: SparseRows, weights: InteractionWeights, l2: float) -> EASE:
+    """:class:`EASE` fitted on weighted interaction rows (``weights`` made them): from
+    the users' side (:class:`GramSpectrum`) when :func:`spectrum_pays`, else one
+    Cholesky inverse."""
+    n_users, n_items, n_interactions = rows.n_rows, rows.n_cols, len(rows.indices)
+    model = EASE(n_users, n_items, n_interactions, l2=l2, weights=weights)
     model.set_history(rows)
-    if spectrum_pays(rows, 1):
-        model.item_weights = GramSpectrum(rows).item_weights(l2)
+    if spectrum_pays(n_users, n_items, 1):
+        model.item_weights = GramSpectrum(rows.to_dense()).item_weights(l2)
     else:
         model.item_weights = ease_weights(gram(rows), l2)
     return model
@@ -144,16 +152,26 @@ def ease_weights(gram_matrix: Tensor, l2: float) -> Tensor:
 
 
 EIGH_COST = 8.0
-"""An eigendecomposition costs about this many Cholesky inverses of the same size (torch
-2.13 on the CPU: 48 s against 5.9 s at 9,724 items, ``docs/tuning.md``)."""
+"""An eigendecomposition costs about this many Cholesky inverses of the same size (torch,
+on the CPU)."""
 
 
-def spectrum_pays(rows: SparseRows, n_penalties: int) -> bool:
+def spectrum_pays(n_users: int, n_items: int, n_penalties: int) -> bool:
     """Whether :class:`GramSpectrum` is cheaper than ``n_penalties`` Cholesky inverses of
     the items x items Gram matrix: with fewer users than items, it decomposes the users x
-    users matrix instead, once for every penalty."""
-    users, items = rows.n_rows, rows.n_cols
-    return users < items and EIGH_COST * users**3 < n_penalties * items**3
+    users matrix instead, once for every penalty. Its memory is not the inverse's: see
+    :func:`ease_peak_bytes`."""
+    return n_users < n_items and EIGH_COST * n_users**3 < n_penalties * n_items**3
+
+
+def ease_peak_bytes(n_users: int, n_items: int, n_interactions: int) -> int:
+    """Peak bytes of EASE on rows of this shape, by either path a fit or a choice among
+    penalties may take (the spectrum whenever it can pay for some grid): what the memory
+    budget is checked against."""
+    inverse = EASE.memory_bytes(n_users, n_items, n_interactions)
+    if n_users >= n_items:
+        return inverse
+    return max(inverse, GramSpectrum.memory_bytes(n_users, n_items, n_interactions))
 
 
 class GramSpectrum:
@@ -168,10 +186,13 @@ class GramSpectrum:
     at one penalty costs two thin products instead of an items x items inverse. The
     decomposition is computed in float64 (eigenvalues span many orders of magnitude),
     the products in float32 (no difference of nearly equal terms is formed).
+
+    Args:
+        dense: ``X`` as a dense float32 ``(users, items)`` tensor (not modified).
     """
 
-    def __init__(self, rows: SparseRows) -> None:
-        dense = rows.to_dense().double()
+    def __init__(self, dense: Tensor) -> None:
+        dense = dense.double()
         values, vectors = torch.linalg.eigh(dense @ dense.T)
         keep = values > values.max().clamp(min=0) * 1e-12
         self.values = values[keep]
@@ -179,15 +200,25 @@ class GramSpectrum:
         self.squares = vectors**2
         self.vectors = vectors.float()
 
-    def _terms(self, l2: float) -> tuple[Tensor, Tensor]:
-        """``w`` (float32) and ``1 / (1 - d)`` (float32, from float64)."""
+    @staticmethod
+    def memory_bytes(n_users: int, n_items: int, n_interactions: int) -> int:
+        """Peak bytes of a fit from the spectrum, counted as :meth:`EASE.memory_bytes`
+        counts the inverse: the dense rows (the caller's float32 and a float64 copy),
+        three users x users float64 matrices (``X X^T``, its eigenvectors and their kept
+        columns), the items x rank vectors (float64, their float64 squares and a float32
+        copy), plus the interaction rows."""
+        users, items = n_users, n_items
+        return 32 * users * items + 24 * users * users + 40 * n_interactions + 8 * n_users
+
+    def _terms(self, l2: float) -> tuple[Tensor, Tensor, Tensor]:
+        """``w``, ``d`` and ``1 / (1 - d)`` (float32; ``d`` summed in float64)."""
         shrink = self.values / (self.values + l2)
-        return shrink.float(), (1.0 / (1.0 - self.squares @ shrink)).float()
+        diagonal = self.squares @ shrink
+        return shrink.float(), diagonal.float(), (1.0 / (1.0 - diagonal)).float()
 
     def scorer(self, l2: float) -> Callable[[Tensor], Tensor]:
         """``rows -> rows @ B`` for dense float32 rows ``(k, items)`` at penalty ``l2``."""
-        shrink, inverse = self._terms(l2)
-        diagonal = (1.0 - 1.0 / inverse).float()  # d
+        shrink, diagonal, inverse = self._terms(l2)
 
         def scores(rows: Tensor) -> Tensor:
             product: Tensor = ((rows @ self.vectors) * shrink) @ self.vectors.T
@@ -197,7 +228,7 @@ class GramSpectrum:
 
     def item_weights(self, l2: float) -> Tensor:
         """EASE's ``B`` (items x items, float32, zero diagonal)."""
-        shrink, inverse = self._terms(l2)
+        shrink, _, inverse = self._terms(l2)
         weights: Tensor = (self.vectors * shrink) @ self.vectors.T
         weights.mul_(inverse)
         weights.diagonal().zero_()

@@ -203,10 +203,32 @@ def fit_ials(
         ValueError: for bad sizes or settings.
         ArithmeticError: if the factors are not finite after fitting.
     """
-    if sweeps < 1 or cg_steps < 1:
-        raise ValueError(f"sweeps and cg_steps must be >= 1, got {sweeps}, {cg_steps}")
     weights = weights or InteractionWeights()
     rows = interaction_rows(user_idx, item_idx, n_users, n_items, ratings, weights)
+    return ials_from_rows(
+        rows, weights, n_factors=n_factors, l2=l2, unobserved_weight=unobserved_weight,
+        frequency_exponent=frequency_exponent, sweeps=sweeps, cg_steps=cg_steps, seed=seed,
+        start=start,
+    )  # fmt: skip
+
+
+def ials_from_rows(
+    rows: SparseRows,
+    weights: InteractionWeights,
+    *,
+    n_factors: int = 64,
+    l2: float = 0.01,
+    unobserved_weight: float = 0.01,
+    frequency_exponent: float = 1.0,
+    sweeps: int = 10,
+    cg_steps: int = 3,
+    seed: int = 0,
+    start: tuple[Tensor, Tensor] | None = None,
+) -> ImplicitALS:
+    """:func:`fit_ials` on weighted interaction rows (``weights`` made them)."""
+    if sweeps < 1 or cg_steps < 1:
+        raise ValueError(f"sweeps and cg_steps must be >= 1, got {sweeps}, {cg_steps}")
+    n_users, n_items = rows.n_rows, rows.n_cols
     model = ImplicitALS(
         n_users, n_items, len(rows.indices), n_factors=n_factors, l2=l2,
         unobserved_weight=unobserved_weight, frequency_exponent=frequency_exponent,

@@ -163,6 +163,11 @@ def fit_item_knn(
     """
     weights = weights or InteractionWeights()
     rows = interaction_rows(user_idx, item_idx, n_users, n_items, ratings, weights)
+    return item_knn_from_rows(rows, weights, n_neighbours)
+
+
+def item_knn_from_rows(rows: SparseRows, weights: InteractionWeights, n_neighbours: int) -> ItemKNN:
+    """:func:`fit_item_knn` on weighted interaction rows (``weights`` made them)."""
     return item_knn_from_lists(rows, weights, NeighbourLists(rows, n_neighbours), n_neighbours)
 
 
