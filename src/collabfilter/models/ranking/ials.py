@@ -174,42 +174,23 @@ def fit_ials(
     n_users: int,
     n_items: int,
     *,
-    n_factors: int = 64,
-    l2: float = 0.01,
-    unobserved_weight: float = 0.01,
-    frequency_exponent: float = 1.0,
-    sweeps: int = 10,
-    cg_steps: int = 3,
     ratings: Tensor | None = None,
     weights: InteractionWeights | None = None,
-    seed: int = 0,
-    start: tuple[Tensor, Tensor] | None = None,
+    **options: Any,
 ) -> ImplicitALS:
-    """Fit :class:`ImplicitALS` by alternating sweeps of batched conjugate gradients.
+    """Fit :class:`ImplicitALS` on interactions: their weighted rows, then
+    :func:`ials_from_rows` with ``options`` (``n_factors``, ``l2``, ``sweeps``...).
 
     Args:
         user_idx, item_idx: one entry per interaction, shape ``(n,)`` (no repeats).
         n_users, n_items: sizes of the index spaces.
-        n_factors, l2, unobserved_weight, frequency_exponent: see :class:`ImplicitALS`.
-        sweeps: alternations (users, then items).
-        cg_steps: conjugate gradient steps per half-sweep.
         ratings: float ratings, shape ``(n,)``, for ``weights``; None: all weights 1.
         weights: how ratings become interaction weights.
-        seed: seeds the initial factors (normal, std ``0.1 / sqrt(n_factors)``).
-        start: initial user and item factors instead (a warm start from a fit with
-            nearby settings), shapes ``(n_users, n_factors)`` and ``(n_items, n_factors)``.
-
-    Raises:
-        ValueError: for bad sizes or settings.
-        ArithmeticError: if the factors are not finite after fitting.
+        options: :func:`ials_from_rows`'s keywords.
     """
     weights = weights or InteractionWeights()
     rows = interaction_rows(user_idx, item_idx, n_users, n_items, ratings, weights)
-    return ials_from_rows(
-        rows, weights, n_factors=n_factors, l2=l2, unobserved_weight=unobserved_weight,
-        frequency_exponent=frequency_exponent, sweeps=sweeps, cg_steps=cg_steps, seed=seed,
-        start=start,
-    )  # fmt: skip
+    return ials_from_rows(rows, weights, **options)
 
 
 def ials_from_rows(
@@ -225,7 +206,23 @@ def ials_from_rows(
     seed: int = 0,
     start: tuple[Tensor, Tensor] | None = None,
 ) -> ImplicitALS:
-    """:func:`fit_ials` on weighted interaction rows (``weights`` made them)."""
+    """Fit :class:`ImplicitALS` on weighted interaction rows (``weights`` made them) by
+    alternating sweeps of batched conjugate gradients.
+
+    Args:
+        rows: the weighted interaction rows, users x items.
+        weights: how they were weighted (kept with the model).
+        n_factors, l2, unobserved_weight, frequency_exponent: see :class:`ImplicitALS`.
+        sweeps: alternations (users, then items).
+        cg_steps: conjugate gradient steps per half-sweep.
+        seed: seeds the initial factors (normal, std ``0.1 / sqrt(n_factors)``).
+        start: initial user and item factors instead (a warm start from a fit with
+            nearby settings), shapes ``(n_users, n_factors)`` and ``(n_items, n_factors)``.
+
+    Raises:
+        ValueError: for bad sizes or settings.
+        ArithmeticError: if the factors are not finite after fitting.
+    """
     if sweeps < 1 or cg_steps < 1:
         raise ValueError(f"sweeps and cg_steps must be >= 1, got {sweeps}, {cg_steps}")
     n_users, n_items = rows.n_rows, rows.n_cols
