@@ -222,3 +222,32 @@ def test_csv_release_format_quoted_titles_half_stars(server):
     ratings = load_movielens(spec=spec_of("ml-latest-small", body, server))
     assert ratings.items.titles.tolist() == ["American President, The (1995)", "Heat (1995)"]
     assert ratings.scale.step == 0.5 and ratings.rating.tolist() == [4.5, 0.5]
+
+
+def test_ml1m_and_csv_releases_attach_their_side_features(server):
+    body = zipped({
+        "ml-1m/ratings.dat": "1::10::5::978300760\n2::11::3::978300761\n",
+        "ml-1m/movies.dat": (
+            "10::Misérables, Les (1995)::Drama\n11::Heat (1995)::Action|Crime|Thriller\n"
+        ).encode("latin-1"),
+        "ml-1m/users.dat": "1::F::1::10::48067\n2::M::56::16::70072\n",
+    })  # fmt: skip
+    ratings = load_movielens(spec=spec_of("ml-1m", body, server))
+    users = ratings.user_features.frame
+    assert users.loc[1].tolist() == [1, "F", "10", "4"]  # age code, gender, occupation, zip
+    assert users.loc[2].tolist() == [56, "M", "16", "7"]
+    assert ratings.user_features.kinds["occupation"] == "category"  # a code, not a number
+    items = ratings.item_features.frame
+    assert items.loc[11, "genres"] == "Action|Crime|Thriller" and items.loc[10, "year"] == 1995
+    body = zipped({
+        "ml-latest-small/ratings.csv": "userId,movieId,rating,timestamp\n1,1,4.5,9\n2,2,0.5,8\n",
+        "ml-latest-small/movies.csv": (
+            'movieId,title,genres\n1,"American President, The (1995)",Comedy|Drama\n'
+            "2,Untitled,(no genres listed)\n"
+        ),
+    })  # fmt: skip
+    ratings = load_movielens(spec=spec_of("ml-latest-small", body, server))
+    assert ratings.user_features is None  # the CSV releases have no users file
+    items = ratings.item_features.frame
+    assert items.loc[1, "genres"] == "Comedy|Drama" and items.loc[1, "year"] == 1995
+    assert items.loc[[2]].isna().all(axis=None)  # no genres listed, no year in the title
