@@ -43,6 +43,7 @@ from collabfilter import (
     load_movielens_fold,
     split_random,
 )
+from collabfilter.data.csr import SparseRows
 from collabfilter.models import BayesConfig
 from collabfilter.models.bayes.gibbs import run_gibbs
 from common import SHARED, gib, machine_header, run_isolated
@@ -118,10 +119,10 @@ def myfm_fit(split: Split, implicit: bool, iterations: int = 200, features: bool
         extra = []
         if user_side is not None:
             users = sps.hstack([users, _scipy(user_side)], format="csr")
-            extra.append(("user", user_side.n_columns))
+            extra.append(("user", user_side.n_cols))
         if item_side is not None:
             items = sps.hstack([items, _scipy(item_side)], format="csr")
-            extra.append(("item", item_side.n_columns))
+            extra.append(("item", item_side.n_cols))
         # a group per kind of column, in column order: the users' block, then the items'
         group_of = {"user": [0] * n_users, "item": [1] * n_items}
         if implicit:
@@ -264,8 +265,9 @@ if __name__ == "__main__":
     main()
 
 
-def _scipy(rows: object) -> object:
+def _scipy(rows: SparseRows) -> object:
     """collabfilter's encoded feature rows as a scipy CSR matrix."""
     import scipy.sparse as sps
 
-    return sps.csr_matrix((rows.values, rows.indices, rows.indptr), shape=rows.shape)  # type: ignore[attr-defined]
+    arrays = (rows.values.numpy(), rows.indices.numpy(), rows.indptr.numpy())
+    return sps.csr_matrix(arrays, shape=(rows.n_rows, rows.n_cols))

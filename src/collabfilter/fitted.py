@@ -426,7 +426,7 @@ class FittedModel:
                 "alone (a bayes model reads the features its training data carries)"
             )
         matrix, unseen = encoder.encode_values(values)
-        return torch.from_numpy(matrix.to_dense()[0]), unseen
+        return matrix.to_dense()[0], unseen
 
     @torch.no_grad()
     def score_folded(self, user: FoldedUser) -> Tensor:

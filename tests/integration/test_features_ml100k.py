@@ -28,7 +28,7 @@ def test_ml100k_carries_its_users_and_films_features(ml100k):
     encoded = users.encode(ml100k.users)
     assert encoded.missing == 0 and encoded.unseen == 0
     assert "occupation=programmer" in encoded.names and "gender=F" in encoded.names
-    np.testing.assert_allclose((encoded.matrix.to_dense() ** 2).sum(1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose((encoded.matrix.to_dense().numpy() ** 2).sum(1), 1.0, rtol=1e-5)
 
 
 def test_features_lower_the_bayesian_error_on_u1(ml100k_dir):

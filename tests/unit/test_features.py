@@ -32,14 +32,14 @@ USERS = pd.DataFrame(
 
 
 def rows_of(features: SideFeatures, ids) -> np.ndarray:
-    return features.encode(Vocabulary(ids, kind=features.kind)).matrix.to_dense()
+    return features.encode(Vocabulary(ids, kind=features.kind)).matrix.to_dense().numpy()
 
 
 def test_each_field_of_a_row_weighs_alike_and_rows_have_norm_one():
     features = SideFeatures(USERS, kind="user")
     assert features.kinds == {"age": "number", "gender": "category", "likes": "multi"}
     encoded = features.encode(Vocabulary([1, 2, 3, 4, 5], kind="user"))
-    dense = encoded.matrix.to_dense()
+    dense = encoded.matrix.to_dense().numpy()
     assert encoded.missing == 1 and not dense[4].any()  # user 5 has no row: counted
     np.testing.assert_allclose((dense[:4] ** 2).sum(1), 1.0, rtol=1e-6)
     names = list(encoded.names)
@@ -67,7 +67,7 @@ def test_values_the_encoder_never_saw_are_counted_and_contribute_nothing():
     new = pd.DataFrame({"age": [30], "gender": ["X"], "likes": ["Action|Western"]})
     matrix, unseen = encoder.encode(new)
     assert unseen == 2
-    dense = matrix.to_dense()[0]
+    dense = matrix.to_dense()[0].numpy()
     names = dict(zip(encoder.names, dense, strict=True))
     assert names["likes=Action"] > 0 and names["gender=F"] == names["gender=M"] == 0
 
@@ -115,7 +115,7 @@ def test_hostile_tables_give_a_clear_error_or_rows_of_norm_one_or_zero(cells, id
         assert "feature" in str(error)
         return
     encoded = features.encode(Vocabulary(list(range(31)), kind="item"))
-    dense = encoded.matrix.to_dense()
+    dense = encoded.matrix.to_dense().numpy()
     assert dense.shape == (31, len(encoded.names)) and np.isfinite(dense).all()
     norms = (dense**2).sum(1)
     assert np.all(np.isclose(norms, 1.0, atol=1e-5) | (norms == 0))
@@ -210,7 +210,7 @@ def test_a_folded_in_user_gets_their_own_feature_part_or_the_average_users():
     module = learner.model
     assert module.user_feature_rows.shape[0] == len(learner.features["user"].names)
     average = torch.from_numpy(
-        planted.user_features.encode(planted.users).matrix.to_dense().mean(0)
+        planted.user_features.encode(planted.users).matrix.to_dense().numpy().mean(0)
     )
     torch.testing.assert_close(module.user_feature_mean, average)
     items, ratings = torch.tensor([0, 3]), torch.tensor([5.0, 1.0])

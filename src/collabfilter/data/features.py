@@ -28,7 +28,9 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
+import torch
 
+from collabfilter.data.csr import SparseRows
 from collabfilter.data.encoding import Vocabulary
 from collabfilter.data.io import read_table
 from collabfilter.errors import DataError
@@ -95,43 +97,6 @@ class FeatureField:
             raise DataError("a feature field's cuts must be numbers")
         return cls(data.get("name"), data.get("kind"), tuple(levels),  # type: ignore[arg-type]
                    tuple(float(c) for c in cuts))  # fmt: skip
-
-
-@dataclass(frozen=True)
-class SparseRows:
-    """A CSR matrix as three arrays: row ``r``'s columns are
-    ``indices[indptr[r]:indptr[r + 1]]`` (sorted), with ``values`` beside them."""
-
-    indptr: np.ndarray  # int64, n_rows + 1
-    indices: np.ndarray  # int64
-    values: np.ndarray  # float32
-    n_columns: int
-
-    @classmethod
-    def from_pairs(
-        cls, rows: np.ndarray, columns: np.ndarray, values: np.ndarray, shape: tuple[int, int]
-    ) -> SparseRows:
-        """The matrix of ``values`` at ``(rows, columns)`` (each pair at most once)."""
-        order = np.lexsort((columns, rows))
-        indptr = np.zeros(shape[0] + 1, dtype=np.int64)
-        np.cumsum(np.bincount(rows, minlength=shape[0]), out=indptr[1:])
-        return cls(indptr, columns[order].astype(np.int64), values[order].astype(np.float32),
-                   shape[1])  # fmt: skip
-
-    @property
-    def shape(self) -> tuple[int, int]:
-        """``(rows, columns)``."""
-        return len(self.indptr) - 1, self.n_columns
-
-    def row_ids(self) -> np.ndarray:
-        """The row of each stored value."""
-        return np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
-
-    def to_dense(self) -> np.ndarray:
-        """The matrix as a dense float32 array (for small matrices and tests)."""
-        dense = np.zeros(self.shape, dtype=np.float32)
-        dense[self.row_ids(), self.indices] = self.values
-        return dense
 
 
 @dataclass(frozen=True)
@@ -223,8 +188,9 @@ class FeatureEncoder:
         at = np.concatenate(row_parts)
         values = np.concatenate(value_parts) / np.sqrt(fields_present[at])
         matrix = SparseRows.from_pairs(
-            place[at], np.concatenate(column_parts), values, (n_rows, self.width)
-        )
+            torch.from_numpy(place[at]), torch.from_numpy(np.concatenate(column_parts)),
+            torch.from_numpy(values), n_rows, self.width,
+        )  # fmt: skip
         return matrix, unseen
 
     def encode_values(self, values: Mapping[str, Any]) -> tuple[SparseRows, int]:

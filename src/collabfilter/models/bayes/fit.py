@@ -14,7 +14,6 @@ from collabfilter.models.bayes.gibbs import run_gibbs
 from collabfilter.models.bayes.module import BayesianMF
 from collabfilter.models.family import FamilyModule, FitJob, FitOutcome
 from collabfilter.progress import EpochRecord, EpochReporter
-from collabfilter.runtime import quiet_csr
 
 
 def fit_bayes(module: FamilyModule, job: FitJob, config: FitConfig) -> FitOutcome:
@@ -66,10 +65,4 @@ def feature_tensor(
     """The side's features as a CSR tensor with a row per id of ``vocabulary``."""
     if features is None:
         return None
-    quiet_csr()
-    matrix = features.encode(vocabulary).matrix
-    return torch.sparse_csr_tensor(
-        torch.from_numpy(matrix.indptr).to(torch.int32), torch.from_numpy(matrix.indices).to(
-        torch.int32), torch.from_numpy(matrix.values), size=matrix.shape, device=device,
-        check_invariants=False,
-    )  # fmt: skip
+    return features.encode(vocabulary).matrix.to_torch().to(device)

@@ -24,9 +24,9 @@ import torch
 from torch import Tensor
 
 from collabfilter.data import RatingScale
+from collabfilter.data.csr import INDEX, SparseRows
 from collabfilter.errors import CollabFilterError, ModelFileError
 from collabfilter.models.family import FoldContext, FoldedUser, RankingModule
-from collabfilter.models.ranking.csr import INDEX, SparseRows
 
 
 @dataclass(frozen=True)

@@ -24,12 +24,12 @@ import torch
 from torch import Tensor
 
 from collabfilter.data import Ratings, split_by_user
+from collabfilter.data.csr import SparseRows
 from collabfilter.data.tensors import tensor_of
 from collabfilter.errors import DataError
 from collabfilter.metrics import evaluate_top_n, relevant_items, seen_items
 from collabfilter.models.ranking.base import TopNModel, interaction_rows, weights_from_settings
 from collabfilter.models.ranking.config import TopNConfig
-from collabfilter.models.ranking.csr import SparseRows
 from collabfilter.models.ranking.ease import (
     GramSpectrum,
     ease_from_rows,

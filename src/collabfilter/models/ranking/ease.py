@@ -9,13 +9,14 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from collabfilter.data.csr import INDEX, SparseRows
 from collabfilter.models.ranking.base import (
     InteractionWeights,
     TopNModel,
     interaction_rows,
     weights_from_settings,
 )
-from collabfilter.models.ranking.csr import INDEX, SparseRows, gram
+from collabfilter.models.ranking.csr import gram
 
 FLOAT_BYTES = 4
 

@@ -9,13 +9,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from collabfilter.data.csr import INDEX, SparseRows
 from collabfilter.models.ranking.base import (
     InteractionWeights,
     TopNModel,
     interaction_rows,
     weights_from_settings,
 )
-from collabfilter.models.ranking.csr import INDEX, SparseRows
 
 
 class ImplicitALS(TopNModel):

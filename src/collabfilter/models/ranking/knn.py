@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from collabfilter.data import RatingScale
+from collabfilter.data.csr import INDEX, SparseRows
 from collabfilter.models.ranking.base import (
     InteractionWeights,
     TopNModel,
@@ -15,7 +16,7 @@ from collabfilter.models.ranking.base import (
     interaction_rows,
     weights_from_settings,
 )
-from collabfilter.models.ranking.csr import INDEX, SparseRows, gram_blocks
+from collabfilter.models.ranking.csr import gram_blocks
 
 BLOCK_ENTRIES = 1 << 25
 """Similarities computed per block of target items: at most this many dense entries
