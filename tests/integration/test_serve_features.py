@@ -74,6 +74,7 @@ def test_features_alone_give_the_librarys_list(files, tmp_path, kind):
         ("bayes", {"features": {}}, 422, "ratings, or features"),
         ("bayes", {}, 422, "ratings, or features"),
         ("bayes", {"features": {"group": True}}, 422, "a number or a string"),
+        ("bayes", {"features": {"group": 10**400}}, 422, "a finite number"),
         ("bayes", {"features": {"group": "x" * 201}}, 422, "at most 200"),
         ("bayes", {"features": {"": "u1"}}, 422, "features"),
         ("bayes", {"features": ["group"]}, 422, "features"),

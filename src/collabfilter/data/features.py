@@ -363,7 +363,7 @@ def _typed(frame: pd.DataFrame, text: set[str]) -> pd.DataFrame:
         if textual:
             column = column.where(column.astype(str).str.strip() != "")
         if textual and name not in text:
-            numbers = pd.to_numeric(column, errors="coerce")
+            numbers = pd.Series(_numbers(column), index=column.index)
             if column.notna().any() and numbers.notna().sum() == column.notna().sum():
                 column = numbers
         typed[name] = column
@@ -412,7 +412,7 @@ def _split(column: pd.Series, separator: str) -> pd.Series:
 
 
 def _number_field(name: str, column: pd.Series, bins: int) -> FeatureField:
-    values = pd.to_numeric(column, errors="coerce").astype(np.float64)
+    values = pd.Series(_numbers(column))
     finite = values[np.isfinite(values)]
     if finite.empty:
         raise DataError(f"feature column {name!r} is numeric but holds no finite number")
@@ -424,6 +424,24 @@ def _number_field(name: str, column: pd.Series, bins: int) -> FeatureField:
     edges = (-np.inf, *cuts.tolist(), np.inf)
     labels = tuple(_bin_label(low, high) for low, high in zip(edges[:-1], edges[1:], strict=True))
     return FeatureField(str(name), "number", labels, tuple(float(c) for c in cuts))
+
+
+def _numbers(column: pd.Series) -> np.ndarray:
+    """A column as float64, NaN where a value is not a number (integers beyond any
+    float become infinities, which fall in no level)."""
+    try:
+        return pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+    except OverflowError:
+        return column.map(_number_or_nan).to_numpy(np.float64)
+
+
+def _number_or_nan(value: Any) -> float:
+    try:
+        return float(value)
+    except OverflowError:
+        return float(np.sign(value)) * np.inf
+    except (TypeError, ValueError):
+        return np.nan
 
 
 def _bin_label(low: float, high: float) -> str:
@@ -439,7 +457,7 @@ def _levels_of(
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """(row, level) pairs of a column, and the count of values without a level."""
     if field.kind == "number":
-        numbers = pd.to_numeric(column, errors="coerce").to_numpy(np.float64)
+        numbers = _numbers(column)
         rows = np.flatnonzero(np.isfinite(numbers))
         levels = np.searchsorted(
             np.asarray(field.cuts, dtype=np.float64), numbers[rows], side="right"

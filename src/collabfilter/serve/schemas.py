@@ -109,7 +109,11 @@ def feature_text(value: object) -> str | float:
         ValueError: saying what a value is and what was received instead.
     """
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value) if math.isfinite(value) else _refuse("a finite number")
+        try:
+            number = float(value)
+        except OverflowError:  # an integer beyond any float
+            _refuse("a finite number")
+        return number if math.isfinite(number) else _refuse("a finite number")
     if isinstance(value, str):
         if len(value) > MAX_ID_LENGTH:
             raise ValueError(f"feature values are at most {MAX_ID_LENGTH} characters")
