@@ -167,7 +167,6 @@ def with_feature_files(ratings: Ratings, args: argparse.Namespace) -> Ratings:
         path = getattr(args, f"{side}_features")
         if path is None:
             continue
-        require_file(path, f"{side} features file")
         id_column = args.features_id or getattr(args, side, None) or side
         tables[side] = SideFeatures.read(
             path, id_column=id_column, kind=side, separator=args.multi_sep,
