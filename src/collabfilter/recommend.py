@@ -320,6 +320,21 @@ def rated_items(
     return item_idx, values
 
 
+def new_user(
+    model: FittedModel, rated: Mapping[Any, float], features: Mapping[str, Any] | None
+) -> tuple[np.ndarray, np.ndarray, Tensor | None]:
+    """A new user's rated item indices, ratings and encoded features (None when not
+    given); the ratings may be empty only beside features.
+
+    Raises:
+        DataError: with neither, or ratings off the data's scale.
+        ConfigError: for features given to a model trained without them.
+    """
+    row = None if features is None else model.encode_user_features(features)
+    item_idx, values = rated_items(model, rated, allow_none=row is not None)
+    return item_idx, values, row
+
+
 def check_ratings(model: FittedModel, item_idx: np.ndarray, values: np.ndarray) -> None:
     """Refuse a new user's ratings that are not on the model's scale, or that rate an
     item twice (every door checks sent ratings with this rule).
@@ -354,9 +369,7 @@ def fold_in(
         ConfigError: for features given to a model trained without them.
         UnknownIdError / AmbiguousTitleError: for items that cannot be resolved.
     """
-    row = None if features is None else model.encode_user_features(features)
-    item_idx, values = rated_items(model, rated, allow_none=row is not None)
-    return model.fold_in_indices(item_idx, values, row)
+    return model.fold_in_indices(*new_user(model, rated, features))
 
 
 @dataclass(frozen=True)
@@ -425,8 +438,7 @@ def recommend_new_user(
             trained without them.
     """
     model = ranking_model(model, by)
-    row = None if features is None else model.encode_user_features(features)
-    rated_idx, values = rated_items(model, rated, allow_none=row is not None)
+    rated_idx, values, row = new_user(model, rated, features)
     listed = list_for_rated(model, rated_idx, values, k=k, min_ratings=min_ratings,
                             user_features=row)  # fmt: skip
     return pd.DataFrame(
