@@ -5,8 +5,9 @@ fold beside myFM; these bounds are looser so that they hold on any machine)."""
 import numpy as np
 import pytest
 
-from collabfilter import load_movielens_fold
+from collabfilter import load_movielens_fold, split_cold_items
 from collabfilter.config import RunOptions
+from collabfilter.evaluation.baselines import BiasBaseline
 from collabfilter.train import collab_learner
 
 pytestmark = pytest.mark.realdata
@@ -42,3 +43,23 @@ def test_features_lower_the_bayesian_error_on_u1(ml100k_dir):
         predicted = learner.predict_ratings(split.valid)
         rmse[features] = float(np.sqrt(np.mean((predicted - split.valid.rating) ** 2)))
     assert rmse["auto"] < 0.887 and rmse["auto"] < rmse["none"] - 0.002, rmse
+
+
+def test_new_films_are_predicted_from_their_genres_and_year(ml100k):
+    """10% of the films without a training rating (benchmarks/bench_accuracy.py
+    --cold-only): without features bayes predicts them as the bias baseline does, with
+    features about 0.02 below (0.0196, 0.0211, 0.0247 on split seeds 0-2)."""
+    train, valid = split_cold_items(ml100k, 0.1, seed=0)
+    baseline = BiasBaseline(reg_item=0.0, use_items=False).fit(train)
+    rmse = {"baseline": _rmse(baseline.predict_ratings(valid), valid.rating)}
+    for features in ("none", "auto"):
+        learner = collab_learner(train, None, model="bayes", features=features,
+                                 options=RunOptions(seed=0, progress=False))  # fmt: skip
+        learner.fit_recipe()
+        rmse[features] = _rmse(learner.predict_ratings(valid), valid.rating)
+    assert rmse["none"] < rmse["baseline"] + 0.005, rmse
+    assert rmse["auto"] < rmse["none"] - 0.015 and rmse["auto"] < 1.03, rmse
+
+
+def _rmse(predicted: np.ndarray, truth: np.ndarray) -> float:
+    return float(np.sqrt(np.mean((predicted - truth) ** 2)))

@@ -100,7 +100,7 @@ def test_kept_samples_average_to_the_wide_dot_product():
         rating_range=(-100.0, 100.0),
     )  # fmt: skip
     generator = torch.Generator().manual_seed(0)
-    # more pairs than one chunk of BayesianMF's forward (2**22 / 48 columns = 87,381)
+    # more pairs than one chunk of BayesianMF's forward (2**22 / 52 columns = 80,659)
     users = torch.randint(0, train.n_users, (100_000,), generator=generator)
     items = torch.randint(0, train.n_items, (100_000,), generator=generator)
     per_sample = []

@@ -309,15 +309,13 @@ class GibbsSampler:
     # ------------------------------------------------------------------ samples
     def predict(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
         """The current sample's ratings (unclipped), shape ``(batch,)``."""
-        users, items = packed_rows(
-            self.users[user_idx.long()], self.items[item_idx.long()], self.global_mean
-        )
-        return pair_ratings(users, items)
+        users, items, _, _ = self._kept()
+        return pair_ratings(users[user_idx.long()], items[item_idx.long()])
 
     def sample_blocks(self) -> dict[str, Tensor]:
         """The current sample in :class:`BayesianMF`'s layout (one block of each)."""
         user_mean, user_precision = self.user_state.hyper
-        user_rows, item_rows = packed_rows(self.users, self.items, self.global_mean)
+        user_rows, item_rows, pooled_item, damping = self._kept()
         embedding = self.user_state.embedding
         implicit = embedding[: self.n_items] if self.implicit else None
         blocks = {}
@@ -333,7 +331,56 @@ class GibbsSampler:
             "user_prior_precision": user_precision.float(),
             "noise_precision": torch.tensor([self.noise_precision], device=self.device),
             "global_means": torch.tensor([self.global_mean], device=self.device),
+            "pooled_items": pooled_item.float(),
+            "cold_damping": torch.tensor([damping], device=self.device),
         }
+
+    def _kept(self) -> tuple[Tensor, Tensor, Tensor, float]:
+        """The current sample as kept: packed user and item rows (rows without training
+        ratings pooled, the users' cold offsets beside them; see :class:`BayesianMF`),
+        the pooled item row and the offsets' damping."""
+        users, _ = self._pooled_rows(self.user_state, self.user_side, self.items, self.item_side)
+        items, pooled = self._pooled_rows(
+            self.item_state, self.item_side, self.users, self.user_side
+        )
+        k = self.n_factors
+        damping = float(self.user_state.hyper[1][k]) / self.noise_precision
+        expected = (
+            self.global_mean + users[:, k].double() + pooled[k]
+            + users[:, :k].double() @ pooled[:k]
+        )  # fmt: skip
+        counts = self.user_side.counts
+        offsets = (self.user_side.rating_sums - counts * expected) / (counts + damping)
+        cold = (self.item_side.counts == 0, offsets)
+        user_rows, item_rows = packed_rows(users, items, self.global_mean, (cold[1], cold[0]))
+        return user_rows, item_rows, pooled, damping
+
+    def _pooled_rows(
+        self, state: _State, side: RatingViews, other: Tensor, other_side: RatingViews
+    ) -> tuple[Tensor, Tensor]:
+        """The side's rows with each row without training ratings replaced by the row
+        that best fits all the training ratings at once (the posterior of one row
+        that received them all; float64, also returned) moved by its own feature part
+        away from the ratings-weighted average one."""
+        k = self.n_factors
+        rows64 = torch.cat([other[:, :k], torch.ones_like(other[:, :1])], 1).double()
+        counts = other_side.counts
+        targets = other_side.rating_sums - counts * (self.global_mean + other[:, k].double())
+        mean, precision = state.hyper
+        pooled = torch.linalg.solve(
+            self.noise_precision * (rows64 * counts.unsqueeze(1)).T @ rows64
+            + torch.diag(precision),
+            self.noise_precision * (rows64.T @ targets) + precision * mean,
+        )
+        cold = side.counts == 0
+        if not bool(cold.any()):
+            return state.rows, pooled
+        implicit = side.implicit @ state.embedding[: side.implicit.shape[1]] if self.implicit else 0
+        features = state.offset - implicit
+        weights = side.counts.float()
+        rows = state.rows.clone()
+        rows[cold] = pooled.float() + features[cold] - weights @ features / weights.sum()
+        return rows, pooled
 
     def new_model(self, n_samples: int) -> BayesianMF:
         """An empty :class:`BayesianMF` for ``n_samples`` samples of this chain, with

@@ -20,14 +20,22 @@ from collabfilter.errors import ModelFileError, NotFittedError
 from collabfilter.models.family import FoldContext, FoldedUser, RatingModule
 
 
-def packed_rows(users: Tensor, items: Tensor, global_mean: float) -> tuple[Tensor, Tensor]:
+def packed_rows(
+    users: Tensor, items: Tensor, global_mean: float, cold: tuple[Tensor, Tensor] | None = None
+) -> tuple[Tensor, Tensor]:
     """One sample's rows in the packed layout whose row-wise dot product is the rating:
-    users ``[U_u, b_u, 1]``, items ``[I_i, 1, b_i + w0]`` from rows ``[factors, bias]``."""
+    users ``[U_u, b_u, 1]``, items ``[I_i, 1, b_i + w0]`` from rows ``[factors, bias]``;
+    with ``cold`` = (users' cold offsets ``c_u``, items' cold flags), one more column
+    each: ``c_u``, and 1 for an item without training ratings, 0 for the others."""
     ones_users = torch.ones(users.shape[0], 1, device=users.device, dtype=users.dtype)
     ones_items = torch.ones(items.shape[0], 1, device=items.device, dtype=items.dtype)
     k = items.shape[1] - 1
-    item_rows = torch.cat([items[:, :k], ones_items, items[:, k:] + global_mean], 1)
-    return torch.cat([users, ones_users], 1), item_rows
+    user_parts = [users, ones_users]
+    item_parts = [items[:, :k], ones_items, items[:, k:] + global_mean]
+    if cold is not None:
+        user_parts.append(cold[0].to(users.dtype).unsqueeze(1))
+        item_parts.append(cold[1].to(items.dtype).unsqueeze(1))
+    return torch.cat(user_parts, 1), torch.cat(item_parts, 1)
 
 
 def pair_ratings(user_rows: Tensor, item_rows: Tensor) -> Tensor:
@@ -54,14 +62,25 @@ class BayesianMF(RatingModule):
     ``i``; ``y`` and ``z`` are the implicit embeddings (the biases get implicit terms
     the same way). The noise is ``N(0, 1 / alpha_s)``.
 
-    Sample ``s`` is stored as a block of ``n_factors + 2`` columns, users
-    ``[U_u,s, b_u,s, 1]`` and items ``[I_i,s, 1, b_i,s + w0_s]``, so the average over
-    ``S`` samples is one dot product of rows ``S * (n_factors + 2)`` wide divided by
-    ``S``. For fold-in each sample also keeps the implicit item embeddings
-    ``[y_j,s, y-bias_j,s]`` and the user prior (mean and precision per dimension).
+    An item without training ratings (a cold item) has no rows of its own to average:
+    each sample gives it the row that best fits all the training ratings at once (the
+    posterior of one item that received them all), moved by its own feature part, and
+    each user a cold offset ``c_u``: their damped mean residual against that pooled
+    item, damped by the sample's noise variance over the user-bias prior's
+    (``r_s(u, i) += c_u,s`` for cold items only). Without features a cold item is then
+    predicted much as the bias baseline predicts it; features move it from there.
+    Users without training ratings get the pooled user row the same way (no offset).
 
-    Memory per kept sample, float32: ``4 * ((n_users + n_items) * (n_factors + 2)
-    + n_items * (n_factors + 1) + 2 * (n_factors + 1) + 2)`` bytes
+    Sample ``s`` is stored as a block of ``n_factors + 3`` columns, users
+    ``[U_u,s, b_u,s, 1, c_u,s]`` and items ``[I_i,s, 1, b_i,s + w0_s, cold_i]``, so the
+    average over ``S`` samples is one dot product of rows ``S * (n_factors + 3)`` wide
+    divided by ``S``. For fold-in each sample also keeps the implicit item embeddings
+    ``[y_j,s, y-bias_j,s]``, the user prior (mean and precision per dimension), the
+    pooled item row and the cold offset's damping. (Files written before cold offsets
+    existed hold blocks of ``n_factors + 2`` columns, without the last one.)
+
+    Memory per kept sample, float32: ``4 * ((n_users + n_items) * (n_factors + 3)
+    + n_items * (n_factors + 1) + 3 * (n_factors + 1) + 3)`` bytes
     (:meth:`bytes_per_sample`; ``BayesConfig`` bounds the kept samples by a budget).
 
     Args:
@@ -75,6 +94,8 @@ class BayesianMF(RatingModule):
             with (0: none). Each sample then keeps their link ``beta``, and the model the
             average user's feature row: a folded-in user's prior mean adds their own
             row's ``F beta``, or the average's when their features are not given.
+        cold_offsets: whether the rows carry the cold-item column (every model the
+            sampler fits; False only for files written before it existed).
     """
 
     family = "bayes"
@@ -83,7 +104,7 @@ class BayesianMF(RatingModule):
 
     def __init__(
         self, n_users: int, n_items: int, n_samples: int, n_factors: int = 10,
-        implicit: bool = True, n_user_features: int = 0,
+        implicit: bool = True, n_user_features: int = 0, cold_offsets: bool = True,
     ) -> None:  # fmt: skip
         super().__init__()
         for name, value in (
@@ -96,9 +117,11 @@ class BayesianMF(RatingModule):
             raise ValueError(f"n_user_features must be >= 0, got {n_user_features}")
         self.n_factors = int(n_factors)
         self.implicit = bool(implicit)
+        self.cold_offsets = bool(cold_offsets)
         k, n = n_factors, n_samples
-        self.register_buffer("user_rows", torch.zeros(n_users, n * (k + 2)))
-        self.register_buffer("item_rows", torch.zeros(n_items, n * (k + 2)))
+        self.width = k + 2 + int(self.cold_offsets)
+        self.register_buffer("user_rows", torch.zeros(n_users, n * self.width))
+        self.register_buffer("item_rows", torch.zeros(n_items, n * self.width))
         self.register_buffer("implicit_item_rows", torch.zeros(n_items, n * (k + 1)))
         self.register_buffer("user_prior_mean", torch.zeros(n, k + 1))
         self.register_buffer("user_prior_precision", torch.ones(n, k + 1))
@@ -109,6 +132,9 @@ class BayesianMF(RatingModule):
             torch.zeros(n_user_features, n * (k + 1)),
             torch.zeros(n_user_features),
         )
+        if self.cold_offsets:  # files written before cold offsets hold neither
+            self.register_buffer("pooled_items", torch.zeros(n, k + 1))
+            self.register_buffer("cold_damping", torch.ones(n))
         if n_user_features:  # only then in the state (files without features hold none)
             self.register_buffer("user_feature_rows", feature_rows)
             self.register_buffer("user_feature_mean", feature_mean)
@@ -122,12 +148,15 @@ class BayesianMF(RatingModule):
         self.noise_precision: Tensor
         self.global_means: Tensor
         self.rating_range: Tensor
+        self.pooled_items: Tensor  # with cold offsets only
+        self.cold_damping: Tensor
 
     def spec(self) -> dict[str, Any]:
         return {
             "n_users": int(self.user_rows.shape[0]), "n_items": int(self.item_rows.shape[0]),
             "n_samples": self.n_samples, "n_factors": self.n_factors, "implicit": self.implicit,
             "n_user_features": int(self.user_feature_mean.shape[0]),
+            "cold_offsets": self.cold_offsets,
         }  # fmt: skip
 
     @classmethod
@@ -135,6 +164,7 @@ class BayesianMF(RatingModule):
         return cls(
             int(spec["n_users"]), int(spec["n_items"]), int(spec["n_samples"]),
             int(spec["n_factors"]), bool(spec["implicit"]), int(spec.get("n_user_features", 0)),
+            bool(spec.get("cold_offsets", False)),
         )  # fmt: skip
 
     def check_state(self, scale: RatingScale) -> None:
@@ -153,8 +183,8 @@ class BayesianMF(RatingModule):
     ) -> int:
         """Bytes one kept sample adds to the model (see the class docstring)."""
         k = n_factors
-        rows = (n_users + n_items) * (k + 2) + (n_items + n_user_features) * (k + 1)
-        return 4 * (rows + 2 * (k + 1) + 2)
+        rows = (n_users + n_items) * (k + 3) + (n_items + n_user_features) * (k + 1)
+        return 4 * (rows + 3 * (k + 1) + 3)
 
     @property
     def n_samples(self) -> int:
@@ -172,8 +202,7 @@ class BayesianMF(RatingModule):
 
     def _per_sample(self, user_rows: Tensor, item_rows: Tensor) -> Tensor:
         """``r_s`` for paired wide rows, shape ``(batch, S)``."""
-        width = self.n_factors + 2
-        shape = (user_rows.shape[0], self.n_samples, width)
+        shape = (user_rows.shape[0], self.n_samples, self.width)
         return pair_ratings(user_rows.view(shape), item_rows.view(shape))
 
     def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
@@ -205,7 +234,7 @@ class BayesianMF(RatingModule):
 
     def score_user_rows(self, user_rows: Tensor, items: slice | None = None) -> Tensor:
         """Unclipped ratings of every item (or a range of them) for users given as wide
-        rows (from :meth:`fold_in`), shape ``(n, S * (n_factors + 2))`` -> ``(n, items)``."""
+        rows (from :meth:`fold_in`), shape ``(n, S * width)`` -> ``(n, items)``."""
         self._require_samples()
         part = slice(None) if items is None else items
         return user_rows @ self.item_rows[part].T / self.n_samples
@@ -236,7 +265,8 @@ class BayesianMF(RatingModule):
         Per kept sample, the user's factors and bias are the Gaussian posterior mean
         given that sample's item vectors and biases, noise precision and user prior,
         whose mean includes the implicit term ``|N|^-1/2 * sum of the rated items'
-        y``. The row has shape ``(S * (n_factors + 2),)``.
+        y``; their cold offset is their damped mean residual against the sample's
+        pooled item, as for trained users. The row has shape ``(S * width,)``.
         """
         if item_idx.ndim != 1 or item_idx.shape != ratings.shape:
             raise ValueError(
@@ -244,7 +274,7 @@ class BayesianMF(RatingModule):
                 f"{tuple(item_idx.shape)} and {tuple(ratings.shape)}"
             )
         k, n = self.n_factors, self.n_samples
-        items = self.item_rows[item_idx].view(-1, n, k + 2).transpose(0, 1).double()
+        items = self.item_rows[item_idx].view(-1, n, self.width).transpose(0, 1).double()
         features = torch.cat([items[..., :k], torch.ones_like(items[..., :1])], -1)
         target = ratings.double().reshape(1, -1) - items[..., k + 1]  # (S, ratings)
         prior_mean = self.user_prior_mean.double()
@@ -264,8 +294,17 @@ class BayesianMF(RatingModule):
         moment = alpha[:, :, 0] * (features.transpose(1, 2) @ target.unsqueeze(-1))[..., 0]
         moment = moment + precision_diag * prior_mean
         user = torch.linalg.solve(precision, moment)  # (S, k + 1)
-        rows = torch.cat([user, torch.ones(n, 1, dtype=user.dtype)], 1)
-        return BayesUser(rows.float().reshape(-1))
+        parts = [user, torch.ones(n, 1, dtype=user.dtype)]
+        if self.cold_offsets:
+            pooled = self.pooled_items.double()
+            expected = (
+                self.global_means.double() + user[:, k] + pooled[:, k]
+                + (user[:, :k] * pooled[:, :k]).sum(1)
+            )  # fmt: skip
+            n_rated = item_idx.numel()
+            residual = ratings.double().sum() - n_rated * expected
+            parts.append((residual / (n_rated + self.cold_damping.double())).unsqueeze(1))
+        return BayesUser(torch.cat(parts, 1).float().reshape(-1))
 
     def _row(self, user: FoldedUser) -> Tensor:
         if not isinstance(user, BayesUser):
@@ -288,13 +327,15 @@ class BayesianMF(RatingModule):
     def user_effect(self) -> Tensor:
         """Posterior mean of each user's bias ``b_u``, shape ``(users,)``."""
         k = self.n_factors
-        return self._sample_view(self.user_rows, k + 2)[..., k].mean(1)
+        return self._sample_view(self.user_rows, self.width)[..., k].mean(1)
 
     def item_effect(self) -> Tensor:
         """Posterior mean of each item's bias ``b_i``, shape ``(items,)``; the global
         mean ``w0`` is :meth:`global_mean`."""
         k = self.n_factors
-        return self._sample_view(self.item_rows, k + 2)[..., k + 1].mean(1) - self.global_mean()
+        return (
+            self._sample_view(self.item_rows, self.width)[..., k + 1].mean(1) - self.global_mean()
+        )
 
     def global_mean(self) -> Tensor:
         """Posterior mean of ``w0`` (a 0-d tensor)."""
@@ -308,26 +349,29 @@ class BayesianMF(RatingModule):
         (which would leave predictions unchanged), so they are averaged as they are
         (``docs/tuning.md`` has the check)."""
         k = self.n_factors
-        return self._sample_view(self.item_rows, k + 2)[..., :k].mean(1)
+        return self._sample_view(self.item_rows, self.width)[..., :k].mean(1)
 
     def effects(self) -> tuple[Tensor, Tensor]:
         return self.user_effect(), self.item_effect()
 
     def parts(self, user_idx: int, item_idx: int) -> dict[str, float]:
-        """Posterior means of the rating's terms: ``w0``, ``b_u``, ``b_i`` and ``U_u . I_i``
-        (they add up to the unclipped posterior-mean rating)."""
+        """Posterior means of the rating's terms: ``w0``, ``b_u``, ``b_i``, ``U_u . I_i``
+        and, for a cold item, the user's cold offset (they add up to the unclipped
+        posterior-mean rating)."""
         k = self.n_factors
-        users = self._sample_view(self.user_rows[[user_idx]], k + 2)[0]
-        items = self._sample_view(self.item_rows[[item_idx]], k + 2)[0]
+        users = self._sample_view(self.user_rows[[user_idx]], self.width)[0]
+        items = self._sample_view(self.item_rows[[item_idx]], self.width)[0]
         global_mean = float(self.global_mean())
+        cold = (users[:, -1] * items[:, -1]).mean() if self.cold_offsets else 0.0
         return {
             "global": global_mean,
             "user bias": float(users[:, k].mean()),
             "item bias": float(items[:, k + 1].mean()) - global_mean,
             "factors": float((users[:, :k] * items[:, :k]).sum(1).mean()),
+            "cold offset": float(cold),
         }
 
     def user_vectors(self) -> Tensor:
         """Posterior mean of the user vectors ``U_u``, shape ``(users, n_factors)``."""
         k = self.n_factors
-        return self._sample_view(self.user_rows, k + 2)[..., :k].mean(1)
+        return self._sample_view(self.user_rows, self.width)[..., :k].mean(1)
