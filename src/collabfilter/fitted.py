@@ -96,6 +96,10 @@ class FittedModel:
     features: dict[str, FeatureEncoder] = field(default_factory=dict)
     """The side features the model was trained with, per side (``"user"``, ``"item"``):
     the encoder that turns a table of them into the rows the model read."""
+    item_log_popularity: np.ndarray | None = field(default=None, repr=False)
+    """``log(1 + n_i)`` per item where an item without training ratings has its
+    features' estimate instead of 0 (:func:`~collabfilter.data.popularity.
+    log_popularity`); None when the model's training had no such item."""
     ranker: FittedModel | None = field(default=None, repr=False)
     """A ranking model trained on the same data, used for top-N lists when present
     (a model file may hold both)."""
@@ -358,13 +362,21 @@ class FittedModel:
         assert isinstance(counts, np.ndarray)
         return counts
 
+    def log_popularity(self) -> Tensor:
+        """The popularity term of blended lists per item, float32: ``log(1 + n_i)``, or
+        the features' estimate for an item without training ratings (see
+        ``item_log_popularity``)."""
+        if self.item_log_popularity is not None:
+            return torch.from_numpy(self.item_log_popularity)
+        return torch.log1p(torch.from_numpy(self.item_counts().astype(np.float32)))
+
     def blend_users(self, user_idx: np.ndarray, popularity_weight: float) -> Tensor:
         """Scores ``score + w * log(1 + n_i)`` of every item for the given users, to rank
         by: a rating model's scores before they are clipped to the scale (clipped
-        ratings would tie at the top and leave the order to popularity alone)."""
+        ratings would tie at the top and leave the order to popularity alone). A new
+        item's ``log(1 + n_i)`` is what its features predict (:meth:`log_popularity`)."""
         scores = self._item_scores(self.model.score_items, user_idx)
-        counts = torch.from_numpy(self.item_counts().astype(np.float32))
-        return scores + popularity_weight * torch.log1p(counts)
+        return scores + popularity_weight * self.log_popularity()
 
     def rank_users(self, user_idx: np.ndarray, items: slice | None = None) -> Tensor:
         """Scores that order every item (or a range of items) for the given users as

@@ -14,7 +14,7 @@ from serve_helpers import QUIET, train_and_save
 
 import collabfilter as cf
 from collabfilter.models import RECIPES, TopNConfig
-from collabfilter.recommend import recommend_new_user
+from collabfilter.recommend import recommend, recommend_new_user
 from collabfilter.serve import create_app, schemas
 from collabfilter.train import collab_learner
 
@@ -110,3 +110,24 @@ def test_generated_feature_bodies_are_answered_never_a_crash(bayes_client, featu
     assert response.status_code < 500, response.text
     if response.status_code >= 400:
         assert response.json()["detail"]
+
+
+def test_new_items_are_listed_and_marked_cold(tmp_path):
+    """Films known from their features alone (no training rating) are in the lists, as
+    the library ranks them, each marked."""
+    train = cf.split_cold_items(PLANTED, 0.3, seed=1).train
+    model_config, config = RECIPES["bayes"]
+    learner = collab_learner(train, model=model_config, config=config.with_length(8),
+                             options=QUIET)  # fmt: skip
+    learner.fit_recipe()
+    path = learner.save(tmp_path / "cold.cf")
+    new = set(train.items.ids[train.item_counts() == 0].tolist())
+    user = train.users.ids[0]
+    expected = recommend(cf.load_model(path), [user], k=40).to_frame(learner)
+    with client_of(path, tmp_path) as client:
+        response = client.get(f"/users/{user}/recommendations?n=40")
+    assert response.status_code == 200, response.text
+    items = schemas.ItemListResponse.model_validate(response.json()).items
+    assert [i.item for i in items] == expected["item"].tolist()
+    marked = {i.item for i in items if i.cold}
+    assert marked and marked == {i.item for i in items} & new

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from collabfilter.data import Ratings
-from collabfilter.errors import DataError, DataWarning, NotFittedError
+from collabfilter.errors import DataWarning, NotFittedError
 from collabfilter.fitted import resolve_table
 
 
@@ -109,26 +109,3 @@ def standard_baselines() -> dict[str, BiasBaseline]:
         "item mean": BiasBaseline(reg_item=0.0, use_users=False),
         "bias only (damped)": BiasBaseline(),
     }
-
-
-def feature_popularity(train: Ratings, field: str) -> np.ndarray:
-    """Each item's score by the popularity of its levels of one item feature field
-    (``"genres"``): the mean training ratings per item of each level it has, averaged
-    over its levels, float64 ``(n_items,)``. This ranks items nobody has rated yet,
-    what a cold-start list must beat; an item with no level scores the mean item.
-
-    Raises:
-        DataError: when the ratings carry no item features, or no such field.
-    """
-    features = train.item_features
-    if features is None or field not in features.columns:
-        have = [] if features is None else list(features.columns)
-        raise DataError(f"no item feature field {field!r}; the ratings carry {have}")
-    member = features.select([field]).encode(train.items).matrix.to_dense().numpy() > 0
-    counts = np.bincount(train.item_idx, minlength=train.n_items).astype(np.float64)
-    level_popularity = counts @ member / np.maximum(member.sum(0), 1)
-    n_levels = member.sum(1)
-    scores = np.full(train.n_items, counts.mean())
-    has = n_levels > 0
-    scores[has] = (member[has] @ level_popularity) / n_levels[has]
-    return scores

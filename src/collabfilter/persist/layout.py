@@ -8,6 +8,8 @@ SHA-256. The document (format version :data:`FORMAT_VERSION`)::
     users, items                    vocabularies (raw ids in their own type, titles)
     columns {field: column}         the training table's column names
     training_data {fingerprint, ratings, scale {low, high, step}}
+                                    (tensors data.*: the ratings as CSR arrays, and the
+                                    items' popularity when new items have an estimate)
     parts {"rating" | "ranking": {
         module {class, args}        a class of collabfilter.models.MODULES and the
                                     constructor arguments that rebuild its shapes
@@ -38,6 +40,9 @@ DATA = ("data.indptr", "data.item_idx", "data.rating")
 """The training ratings as CSR arrays: int64 row pointers, int32 items, float32 ratings."""
 DATA_DTYPES = {"data.indptr": "torch.int64", "data.item_idx": "torch.int32",
                "data.rating": "torch.float32"}  # fmt: skip
+POPULARITY = "data.item_log_popularity"
+"""Optional float32 ``(items,)``: the popularity term of blended lists where an item
+without training ratings has its features' estimate (``FittedModel.item_log_popularity``)."""
 
 
 def digest(tensor: Tensor) -> str:

@@ -32,6 +32,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import safe_open
 from torch import Tensor
@@ -48,6 +49,7 @@ from collabfilter.persist.layout import (
     DATA_DTYPES,
     FORMAT,
     FORMAT_VERSION,
+    POPULARITY,
     ROLES,
     digest,
     text_digest,
@@ -119,12 +121,14 @@ def _load(path: Path, max_bytes: int) -> FittedModel:
         _expect_data(records, len(users), fail)
     tensors = _read_tensors(path, records, max_bytes, fail)
     interactions = _interactions(document, tensors, users, items, scale, fail)
+    popularity = _popularity(tensors, interactions, fail)
     fitted = {
         role: _fill(role, part, tensors, users, items, interactions, scale, fail)
         for role, part in parts.items()
     }
     for part in fitted.values():
         part.columns = dict(columns)
+        part.item_log_popularity = popularity
     primary = fitted.get("rating") or fitted["ranking"]
     if "rating" in fitted and "ranking" in fitted:
         primary.ranker = fitted["ranking"]
@@ -381,6 +385,33 @@ def _interactions(
     if data.fingerprint() != summary.get("fingerprint"):
         raise fail("training data fingerprint mismatch: altered or damaged")
     return data
+
+
+def _popularity(
+    tensors: dict[str, Tensor], interactions: Interactions, fail: Fail
+) -> np.ndarray | None:
+    """The items' popularity term, when the file has one: ``log(1 + n_i)`` for every
+    rated item, an estimate within the rated items' range for the others."""
+    if POPULARITY not in tensors:
+        return None
+    values = tensors[POPULARITY]
+    if values.dtype != torch.float32 or tuple(values.shape) != (interactions.n_items,):
+        raise fail(f"{POPULARITY} must be float32 of one value per item ({interactions.n_items})")
+    popularity = values.numpy()
+    counts = interactions.item_counts()
+    observed, rated = np.log1p(counts), counts > 0
+    sane = (
+        bool(np.isfinite(popularity).all())
+        and np.allclose(popularity[rated], observed[rated], rtol=0.0, atol=1e-4)
+        and bool((popularity[~rated] >= 0).all())
+        and bool((popularity[~rated] <= observed.max() + 1e-4).all())
+    )
+    if not sane:
+        raise fail(
+            f"{POPULARITY} must be log(1 + training ratings) for every rated item and lie "
+            "between 0 and the most rated item's for the others"
+        )
+    return popularity
 
 
 def _fill(

@@ -30,6 +30,7 @@ from collabfilter.persist.layout import (
     DATA,
     FORMAT,
     FORMAT_VERSION,
+    POPULARITY,
     describe,
     scale_record,
     text_digest,
@@ -60,6 +61,8 @@ def save_model(path: str | Path, model: FittedModel, *, ranking: FittedModel | N
         _require_same_data(model, ranking)
         parts["ranking"] = ranking
     tensors = _data_tensors(model.interactions)
+    if model.item_log_popularity is not None:
+        tensors[POPULARITY] = torch.from_numpy(np.array(model.item_log_popularity, np.float32))
     documents = {}
     for role, part in parts.items():
         documents[role] = _part_document(part)

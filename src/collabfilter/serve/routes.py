@@ -284,7 +284,8 @@ def _list_body(served: ServedModel, listed: ItemList, user: Any, known: bool) ->
             reason = {"item": served.item_ids[because], "title": served.labels[because],
                       "rating": float(rating)}  # fmt: skip
         items.append({"item": served.item_ids[item], "title": served.labels[item],
-                      "score": round(score, 4), "because": reason})  # fmt: skip
+                      "score": round(score, 4), "because": reason,
+                      "cold": bool(served.counts[item] == 0)})  # fmt: skip
     scores = "predicted rating" if served.scores_are_ratings else "ranking score"
     return {"user": user, "known": known, "rated": listed.rated, "scores": scores,
             "items": items}  # fmt: skip

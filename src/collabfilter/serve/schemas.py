@@ -160,6 +160,7 @@ class ListedItem(BaseModel):
     because: Because | None = Field(
         description="the liked item the user rated that is most like this one"
     )
+    cold: bool = Field(default=False, description="whether the item has no training rating")
 
 
 class ItemListResponse(BaseModel):

@@ -27,6 +27,7 @@ import torch
 from collabfilter.config import NOT_GIVEN, FitConfig, ModelConfig, RunOptions, with_changes
 from collabfilter.data import Ratings, RatingScale, Split
 from collabfilter.data.interactions import Interactions
+from collabfilter.data.popularity import log_popularity
 from collabfilter.data.tensors import RatingTensors
 from collabfilter.errors import ConfigError, DataError, TrainingWarning
 from collabfilter.fitted import FittedModel
@@ -103,6 +104,8 @@ class Learner(FittedModel):
             for side in ("user", "item")
             if (table := getattr(train, f"{side}_features")) is not None
         }
+        if train.item_features is not None and bool((train.item_counts() == 0).any()):
+            self.item_log_popularity = log_popularity(train)
         self.valid_ratings = _in_vocabularies(valid, train) if valid is not None else None
         self.train_tensors = RatingTensors(train, self._device)
         self.valid_tensors = (

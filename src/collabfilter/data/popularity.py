@@ -1,0 +1,53 @@
+"""How popular each item is, or would be: ``log(1 + ratings)``, estimated from an
+item's features when it has no rating yet.
+
+Blended lists rank by ``score + w * log(1 + n_i)`` (:func:`collabfilter.recommend.
+recommend`): a rating model knows nothing of what people watch, and the popularity
+prior lifts its lists. A new item has ``n_i = 0`` and would sink under every rated
+one; what its features say of items like it (how many ratings films of its genres and
+year got) is the best guess of how much it will be watched.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from collabfilter.data.ratings import Ratings
+from collabfilter.runtime import quiet_csr
+
+RIDGE = 1.0
+"""Ridge penalty of the estimate, in items: feature rows have norm one, so this is one
+item's weight of shrinkage towards the average, next to hundreds of rated items."""
+
+
+def log_popularity(ratings: Ratings) -> np.ndarray:
+    """``log(1 + training ratings)`` per item, float32 ``(n_items,)``; an item without
+    ratings but with a row of item features gets the estimate of a ridge regression on
+    the features of the rated items (within the rated items' range), one without
+    either 0."""
+    counts = ratings.item_counts().astype(np.float64)
+    observed = np.log1p(counts)
+    cold = counts == 0
+    features = ratings.item_features
+    if features is None or not cold.any() or cold.all():
+        return observed.astype(np.float32)
+    quiet_csr()
+    encoded = features.encode(ratings.items).matrix
+    rated = encoded.select(torch.from_numpy(np.flatnonzero(~cold)))
+    columns, transposed = rated.to_torch_coo().double(), rated.transpose().to_torch_coo().double()
+    target = torch.from_numpy(observed[~cold]).unsqueeze(1)
+    sums = torch.sparse.mm(transposed, torch.ones_like(target))
+    width = encoded.n_cols
+    normal = torch.zeros(width + 1, width + 1, dtype=torch.float64)  # features, intercept
+    normal[:width, :width] = torch.sparse.mm(transposed, columns).to_dense()
+    normal[:width, :width] += RIDGE * torch.eye(width, dtype=torch.float64)
+    normal[:width, width:], normal[width:, :width] = sums, sums.T
+    normal[width, width] = len(target)  # the intercept is not shrunk
+    moments = torch.cat([torch.sparse.mm(transposed, target), target.sum(0, keepdim=True)])
+    coefficients = torch.linalg.solve(normal, moments)
+    guessed = np.flatnonzero(cold & (encoded.lengths() > 0).numpy())
+    rows = encoded.select(torch.from_numpy(guessed)).to_torch_coo().double()
+    estimate = torch.sparse.mm(rows, coefficients[:width]) + coefficients[width]
+    observed[guessed] = estimate[:, 0].numpy().clip(0.0, observed.max())
+    return observed.astype(np.float32)
