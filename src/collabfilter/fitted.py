@@ -318,6 +318,13 @@ class FittedModel:
         return np.asarray(np.clip(value, self.scale.low, self.scale.high))
 
     def _damped_biases(self) -> tuple[float, np.ndarray, np.ndarray]:
+        found = self.cache.get("damped_biases")
+        if found is None:
+            found = self.cache["damped_biases"] = self._fit_damped_biases()
+        assert isinstance(found, tuple)
+        return found
+
+    def _fit_damped_biases(self) -> tuple[float, np.ndarray, np.ndarray]:
         data = self.interactions
         mean = data.global_mean()
         residual = data.rating - mean
@@ -345,13 +352,89 @@ class FittedModel:
                    item_idx[start : start + EVAL_BATCH].to(device)).float().cpu()
             for start in range(0, len(user_idx), EVAL_BATCH)
         ]  # fmt: skip
-        return self.on_scale(torch.cat(parts)) if parts else torch.zeros(0)
+        predicted = self.on_scale(torch.cat(parts)) if parts else torch.zeros(0)
+        return self._baseline_where_unlearned(user_idx.cpu(), item_idx.cpu(), predicted)
+
+    def _rated(self) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each user and each item has training ratings (found once)."""
+        found = self.cache.get("rated")
+        if found is None:
+            user_counts, item_counts = self.training_counts()
+            found = self.cache["rated"] = (user_counts > 0, item_counts > 0)
+        users, items = found
+        assert isinstance(users, np.ndarray) and isinstance(items, np.ndarray)
+        return users, items
+
+    def training_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Training ratings per user and per item."""
+        return self.interactions.user_counts(), self.item_counts()
+
+    def unlearned_items(self) -> np.ndarray:
+        """Items without training ratings that the model learned nothing of (in every
+        family but bayes, see ``FamilyModule.scores_unrated``): their pairs are
+        predicted by the bias baseline and lists never hold them. Indices, int64."""
+        if self.model.scores_unrated:
+            return np.zeros(0, dtype=np.int64)
+        return np.flatnonzero(~self._rated()[1])
+
+    def _unlearned_users(self, user_idx: np.ndarray) -> np.ndarray:
+        """Which of ``user_idx`` have no training ratings in a family that learned
+        nothing of such users (see :meth:`unlearned_items`)."""
+        if self.model.scores_unrated:
+            return np.zeros(len(user_idx), dtype=bool)
+        return np.asarray(~self._rated()[0][user_idx])
+
+    def _baseline_where_unlearned(
+        self, user_idx: Tensor, item_idx: Tensor, predicted: Tensor
+    ) -> Tensor:
+        """``predicted`` with the pairs of an unlearned user or item set to the bias
+        baseline of their rated sides."""
+        if self.model.scores_unrated or not len(predicted):
+            return predicted
+        users, items = user_idx.numpy(), item_idx.numpy()
+        rated_users, rated_items = self._rated()
+        user_ok, item_ok = rated_users[users], rated_items[items]
+        unlearned = ~(user_ok & item_ok)
+        if not unlearned.any():
+            return predicted
+        predicted = predicted.clone()
+        predicted[torch.from_numpy(unlearned)] = torch.from_numpy(self.baseline_of(
+            users[unlearned], items[unlearned], user_ok[unlearned], item_ok[unlearned]
+        )).to(predicted.dtype)  # fmt: skip
+        return predicted
+
+    def _rank_learned(self, user_idx: np.ndarray, ranking: Tensor, items: slice) -> Tensor:
+        """Ranking rows with the unlearned items at ``-inf`` (never listed) and each
+        unlearned user's row ordered by the bias baseline (all that is known of them)."""
+        start, stop, _ = items.indices(len(self.items))
+        unlearned = self.unlearned_items()
+        inside = unlearned[(unlearned >= start) & (unlearned < stop)]
+        users = self._unlearned_users(np.asarray(user_idx, dtype=np.int64))
+        if users.any():
+            columns = np.arange(start, stop)
+            nobody = np.zeros(len(columns), dtype=np.int64)
+            row = self.baseline_of(nobody, columns, nobody.astype(bool))  # mean + item bias
+            ranking[torch.from_numpy(users)] = torch.from_numpy(row).to(ranking.dtype)
+        ranking[:, torch.from_numpy(inside - start)] = -torch.inf
+        return ranking
 
     def score_users(self, user_idx: np.ndarray) -> Tensor:
         """Scores of every item for the given user indices, ``(n, items)`` float32 on
         the CPU: predicted ratings (on the scale), or ranking scores for ranking models."""
         scores = self._item_scores(self.model.score_items, user_idx)
-        return self.on_scale(scores) if self.predicts_ratings else scores
+        if not self.predicts_ratings:
+            return self._rank_learned(user_idx, scores, slice(None))
+        scores = self.on_scale(scores)
+        unlearned_items = self.unlearned_items()
+        unlearned_users = self._unlearned_users(np.asarray(user_idx, dtype=np.int64))
+        if len(unlearned_items) or unlearned_users.any():
+            users = np.asarray(user_idx, dtype=np.int64)
+            grid_users = np.repeat(users, len(self.items))
+            grid_items = np.tile(np.arange(len(self.items)), len(users))
+            scores = self._baseline_where_unlearned(
+                torch.from_numpy(grid_users), torch.from_numpy(grid_items), scores.reshape(-1)
+            ).view(len(users), -1)
+        return scores
 
     def item_counts(self) -> np.ndarray:
         """Training ratings per item (int64), counted once: lists, searches and the
@@ -376,14 +459,17 @@ class FittedModel:
         ratings would tie at the top and leave the order to popularity alone). A new
         item's ``log(1 + n_i)`` is what its features predict (:meth:`log_popularity`)."""
         scores = self._item_scores(self.model.score_items, user_idx)
-        return scores + popularity_weight * self.log_popularity()
+        return self._rank_learned(user_idx, scores, slice(None)) + (
+            popularity_weight * self.log_popularity()
+        )
 
     def rank_users(self, user_idx: np.ndarray, items: slice | None = None) -> Tensor:
         """Scores that order every item (or a range of items) for the given users as
         :meth:`score_users` does, at less cost where the family offers it (a rating
         model leaves out its per-user terms and its monotone output function),
         ``(n, items)`` float32 on the CPU. For ranking lists only: not predictions."""
-        return self._item_scores(lambda index: self.model.rank_items(index, items), user_idx)
+        ranking = self._item_scores(lambda index: self.model.rank_items(index, items), user_idx)
+        return self._rank_learned(user_idx, ranking, items or slice(None))
 
     def fold_context(self, user_features: Tensor | None = None) -> FoldContext:
         """What placing a new user may need of this model's training."""
@@ -445,7 +531,9 @@ class FittedModel:
         """Scores of every item for a folded-in user, ``(items,)`` float32 on the CPU
         (as :meth:`score_users`: ranking order, not always shown ratings)."""
         self.model.eval()
-        return self.model.score_folded(user).float().cpu()
+        scores = self.model.score_folded(user).float().cpu()
+        scores[torch.from_numpy(self.unlearned_items())] = -torch.inf
+        return scores
 
     @torch.no_grad()
     def predict_folded(self, user: FoldedUser, item_idx: np.ndarray) -> Tensor:

@@ -73,6 +73,11 @@ class FamilyModule(nn.Module, ABC):
     """Whether scores are ratings on the data's scale (else they only order items)."""
     reason_kind: ClassVar[str] = "similarity"
     """What :meth:`reasons` measures: ``"similarity"`` or ``"contribution"``."""
+    scores_unrated: ClassVar[bool] = False
+    """Whether the module scores ids without training ratings from what it learned of
+    the others (bayes: pooled rows and features). Elsewhere such a row is only its
+    initial weights: the library predicts its pairs by the bias baseline and never
+    lists it (:meth:`~collabfilter.fitted.FittedModel.unlearned_items`)."""
 
     # ------------------------------------------------------------------ model files
     @abstractmethod

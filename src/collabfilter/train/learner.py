@@ -140,6 +140,12 @@ class Learner(FittedModel):
     def interactions(self, value: Interactions | None) -> None:
         self._interactions = value
 
+    def training_counts(self) -> tuple[np.ndarray, np.ndarray]:
+        """Training ratings per user and per item, from the training tensors (a fit
+        never builds the CSR copy for them)."""
+        tensors = self.train_tensors
+        return tensors.user_counts().cpu().numpy(), tensors.item_counts().cpu().numpy()
+
     @property
     def scale(self) -> RatingScale:
         """The training ratings' scale, read without building the CSR copy (the

@@ -102,6 +102,8 @@ class BayesianMF(RatingModule):
 
     has_uncertainty = True
 
+    scores_unrated = True
+
     def __init__(
         self, n_users: int, n_items: int, n_samples: int, n_factors: int = 10,
         implicit: bool = True, n_user_features: int = 0, cold_offsets: bool = True,
