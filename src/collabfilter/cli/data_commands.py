@@ -153,6 +153,10 @@ def features_arguments(parser: argparse.ArgumentParser) -> None:
         default="|",
         help="what joins the values of a multi-label feature (default '|')",
     )
+    parser.add_argument("--new-items", action="store_true",
+                        help="ids of --item-features without a rating join the model's "
+                        "items: new items it predicts and lists, marked cold (bayes; other "
+                        "models give them the bias baseline and never list them)")  # fmt: skip
     parser.add_argument("--features", type=feature_choice, default="auto",
                         help="the features the model reads: auto (what the data carries, "
                         "when the model reads features), none, or columns such as "
@@ -172,7 +176,12 @@ def with_feature_files(ratings: Ratings, args: argparse.Namespace) -> Ratings:
             path, id_column=id_column, kind=side, separator=args.multi_sep,
             kinds={n: k for n, k in kinds.items() if n != id_column},
         )  # fmt: skip
-    return ratings.with_features(tables["user"], tables["item"], separator=args.multi_sep)
+    ratings = ratings.with_features(tables["user"], tables["item"], separator=args.multi_sep)
+    if args.new_items:
+        if tables["item"] is None:
+            raise ConfigError("--new-items takes its new items from --item-features FILE")
+        ratings = ratings.with_new_items()
+    return ratings
 
 
 def pairs_arguments(parser: argparse.ArgumentParser) -> None:

@@ -149,6 +149,9 @@ def _train(args: argparse.Namespace, console: Console, group: Any, recipe: Any) 
             n = ratings.n_users if side == "user" else ratings.n_items
             line = f"{side} features: {n - without:,} of {n:,} {side}s have a row"
             console.print(f"{line} ({unknown:,} rows for ids without ratings)", highlight=False)
+        if args.new_items:
+            new = int((ratings.item_counts() == 0).sum())
+            console.print(f"{new:,} new items (in the item features, without a rating)")
         if group is not None:
             console.print(f"data-parallel on {group.world_size} processes (torch.distributed)")
         console.print(HEADER, style="bold", highlight=False)

@@ -351,6 +351,30 @@ class Vocabulary:
         aligned[pd.isna(aligned)] = None
         return Vocabulary(self._ids, kind=self.kind, titles=aligned)
 
+    def extended(self, ids: Any) -> Vocabulary:
+        """A copy with the new ``ids`` after the existing ones, whose indices keep their
+        meaning, in this vocabulary's id type (text "12" joins integer ids as 12); the
+        new ids have no title.
+
+        Raises:
+            DataError: for an id already present or given twice, or text that names no
+                integer in a vocabulary of integer ids.
+        """
+        given = _as_array(ids).reshape(-1)
+        if self._ids.dtype.kind == "i":
+            added, named = integer_keys_of(given)
+            if not named.all():
+                raise DataError(
+                    f"{self.kind} ids {given[~named][:_SHOWN_UNKNOWN].tolist()} name no "
+                    f"integer, and this vocabulary's {self.kind} ids are integers"
+                )
+        else:
+            added = _as_text(given)
+        titles = None
+        if self._titles is not None:
+            titles = np.concatenate([self._titles, np.full(len(added), None, dtype=object)])
+        return Vocabulary(np.concatenate([self._ids, added]), kind=self.kind, titles=titles)
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready description (persisted beside model weights)."""
         integral = self._ids.dtype.kind == "i"

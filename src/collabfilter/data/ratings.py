@@ -366,6 +366,25 @@ class Ratings:
             setattr(copy, f"{side}_features", features)
         return copy
 
+    def with_new_items(self) -> Ratings:
+        """A copy whose items also include the ids of its item features that have no
+        rating: new items, known by their features alone, after the rated ones (whose
+        indices do not change). A model that reads item features (bayes) predicts and
+        lists them, marked cold; other families give their pairs the bias baseline and
+        never list them.
+
+        Raises:
+            DataError: when the ratings carry no item features, or a features id cannot
+                be an item id (text naming no integer beside integer item ids).
+        """
+        features = self.item_features
+        if features is None:
+            raise DataError("new items come from the item features: these ratings carry none")
+        index = features.frame.index.to_numpy()
+        copy = _copy.copy(self)
+        copy.items = self.items.extended(index[self.items.find(index) < 0])
+        return copy
+
     def keep_features(self, user: Sequence[str] = (), item: Sequence[str] = ()) -> Ratings:
         """A copy carrying only the named feature columns of each side (a side with
         none named carries no features).
