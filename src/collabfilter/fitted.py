@@ -369,13 +369,17 @@ class FittedModel:
         """Training ratings per user and per item."""
         return self.interactions.user_counts(), self.item_counts()
 
+    def cold_items(self) -> np.ndarray:
+        """Whether each item has no training ratings (a new item: lists mark it)."""
+        return ~self._rated()[1]
+
     def unlearned_items(self) -> np.ndarray:
         """Items without training ratings that the model learned nothing of (in every
         family but bayes, see ``FamilyModule.scores_unrated``): their pairs are
         predicted by the bias baseline and lists never hold them. Indices, int64."""
         if self.model.scores_unrated:
             return np.zeros(0, dtype=np.int64)
-        return np.flatnonzero(~self._rated()[1])
+        return np.flatnonzero(self.cold_items())
 
     def _unlearned_users(self, user_idx: np.ndarray) -> np.ndarray:
         """Which of ``user_idx`` have no training ratings in a family that learned

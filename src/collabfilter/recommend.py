@@ -81,7 +81,7 @@ class Recommendations:
     def to_frame(self, model: FittedModel) -> pd.DataFrame:
         """One row per (user, rank): user, rank, item id, title, score (``predicted``
         for rating models), the reason's title when explained, and ``cold`` (True for
-        an item without training ratings) when a list holds one."""
+        an item without training ratings) when the model has such items."""
         lengths = np.diff(self.offsets)
         ranks = np.arange(len(self.item_idx)) - np.repeat(self.offsets[:-1], lengths) + 1
         frame = pd.DataFrame(
@@ -97,9 +97,9 @@ class Recommendations:
             frame["+/- std"] = self.spread
         if self.because is not None:
             frame["because you rated"] = reason_labels(model, self.because)
-        cold = model.item_counts()[self.item_idx] == 0
+        cold = model.cold_items()
         if cold.any():
-            frame["cold"] = cold
+            frame["cold"] = cold[self.item_idx]
         return frame
 
 

@@ -274,7 +274,7 @@ def _rated(served: ServedModel, ratings: list[s.Rated]) -> tuple[np.ndarray, np.
 
 
 def _list_body(served: ServedModel, listed: ItemList, user: Any, known: bool) -> dict[str, Any]:
-    items = []
+    items, cold = [], served.model.cold_items()
     for item, score, because, rating in zip(
         listed.item_idx.tolist(), listed.scores.tolist(), listed.because.tolist(),
         listed.because_rating.tolist(), strict=True,
@@ -285,7 +285,7 @@ def _list_body(served: ServedModel, listed: ItemList, user: Any, known: bool) ->
                       "rating": float(rating)}  # fmt: skip
         items.append({"item": served.item_ids[item], "title": served.labels[item],
                       "score": round(score, 4), "because": reason,
-                      "cold": bool(served.counts[item] == 0)})  # fmt: skip
+                      "cold": bool(cold[item])})  # fmt: skip
     scores = "predicted rating" if served.scores_are_ratings else "ranking score"
     return {"user": user, "known": known, "rated": listed.rated, "scores": scores,
             "items": items}  # fmt: skip
