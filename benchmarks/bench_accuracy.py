@@ -338,19 +338,23 @@ def cold_items() -> None:
         genres = torch.from_numpy(log_popularity(train.keep_features(item=["genres"])))
         ndcg = cold_ndcg(split, cold, lambda users, genres=genres: genres.repeat(len(users), 1))
         cells = [
-            f"user mean {rmse(baseline.predict_ratings(valid), valid.rating):.4f}",
+            f"damped user mean {rmse(baseline.predict_ratings(valid), valid.rating):.4f}",
             f"genre popularity NDCG@10 {ndcg:.4f}",
         ]
         for features in ("none", "auto"):
             result, learner = ours(split, "bayes", features)
             by_rating = cold_ndcg(split, cold, learner.model.score_items)
+            scores = learner.model.score_items(torch.arange(8))[:, torch.from_numpy(cold)]
+            tied = " (every new film tied: index order)" if bool(
+                (scores.max(1).values - scores.min(1).values < 1e-6).all()
+            ) else ""  # fmt: skip
             blended = cold_ndcg(
                 split, cold, lambda users, model=learner: model.blend_users(
                     users.numpy(), POPULARITY_WEIGHT
                 ),
             )  # fmt: skip
             cells.append(
-                f"bayes features={features} {result.rmse:.4f} NDCG@10 {by_rating:.4f}, "
+                f"bayes features={features} {result.rmse:.4f} NDCG@10 {by_rating:.4f}{tied}, "
                 f"+ {POPULARITY_WEIGHT:g} log popularity {blended:.4f}"
             )
         print(
