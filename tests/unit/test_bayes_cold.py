@@ -7,9 +7,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_model_file_forgery import forge
 
-from collabfilter import generate_ratings, split_cold_items, split_cold_users
+from collabfilter import generate_ratings, load_model, split_cold_items, split_cold_users
 from collabfilter.config import RunOptions
+from collabfilter.errors import ModelFileError
 from collabfilter.evaluation.baselines import BiasBaseline
 from collabfilter.models import BayesConfig
 from collabfilter.models.bayes import BayesianMF
@@ -81,22 +83,34 @@ def test_a_cold_items_parts_add_up_to_its_score(cold_model):
     assert model.parts(3, cold_item)["cold offset"] != 0.0
 
 
-def test_fold_in_gives_a_new_user_the_cold_offset_of_their_ratings(cold_model):
-    model, train, valid = cold_model
+def test_a_refolded_user_gets_about_their_trained_cold_offset(cold_model):
+    """Folding a trained user in again from their own training ratings gives them about
+    the cold offset training gave them (a posterior mean against a draw)."""
+    model, train, _ = cold_model
     k, n = model.n_factors, model.n_samples
     context = FoldContext(torch.zeros(1, dtype=torch.long), None, train.scale)
-    for rated in (torch.tensor([], dtype=torch.long), torch.tensor([0, 5, 9, 14])):
-        ratings = torch.linspace(1, 5, len(rated))
-        row = model.fold_in(rated, ratings, context).row.view(n, k + 3).double()
-        pooled = model.pooled_items.double()
-        expected = (model.global_means.double() + row[:, k] + pooled[:, k]
-                    + (row[:, :k] * pooled[:, :k]).sum(1))  # fmt: skip
-        offset = (ratings.double().sum() - len(rated) * expected) / (
-            len(rated) + model.cold_damping.double()
-        )
-        torch.testing.assert_close(row[:, k + 2], offset, atol=1e-5, rtol=1e-4)
-        if not len(rated):
-            assert bool((row[:, k + 2] == 0).all())
+    counts = np.bincount(train.user_idx, minlength=train.n_users)
+    gaps = []
+    for user in np.argsort(-counts)[:10]:
+        rows = np.flatnonzero(train.user_idx == user)
+        folded = model.fold_in(torch.from_numpy(train.item_idx[rows]).long(),
+                               torch.from_numpy(train.rating[rows]), context)  # fmt: skip
+        trained = model.user_rows[user].view(n, k + 3)[:, k + 2].mean()
+        gaps.append(float(folded.row.view(n, k + 3)[:, k + 2].mean() - trained))
+    assert np.abs(gaps).max() < 0.05, gaps
+
+
+def test_a_new_user_without_ratings_is_the_pooled_user_a_trained_one_is():
+    """Folded in from features alone, a user gets exactly the row training gave a user of
+    the same features without ratings: the pooled user, moved by their features."""
+    planted = generate_ratings(300, 400, 15_000, n_genres=8, n_user_groups=5, seed=8)
+    train, valid = split_cold_users(planted.ratings, 0.1, seed=4)
+    model = fitted(train, "auto").model
+    encoded = train.user_features.encode(train.users).matrix.to_dense()
+    for user in np.unique(valid.user_idx)[:5]:
+        context = FoldContext(torch.zeros(1, dtype=torch.long), None, train.scale, encoded[user])
+        folded = model.fold_in(torch.zeros(0, dtype=torch.long), torch.zeros(0), context)
+        torch.testing.assert_close(folded.row, model.user_rows[user], atol=2e-5, rtol=1e-4)
 
 
 def test_a_file_without_cold_offsets_keeps_its_layout():
@@ -105,3 +119,34 @@ def test_a_file_without_cold_offsets_keeps_its_layout():
     rebuilt = BayesianMF.from_spec({k: v for k, v in old.spec().items() if k != "cold_offsets"})
     assert rebuilt.width == 5 and not rebuilt.cold_offsets
     assert BayesianMF(5, 6, 2, n_factors=3).user_rows.shape == (5, 2 * 6)
+
+
+def test_cold_rows_survive_the_model_file_and_forged_flags_are_refused(tmp_path):
+    planted = generate_ratings(300, 400, 15_000, n_genres=8, n_user_groups=5, seed=9)
+    train, _ = split_cold_items(planted.ratings, 0.1, seed=5)
+    learner = fitted(train, "auto")
+    path = learner.save(tmp_path / "cold.cf")
+    loaded = load_model(path)
+    for name in ("pooled_items", "pooled_users", "item_rows", "user_rows"):
+        torch.testing.assert_close(getattr(loaded.model, name), getattr(learner.model, name))
+    users = np.arange(5)
+    torch.testing.assert_close(loaded.score_users(users), learner.score_users(users))
+    width = learner.model.width
+    cold, warm = np.flatnonzero(learner.cold_items())[0], np.flatnonzero(~learner.cold_items())[0]
+
+    def flag(item: int, value: float):
+        def edit(tensors):
+            rows = tensors["rating.item_rows"].clone()
+            rows[item, width - 1 :: width] = value
+            tensors["rating.item_rows"] = rows
+
+        return edit
+
+    def precision(tensors):
+        tensors["rating.user_prior_precision"] = -tensors["rating.user_prior_precision"]
+
+    for edit, said in ((flag(warm, 1.0), "exactly the items"), (flag(cold, 0.0), "exactly"),
+                       (flag(cold, 0.5), "0 or 1"), (precision, "positive")):  # fmt: skip
+        forged = forge(path, tmp_path / "forged.cf", edit_tensors=edit)
+        with pytest.raises(ModelFileError, match=said):
+            load_model(forged)

@@ -197,7 +197,8 @@ def test_planted_features_improve_the_bayesian_model_in_several_shapes(shape):
 
 def test_a_folded_in_user_gets_their_own_feature_part_or_the_average_users():
     """A new user's prior mean adds ``F_u beta`` of their features when given, else of
-    the average user's row: never the mean of users whose feature part is zero."""
+    the average rating's user's row: never the mean of users whose feature part is
+    zero."""
     import torch
 
     from collabfilter.models.family import FoldContext
@@ -209,10 +210,10 @@ def test_a_folded_in_user_gets_their_own_feature_part_or_the_average_users():
     learner.fit_recipe()
     module = learner.model
     assert module.user_feature_rows.shape[0] == len(learner.features["user"].names)
-    average = torch.from_numpy(
-        planted.user_features.encode(planted.users).matrix.to_dense().numpy().mean(0)
-    )
-    torch.testing.assert_close(module.user_feature_mean, average)
+    rows = planted.user_features.encode(planted.users).matrix.to_dense().numpy()
+    counts = np.bincount(planted.user_idx, minlength=planted.n_users)
+    average = torch.from_numpy((counts @ rows / counts.sum()).astype(np.float32))
+    torch.testing.assert_close(module.user_feature_mean, average)  # the average rating's user
     items, ratings = torch.tensor([0, 3]), torch.tensor([5.0, 1.0])
     context = learner.fold_context()
     plain = module.fold_in(items, ratings, context)

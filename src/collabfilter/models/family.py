@@ -17,6 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -104,6 +105,14 @@ class FamilyModule(nn.Module, ABC):
         for name, value in self.state_dict().items():
             if value.is_floating_point() and not bool(torch.isfinite(value).all()):
                 raise ModelFileError(f"tensor {name!r} holds values that are not finite")
+
+    def check_training(self, item_counts: np.ndarray) -> None:
+        """Check loaded weights against the training ratings the file holds (``item_counts``
+        per item); nothing by default.
+
+        Raises:
+            ModelFileError: naming what does not match.
+        """
 
     # ------------------------------------------------------------------ training
     def prepare(self, user_counts: Tensor, item_counts: Tensor, mean_rating: float) -> None:

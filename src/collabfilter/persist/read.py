@@ -41,6 +41,7 @@ from collabfilter.config import FitConfig, ModelConfig, config_from_dict
 from collabfilter.data import RatingScale, Vocabulary
 from collabfilter.data.features import FeatureEncoder
 from collabfilter.data.interactions import Interactions
+from collabfilter.data.popularity import popularity_problem
 from collabfilter.errors import CollabFilterError, ModelFileError
 from collabfilter.fitted import FittedModel
 from collabfilter.models import FAMILIES, MODULES, FamilyModule, family_of
@@ -398,19 +399,9 @@ def _popularity(
     if values.dtype != torch.float32 or tuple(values.shape) != (interactions.n_items,):
         raise fail(f"{POPULARITY} must be float32 of one value per item ({interactions.n_items})")
     popularity = values.numpy()
-    counts = interactions.item_counts()
-    observed, rated = np.log1p(counts), counts > 0
-    sane = (
-        bool(np.isfinite(popularity).all())
-        and np.allclose(popularity[rated], observed[rated], rtol=0.0, atol=1e-4)
-        and bool((popularity[~rated] >= 0).all())
-        and bool((popularity[~rated] <= observed.max() + 1e-4).all())
-    )
-    if not sane:
-        raise fail(
-            f"{POPULARITY} must be log(1 + training ratings) for every rated item and lie "
-            "between 0 and the most rated item's for the others"
-        )
+    problem = popularity_problem(popularity, interactions.item_counts())
+    if problem is not None:
+        raise fail(f"{POPULARITY} {problem}")
     return popularity
 
 
@@ -424,6 +415,7 @@ def _fill(
     try:
         module.load_state_dict(state, strict=True, assign=True)
         module.check_state(scale)
+        module.check_training(interactions.item_counts())
         model_config = _model_config(spec.get("model_config"))
         config = _fit_config(spec.get("config"))
         history = [EpochRecord(**record) for record in spec.get("history", [])]

@@ -48,7 +48,7 @@ from collabfilter.models.bayes.gaussian import (
     gram_from_triangle,
     triangle,
 )
-from collabfilter.models.bayes.module import BayesianMF, packed_rows, pair_ratings
+from collabfilter.models.bayes.module import BayesianMF, cold_offset, packed_rows, pair_ratings
 from collabfilter.models.bayes.views import RatingViews, build_views, check_ratings, link
 
 SweepCallback = Callable[[int, float, "float | None", float], None]
@@ -79,7 +79,8 @@ class GibbsSampler:
         user_idx: int tensor ``(n,)`` of training users.
         item_idx: int tensor ``(n,)`` of training items.
         rating: float tensor ``(n,)`` of ratings.
-        n_users: user rows (users without training ratings get prior draws).
+        n_users: user rows (users without training ratings are drawn from the prior,
+            and kept as the pooled user row).
         n_items: item rows.
         config: schedule and hyper-priors.
         n_factors: length of the factor vectors.
@@ -142,7 +143,7 @@ class GibbsSampler:
         self.width = k + 1
         self.tri = triangle(self.width, self.device)
         self.prior = NormalGammaPrior(config.hyper_shape, config.hyper_rate, config.mean_strength)
-        self.user_feature_mean = _column_means(user_features, n_users, self.device)
+        self.user_feature_mean = _column_means(user_features, self.user_side.counts)
         self.user_state = self._initial_state(
             n_users, link(self.user_side, user_features, implicit)
         )
@@ -315,7 +316,7 @@ class GibbsSampler:
     def sample_blocks(self) -> dict[str, Tensor]:
         """The current sample in :class:`BayesianMF`'s layout (one block of each)."""
         user_mean, user_precision = self.user_state.hyper
-        user_rows, item_rows, pooled_item, damping = self._kept()
+        user_rows, item_rows, pooled_item, pooled_user = self._kept()
         embedding = self.user_state.embedding
         implicit = embedding[: self.n_items] if self.implicit else None
         blocks = {}
@@ -332,28 +333,27 @@ class GibbsSampler:
             "noise_precision": torch.tensor([self.noise_precision], device=self.device),
             "global_means": torch.tensor([self.global_mean], device=self.device),
             "pooled_items": pooled_item.float(),
-            "cold_damping": torch.tensor([damping], device=self.device),
+            "pooled_users": pooled_user.float(),
         }
 
-    def _kept(self) -> tuple[Tensor, Tensor, Tensor, float]:
+    def _kept(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The current sample as kept: packed user and item rows (rows without training
         ratings pooled, the users' cold offsets beside them; see :class:`BayesianMF`),
-        the pooled item row and the offsets' damping."""
-        users, _ = self._pooled_rows(self.user_state, self.user_side, self.items, self.item_side)
-        items, pooled = self._pooled_rows(
+        and the pooled item and user rows."""
+        users, pooled_user = self._pooled_rows(
+            self.user_state, self.user_side, self.items, self.item_side
+        )
+        items, pooled_item = self._pooled_rows(
             self.item_state, self.item_side, self.users, self.user_side
         )
-        k = self.n_factors
-        damping = float(self.user_state.hyper[1][k]) / self.noise_precision
-        expected = (
-            self.global_mean + users[:, k].double() + pooled[k]
-            + users[:, :k].double() @ pooled[:k]
+        offsets = cold_offset(
+            users.double(), pooled_item, self.global_mean, self.user_side.rating_sums,
+            self.user_side.counts, self.user_state.hyper[1][self.n_factors],
+            self.noise_precision,
         )  # fmt: skip
-        counts = self.user_side.counts
-        offsets = (self.user_side.rating_sums - counts * expected) / (counts + damping)
-        cold = (self.item_side.counts == 0, offsets)
-        user_rows, item_rows = packed_rows(users, items, self.global_mean, (cold[1], cold[0]))
-        return user_rows, item_rows, pooled, damping
+        cold = (offsets, self.item_side.counts == 0)
+        user_rows, item_rows = packed_rows(users, items, self.global_mean, cold)
+        return user_rows, item_rows, pooled_item, pooled_user
 
     def _pooled_rows(
         self, state: _State, side: RatingViews, other: Tensor, other_side: RatingViews
@@ -528,10 +528,11 @@ def _on(
     return pairs[0].to(device), pairs[1].to(device), pairs[2].to(device)
 
 
-def _column_means(features: Tensor | None, n_rows: int, device: torch.device) -> Tensor | None:
-    """The average row of a CSR feature matrix, or None without one."""
+def _column_means(features: Tensor | None, weights: Tensor) -> Tensor | None:
+    """The ``weights``-weighted average row of a CSR feature matrix (float32), or None
+    without one: with the ratings per row as weights, the feature row of the average
+    rating's user, the one the pooled user row stands for."""
     if features is None:
         return None
-    columns = features.col_indices().long()
-    total = torch.zeros(features.shape[1], device=device)
-    return total.index_add_(0, columns.to(device), features.values().to(device)) / n_rows
+    weights = weights.to(features.values().device, torch.float64)
+    return (features.double().t() @ weights / weights.sum()).float()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -36,6 +37,22 @@ def packed_rows(
         user_parts.append(cold[0].to(users.dtype).unsqueeze(1))
         item_parts.append(cold[1].to(items.dtype).unsqueeze(1))
     return torch.cat(user_parts, 1), torch.cat(item_parts, 1)
+
+
+def cold_offset(
+    users: Tensor, pooled_item: Tensor, global_mean: Tensor | float, rating_sums: Tensor,
+    counts: Tensor | float, bias_precision: Tensor | float, noise_precision: Tensor | float,
+) -> Tensor:  # fmt: skip
+    """Users' cold offsets ``c_u`` in one sample: their damped mean residual against the
+    pooled item, ``(sum r - n (w0 + b_u + U_u . I_pooled + b_pooled)) / (n + lam_b /
+    alpha)``, the damping being the noise variance over the user-bias prior's. ``users``
+    are rows ``[U_u, b_u]``; every argument broadcasts over leading dimensions."""
+    k = users.shape[-1] - 1
+    expected = (
+        global_mean + users[..., k] + pooled_item[..., k]
+        + (users[..., :k] * pooled_item[..., :k]).sum(-1)
+    )  # fmt: skip
+    return (rating_sums - counts * expected) / (counts + bias_precision / noise_precision)
 
 
 def pair_ratings(user_rows: Tensor, item_rows: Tensor) -> Tensor:
@@ -67,17 +84,18 @@ class BayesianMF(RatingModule):
     posterior of one item that received them all), moved by its own feature part, and
     each user a cold offset ``c_u``: their damped mean residual against that pooled
     item, damped by the sample's noise variance over the user-bias prior's
-    (``r_s(u, i) += c_u,s`` for cold items only). Without features a cold item is then
-    predicted much as the bias baseline predicts it; features move it from there.
-    Users without training ratings get the pooled user row the same way (no offset).
+    (:func:`cold_offset`; ``r_s(u, i) += c_u,s`` for cold items only). Without features
+    a cold item is then predicted much as the bias baseline predicts it; features move
+    it from there. Users without training ratings, and new users folded in from no
+    ratings, get the pooled user row the same way (no offset).
 
     Sample ``s`` is stored as a block of ``n_factors + 3`` columns, users
     ``[U_u,s, b_u,s, 1, c_u,s]`` and items ``[I_i,s, 1, b_i,s + w0_s, cold_i]``, so the
     average over ``S`` samples is one dot product of rows ``S * (n_factors + 3)`` wide
     divided by ``S``. For fold-in each sample also keeps the implicit item embeddings
     ``[y_j,s, y-bias_j,s]``, the user prior (mean and precision per dimension), the
-    pooled item row and the cold offset's damping. (Files written before cold offsets
-    existed hold blocks of ``n_factors + 2`` columns, without the last one.)
+    pooled item and user rows. (Files written before cold offsets existed hold blocks of
+    ``n_factors + 2`` columns, without the last one.)
 
     Memory per kept sample, float32: ``4 * ((n_users + n_items) * (n_factors + 3)
     + n_items * (n_factors + 1) + 3 * (n_factors + 1) + 3)`` bytes
@@ -136,7 +154,7 @@ class BayesianMF(RatingModule):
         )
         if self.cold_offsets:  # files written before cold offsets hold neither
             self.register_buffer("pooled_items", torch.zeros(n, k + 1))
-            self.register_buffer("cold_damping", torch.ones(n))
+            self.register_buffer("pooled_users", torch.zeros(n, k + 1))
         if n_user_features:  # only then in the state (files without features hold none)
             self.register_buffer("user_feature_rows", feature_rows)
             self.register_buffer("user_feature_mean", feature_mean)
@@ -151,7 +169,7 @@ class BayesianMF(RatingModule):
         self.global_means: Tensor
         self.rating_range: Tensor
         self.pooled_items: Tensor  # with cold offsets only
-        self.cold_damping: Tensor
+        self.pooled_users: Tensor
 
     def spec(self) -> dict[str, Any]:
         return {
@@ -176,8 +194,27 @@ class BayesianMF(RatingModule):
             raise ModelFileError(
                 f"rating_range ({low}, {high}) does not lie in the rating scale {scale}"
             )
-        if not bool((self.noise_precision > 0).all()):
-            raise ModelFileError("noise_precision must be positive")
+        for name in ("noise_precision", "user_prior_precision"):
+            if not bool((getattr(self, name) > 0).all()):
+                raise ModelFileError(f"{name} must be positive")
+        if self.cold_offsets:
+            flags = self._sample_view(self.item_rows, self.width)[..., -1]
+            if not bool(((flags == 0) | (flags == 1)).all()) or not bool(
+                (flags == flags[:, :1]).all()
+            ):
+                raise ModelFileError("item_rows' cold flags must be 0 or 1, one per item")
+
+    def check_training(self, item_counts: np.ndarray) -> None:
+        if self.cold_offsets and not np.array_equal(self.cold_items().numpy(), item_counts == 0):
+            raise ModelFileError(
+                "item_rows' cold flags must mark exactly the items without training ratings"
+            )
+
+    def cold_items(self) -> Tensor:
+        """Which items the rows flag as cold (without training ratings), bool."""
+        if not self.cold_offsets:
+            return torch.zeros(self.item_rows.shape[0], dtype=torch.bool)
+        return self._sample_view(self.item_rows, self.width)[:, 0, -1] > 0.5
 
     @staticmethod
     def bytes_per_sample(
@@ -186,7 +223,7 @@ class BayesianMF(RatingModule):
         """Bytes one kept sample adds to the model (see the class docstring)."""
         k = n_factors
         rows = (n_users + n_items) * (k + 3) + (n_items + n_user_features) * (k + 1)
-        return 4 * (rows + 3 * (k + 1) + 3)
+        return 4 * (rows + 4 * (k + 1) + 2)
 
     @property
     def n_samples(self) -> int:
@@ -268,7 +305,9 @@ class BayesianMF(RatingModule):
         given that sample's item vectors and biases, noise precision and user prior,
         whose mean includes the implicit term ``|N|^-1/2 * sum of the rated items'
         y``; their cold offset is their damped mean residual against the sample's
-        pooled item, as for trained users. The row has shape ``(S * width,)``.
+        pooled item, as for trained users. With no ratings, they are the pooled user
+        (moved by their features' part), as a trained user without ratings is. The row
+        has shape ``(S * width,)``.
         """
         if item_idx.ndim != 1 or item_idx.shape != ratings.shape:
             raise ValueError(
@@ -280,6 +319,7 @@ class BayesianMF(RatingModule):
         features = torch.cat([items[..., :k], torch.ones_like(items[..., :1])], -1)
         target = ratings.double().reshape(1, -1) - items[..., k + 1]  # (S, ratings)
         prior_mean = self.user_prior_mean.double()
+        feature_part = torch.zeros_like(prior_mean)  # own features' part beyond the average
         if self.user_feature_mean.numel():
             row = self.user_feature_mean if context.user_features is None else context.user_features
             if row.shape != self.user_feature_mean.shape:
@@ -287,6 +327,12 @@ class BayesianMF(RatingModule):
                                  f"long, got {tuple(row.shape)}")  # fmt: skip
             beta = self.user_feature_rows.view(-1, n, k + 1).double()
             prior_mean = prior_mean + torch.einsum("f,fsd->sd", row.double(), beta)
+            shift = row.double() - self.user_feature_mean.double()
+            feature_part = torch.einsum("f,fsd->sd", shift, beta)
+        if self.cold_offsets and item_idx.numel() == 0:
+            user = self.pooled_users.double() + feature_part
+            rows = [user, torch.ones(n, 1, dtype=user.dtype), torch.zeros(n, 1, dtype=user.dtype)]
+            return BayesUser(torch.cat(rows, 1).float().reshape(-1))
         if self.implicit and item_idx.numel() > 0:
             implicit = self.implicit_item_rows[item_idx].view(-1, n, k + 1).double()
             prior_mean = prior_mean + implicit.sum(0) / item_idx.numel() ** 0.5
@@ -298,14 +344,12 @@ class BayesianMF(RatingModule):
         user = torch.linalg.solve(precision, moment)  # (S, k + 1)
         parts = [user, torch.ones(n, 1, dtype=user.dtype)]
         if self.cold_offsets:
-            pooled = self.pooled_items.double()
-            expected = (
-                self.global_means.double() + user[:, k] + pooled[:, k]
-                + (user[:, :k] * pooled[:, :k]).sum(1)
+            offset = cold_offset(
+                user, self.pooled_items.double(), self.global_means.double(),
+                ratings.double().sum(), float(item_idx.numel()),
+                self.user_prior_precision.double()[:, k], self.noise_precision.double(),
             )  # fmt: skip
-            n_rated = item_idx.numel()
-            residual = ratings.double().sum() - n_rated * expected
-            parts.append((residual / (n_rated + self.cold_damping.double())).unsqueeze(1))
+            parts.append(offset.unsqueeze(1))
         return BayesUser(torch.cat(parts, 1).float().reshape(-1))
 
     def _row(self, user: FoldedUser) -> Tensor:
