@@ -335,7 +335,9 @@ def cold_items() -> None:
         cold = np.zeros(train.n_items, dtype=bool)
         cold[valid.item_idx] = True
         baseline = BiasBaseline(reg_item=0.0, use_items=False).fit(train)
-        genres = torch.from_numpy(log_popularity(train.keep_features(item=["genres"])))
+        by_genre = log_popularity(train.keep_features(item=["genres"]))
+        assert by_genre is not None  # held-out films, every one with genres
+        genres = torch.from_numpy(by_genre)
         ndcg = cold_ndcg(split, cold, lambda users, genres=genres: genres.repeat(len(users), 1))
         cells = [
             f"damped user mean {rmse(baseline.predict_ratings(valid), valid.rating):.4f}",

@@ -28,6 +28,7 @@ from collabfilter.config import FitConfig, ModelConfig
 from collabfilter.data import Ratings, RatingScale, Vocabulary
 from collabfilter.data.features import FeatureEncoder
 from collabfilter.data.interactions import Interactions
+from collabfilter.data.popularity import observed_log_popularity
 from collabfilter.data.tensors import tensor_of
 from collabfilter.errors import (
     CollabFilterError,
@@ -407,6 +408,20 @@ class FittedModel:
         )).to(predicted.dtype)  # fmt: skip
         return predicted
 
+    def parts(self, user_idx: int, item_idx: int) -> dict[str, float]:
+        """The terms of a pair's predicted rating: the module's, or the bias baseline's
+        (``global``, ``user bias``, ``item bias``) for a pair with an unlearned user or
+        item, whose prediction the baseline gives."""
+        rated_users, rated_items = self._rated()
+        if self.model.scores_unrated or (rated_users[user_idx] and rated_items[item_idx]):
+            return self.rating_module().parts(user_idx, item_idx)
+        mean, user_bias, item_bias = self._damped_biases()
+        return {
+            "global": float(mean),
+            "user bias": float(user_bias[user_idx]) if rated_users[user_idx] else 0.0,
+            "item bias": float(item_bias[item_idx]) if rated_items[item_idx] else 0.0,
+        }
+
     def _rank_learned(self, user_idx: np.ndarray, ranking: Tensor, items: slice) -> Tensor:
         """Ranking rows with the unlearned items at ``-inf`` (never listed) and each
         unlearned user's row ordered by the bias baseline (all that is known of them)."""
@@ -429,15 +444,23 @@ class FittedModel:
         if not self.predicts_ratings:
             return self._rank_learned(user_idx, scores, slice(None))
         scores = self.on_scale(scores)
-        unlearned_items = self.unlearned_items()
-        unlearned_users = self._unlearned_users(np.asarray(user_idx, dtype=np.int64))
-        if len(unlearned_items) or unlearned_users.any():
-            users = np.asarray(user_idx, dtype=np.int64)
-            grid_users = np.repeat(users, len(self.items))
-            grid_items = np.tile(np.arange(len(self.items)), len(users))
-            scores = self._baseline_where_unlearned(
-                torch.from_numpy(grid_users), torch.from_numpy(grid_items), scores.reshape(-1)
-            ).view(len(users), -1)
+        users = np.asarray(user_idx, dtype=np.int64)
+        items = self.unlearned_items()
+        if len(items):  # the columns of unlearned items: mean + the user's bias
+            cells = self._baseline_where_unlearned(
+                torch.from_numpy(np.repeat(users, len(items))),
+                torch.from_numpy(np.tile(items, len(users))),
+                scores[:, torch.from_numpy(items)].reshape(-1),
+            )  # fmt: skip
+            scores[:, torch.from_numpy(items)] = cells.view(len(users), -1)
+        rows = np.flatnonzero(self._unlearned_users(users))
+        if len(rows):  # whole rows of unlearned users: mean + the item's bias
+            everything = np.arange(len(self.items))
+            row = self._baseline_where_unlearned(
+                torch.from_numpy(np.full(len(everything), users[rows[0]])),
+                torch.from_numpy(everything), scores[rows[0]],
+            )  # fmt: skip
+            scores[torch.from_numpy(rows)] = row
         return scores
 
     def item_counts(self) -> np.ndarray:
@@ -455,7 +478,7 @@ class FittedModel:
         ``item_log_popularity``)."""
         if self.item_log_popularity is not None:
             return torch.from_numpy(self.item_log_popularity)
-        return torch.log1p(torch.from_numpy(self.item_counts().astype(np.float32)))
+        return torch.from_numpy(observed_log_popularity(self.item_counts()))
 
     def blend_users(self, user_idx: np.ndarray, popularity_weight: float) -> Tensor:
         """Scores ``score + w * log(1 + n_i)`` of every item for the given users, to rank
@@ -471,7 +494,8 @@ class FittedModel:
         """Scores that order every item (or a range of items) for the given users as
         :meth:`score_users` does, at less cost where the family offers it (a rating
         model leaves out its per-user terms and its monotone output function),
-        ``(n, items)`` float32 on the CPU. For ranking lists only: not predictions."""
+        ``(n, items)`` float32 on the CPU. For ranking lists only: not predictions, and
+        unlearned items (:meth:`unlearned_items`) are ``-inf``, never listed."""
         ranking = self._item_scores(lambda index: self.model.rank_items(index, items), user_idx)
         return self._rank_learned(user_idx, ranking, items or slice(None))
 
@@ -533,7 +557,7 @@ class FittedModel:
     @torch.no_grad()
     def score_folded(self, user: FoldedUser) -> Tensor:
         """Scores of every item for a folded-in user, ``(items,)`` float32 on the CPU
-        (as :meth:`score_users`: ranking order, not always shown ratings)."""
+        (ranking order, not always shown ratings; unlearned items ``-inf``)."""
         self.model.eval()
         scores = self.model.score_folded(user).float().cpu()
         scores[torch.from_numpy(self.unlearned_items())] = -torch.inf
@@ -542,11 +566,20 @@ class FittedModel:
     @torch.no_grad()
     def predict_folded(self, user: FoldedUser, item_idx: np.ndarray) -> Tensor:
         """Predicted ratings of items for a folded-in user, on the scale, float32 on the
-        CPU."""
+        CPU; an unlearned item (:meth:`unlearned_items`) gets the global mean."""
         module = self.rating_module()
         module.eval()
-        index = torch.from_numpy(np.asarray(item_idx, dtype=np.int64)).to(self.device)
-        return self.on_scale(module.predict_folded(user, index).float().cpu())
+        items = np.asarray(item_idx, dtype=np.int64)
+        predicted = self.on_scale(
+            module.predict_folded(user, torch.from_numpy(items).to(self.device)).float().cpu()
+        )
+        unlearned = np.isin(items, self.unlearned_items())
+        if unlearned.any():  # nothing learned of the item, nor a trained bias of the user
+            nobody = np.zeros(int(unlearned.sum()), dtype=np.int64)
+            predicted[torch.from_numpy(unlearned)] = torch.from_numpy(
+                self.baseline_of(nobody, items[unlearned], nobody.astype(bool))
+            ).float()
+        return predicted
 
     @torch.no_grad()  # not inference_mode: callers mask the result in place
     def _item_scores(self, method: Callable[[Tensor], Tensor], user_idx: np.ndarray) -> Tensor:

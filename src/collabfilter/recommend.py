@@ -569,7 +569,7 @@ def explain(
     score_of = torch.from_numpy(np.array([u])), torch.from_numpy(np.array([i]))
     if model.predicts_ratings:
         prediction = float(model.predict_indices(*score_of)[0])
-        terms = model.model.parts(u, i)
+        terms = model.parts(u, i)
     else:
         prediction = float(model.score_users(np.array([u]))[0, i])
         terms = {str(labels[j]): float(strength[j]) for j in order[:n_similar]}

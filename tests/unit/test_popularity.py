@@ -13,7 +13,11 @@ from test_model_file_forgery import forge
 
 import collabfilter as cf
 from collabfilter.config import RunOptions
-from collabfilter.data.popularity import log_popularity
+from collabfilter.data.popularity import (
+    log_popularity,
+    observed_log_popularity,
+    popularity_problem,
+)
 from collabfilter.errors import ModelFileError
 from collabfilter.models import RECIPES
 from collabfilter.recommend import recommend
@@ -24,7 +28,8 @@ GENRES = ("Hit", "Niche", "Cult")
 AUDIENCE = {"Hit": 60, "Niche": 6, "Cult": 20}  # raters per item of each genre
 
 
-def cold_split(seed: int = 0) -> tuple[cf.Split, np.ndarray]:
+def catalogue(seed: int = 0) -> tuple[cf.Ratings, np.ndarray]:
+    """Ratings whose items' popularity follows their genre, and the genres."""
     rng = np.random.default_rng(seed)
     genre = np.array([GENRES[i % 3] for i in range(N_ITEMS)])
     rows = []
@@ -33,7 +38,11 @@ def cold_split(seed: int = 0) -> tuple[cf.Split, np.ndarray]:
         rows += [(u, item, float(rng.integers(1, 6))) for u in raters]
     frame = pd.DataFrame(rows, columns=["user", "item", "rating"])
     features = pd.DataFrame({"genres": genre}, index=pd.Index(range(N_ITEMS), name="item"))
-    ratings = cf.Ratings.from_df(frame, item_features=features)
+    return cf.Ratings.from_df(frame, item_features=features), genre
+
+
+def cold_split(seed: int = 0) -> tuple[cf.Split, np.ndarray]:
+    ratings, genre = catalogue(seed)
     return cf.split_cold_items(ratings, 0.2, seed=seed), genre
 
 
@@ -53,13 +62,14 @@ def test_rated_items_keep_their_count_and_new_ones_get_their_genres_guess():
         assert (popularity[new] >= 0).all() and (popularity[new] <= popularity.max()).all()
 
 
-def test_without_features_or_without_new_items_it_is_the_count():
+def test_without_features_or_without_new_items_nothing_is_estimated():
     (train, _), _ = cold_split(1)
-    plain = log_popularity(train.keep_features())
-    np.testing.assert_allclose(plain, np.log1p(train.item_counts()), rtol=1e-6)
-    assert (plain[train.item_counts() == 0] == 0).all()
-    everything = train.subset(np.arange(len(train)))
-    assert log_popularity(everything).dtype == np.float32
+    assert log_popularity(train.keep_features()) is None
+    assert log_popularity(catalogue(1)[0]) is None  # every item rated
+    counts = train.item_counts()
+    observed = observed_log_popularity(counts)
+    assert popularity_problem(observed, counts) is None and (observed[counts == 0] == 0).all()
+    assert popularity_problem(observed + 0.1, counts) is not None
 
 
 def test_a_new_item_without_a_feature_row_gets_no_guess():

@@ -13,7 +13,7 @@ import torch
 import collabfilter as cf
 from collabfilter.config import RunOptions
 from collabfilter.models import RECIPES, TopNConfig
-from collabfilter.recommend import recommend, recommend_new_user
+from collabfilter.recommend import explain, recommend, recommend_new_user
 from collabfilter.train import collab_learner
 
 QUIET = RunOptions(progress=False, seed=1)
@@ -98,3 +98,22 @@ def test_bayes_scores_its_unrated_ids_itself(cold):
         model.predict(train.users.ids[users], train.items.ids[new_items[:3]]),
         model.on_scale(direct).numpy(), rtol=1e-6,
     )  # fmt: skip
+
+
+def test_folded_users_explanations_and_ranges_follow_the_same_rule(cold):
+    train, new_items, new_users = cold
+    model = trained("dot_bias", train)
+    rated = train.item_idx[:5]
+    folded = model.fold_in_indices(rated, np.full(5, 4.0))
+    mean = model._damped_biases()[0]
+    shown = model.predict_folded(folded, new_items[:3]).numpy()
+    np.testing.assert_allclose(shown, np.clip(mean, 1, 5), rtol=1e-5)  # the global mean
+    user, item = train.users.ids[0], train.items.ids[new_items[0]]
+    why = explain(model, user, item)
+    assert why.prediction == pytest.approx(sum(why.terms.values()), abs=1e-4)
+    assert why.terms["item bias"] == 0.0
+    block = np.concatenate([new_users[:2], train.user_idx[:2]])
+    whole = model.rank_users(block)
+    for start in (0, 150, 300):
+        part = model.rank_users(block, slice(start, start + 150))
+        torch.testing.assert_close(part[:2], whole[:2, start : start + 150])

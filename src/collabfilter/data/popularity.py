@@ -21,17 +21,23 @@ RIDGE = 1.0
 item's weight of shrinkage towards the average, next to hundreds of rated items."""
 
 
-def log_popularity(ratings: Ratings) -> np.ndarray:
-    """``log(1 + training ratings)`` per item, float32 ``(n_items,)``; an item without
-    ratings but with a row of item features gets the estimate of a ridge regression on
-    the features of the rated items (within the rated items' range), one without
-    either 0."""
+def observed_log_popularity(counts: np.ndarray) -> np.ndarray:
+    """``log(1 + n_i)`` of training ratings per item, float32."""
+    return np.log1p(np.asarray(counts, dtype=np.float64)).astype(np.float32)
+
+
+def log_popularity(ratings: Ratings) -> np.ndarray | None:
+    """``log(1 + training ratings)`` per item, float32 ``(n_items,)``, where an item
+    without ratings but with a row of item features gets the estimate of a ridge
+    regression on the features of the rated items (within the rated items' range) and
+    one without either 0; None when there is nothing to estimate (no item features, no
+    unrated item, or no rated one)."""
     counts = ratings.item_counts().astype(np.float64)
-    observed = np.log1p(counts)
+    observed = observed_log_popularity(counts).astype(np.float64)
     cold = counts == 0
     features = ratings.item_features
     if features is None or not cold.any() or cold.all():
-        return observed.astype(np.float32)
+        return None
     quiet_csr()
     encoded = features.encode(ratings.items).matrix
     rated = encoded.select(torch.from_numpy(np.flatnonzero(~cold)))
@@ -51,3 +57,22 @@ def log_popularity(ratings: Ratings) -> np.ndarray:
     estimate = torch.sparse.mm(rows, coefficients[:width]) + coefficients[width]
     observed[guessed] = estimate[:, 0].numpy().clip(0.0, observed.max())
     return observed.astype(np.float32)
+
+
+def popularity_problem(values: np.ndarray, counts: np.ndarray) -> str | None:
+    """What is wrong with ``values`` as the items' popularity term given their training
+    ``counts`` (the rule :func:`log_popularity` keeps), or None."""
+    observed, rated = observed_log_popularity(counts), np.asarray(counts) > 0
+    sane = (
+        values.shape == observed.shape
+        and bool(np.isfinite(values).all())
+        and np.allclose(values[rated], observed[rated], rtol=0.0, atol=1e-4)
+        and bool((values[~rated] >= 0).all())
+        and bool((values[~rated] <= observed.max(initial=0.0) + 1e-4).all())
+    )
+    if sane:
+        return None
+    return (
+        "must be log(1 + training ratings) for every rated item and lie between 0 and "
+        "the most rated item's for the others"
+    )

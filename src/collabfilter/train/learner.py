@@ -104,8 +104,7 @@ class Learner(FittedModel):
             for side in ("user", "item")
             if (table := getattr(train, f"{side}_features")) is not None
         }
-        if train.item_features is not None and bool((train.item_counts() == 0).any()):
-            self.item_log_popularity = log_popularity(train)
+        self.item_log_popularity = log_popularity(train)
         self.valid_ratings = _in_vocabularies(valid, train) if valid is not None else None
         self.train_tensors = RatingTensors(train, self._device)
         self.valid_tensors = (
