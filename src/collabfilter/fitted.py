@@ -309,14 +309,30 @@ class FittedModel:
         """The damped bias baseline of index pairs (float64, within the scale): the
         mean, plus the user's and the item's damped biases where ``user_ok`` and
         ``item_ok`` say the index names one (all, when not given)."""
+        mean, users, items = self._baseline_terms(user_idx, item_idx, user_ok, item_ok)
+        return np.asarray(np.clip(mean + users + items, self.scale.low, self.scale.high))
+
+    def _baseline_terms(
+        self, user_idx: np.ndarray, item_idx: np.ndarray, user_ok: np.ndarray | None,
+        item_ok: np.ndarray | None,
+    ) -> tuple[float, np.ndarray, np.ndarray]:  # fmt: skip
+        """The terms of :meth:`baseline_of`: the mean, and the user's and the item's
+        damped biases (0 where ``user_ok``/``item_ok`` say the index names none)."""
         mean, user_bias, item_bias = self._damped_biases()
-        value = np.full(len(user_idx), mean)
         every = np.ones(len(user_idx), dtype=bool)
         user_ok = every if user_ok is None else user_ok
         item_ok = every if item_ok is None else item_ok
-        value[user_ok] += user_bias[user_idx[user_ok]]
-        value[item_ok] += item_bias[item_idx[item_ok]]
-        return np.asarray(np.clip(value, self.scale.low, self.scale.high))
+        return (
+            mean,
+            np.where(user_ok, user_bias[user_idx], 0.0),
+            np.where(item_ok, item_bias[item_idx], 0.0),
+        )
+
+    def _baseline_for_nobody(self, item_idx: np.ndarray) -> np.ndarray:
+        """The baseline of items for a user the model has no trained bias of (an
+        unlearned user, a folded-in one): the mean plus each item's damped bias."""
+        nobody = np.zeros(len(item_idx), dtype=np.int64)
+        return self.baseline_of(nobody, item_idx, nobody.astype(bool))
 
     def _damped_biases(self) -> tuple[float, np.ndarray, np.ndarray]:
         found = self.cache.get("damped_biases")
@@ -357,7 +373,8 @@ class FittedModel:
         return self._baseline_where_unlearned(user_idx.cpu(), item_idx.cpu(), predicted)
 
     def _rated(self) -> tuple[np.ndarray, np.ndarray]:
-        """Whether each user and each item has training ratings (found once)."""
+        """Whether each user and each item has training ratings (found once: lists ask
+        on every request)."""
         found = self.cache.get("rated")
         if found is None:
             user_counts, item_counts = self.training_counts()
@@ -380,7 +397,11 @@ class FittedModel:
         predicted by the bias baseline and lists never hold them. Indices, int64."""
         if self.model.scores_unrated:
             return np.zeros(0, dtype=np.int64)
-        return np.flatnonzero(self.cold_items())
+        found = self.cache.get("unlearned_items")
+        if found is None:
+            found = self.cache["unlearned_items"] = np.flatnonzero(self.cold_items())
+        assert isinstance(found, np.ndarray)
+        return found
 
     def _unlearned_users(self, user_idx: np.ndarray) -> np.ndarray:
         """Which of ``user_idx`` have no training ratings in a family that learned
@@ -415,12 +436,11 @@ class FittedModel:
         rated_users, rated_items = self._rated()
         if self.model.scores_unrated or (rated_users[user_idx] and rated_items[item_idx]):
             return self.rating_module().parts(user_idx, item_idx)
-        mean, user_bias, item_bias = self._damped_biases()
-        return {
-            "global": float(mean),
-            "user bias": float(user_bias[user_idx]) if rated_users[user_idx] else 0.0,
-            "item bias": float(item_bias[item_idx]) if rated_items[item_idx] else 0.0,
-        }
+        users, items = np.array([user_idx]), np.array([item_idx])
+        mean, user, item = self._baseline_terms(
+            users, items, rated_users[users], rated_items[items]
+        )
+        return {"global": float(mean), "user bias": float(user[0]), "item bias": float(item[0])}
 
     def _rank_learned(self, user_idx: np.ndarray, ranking: Tensor, items: slice) -> Tensor:
         """Ranking rows with the unlearned items at ``-inf`` (never listed) and each
@@ -430,9 +450,7 @@ class FittedModel:
         inside = unlearned[(unlearned >= start) & (unlearned < stop)]
         users = self._unlearned_users(np.asarray(user_idx, dtype=np.int64))
         if users.any():
-            columns = np.arange(start, stop)
-            nobody = np.zeros(len(columns), dtype=np.int64)
-            row = self.baseline_of(nobody, columns, nobody.astype(bool))  # mean + item bias
+            row = self._baseline_for_nobody(np.arange(start, stop))
             ranking[torch.from_numpy(users)] = torch.from_numpy(row).to(ranking.dtype)
         ranking[:, torch.from_numpy(inside - start)] = -torch.inf
         return ranking
@@ -453,14 +471,10 @@ class FittedModel:
                 scores[:, torch.from_numpy(items)].reshape(-1),
             )  # fmt: skip
             scores[:, torch.from_numpy(items)] = cells.view(len(users), -1)
-        rows = np.flatnonzero(self._unlearned_users(users))
-        if len(rows):  # whole rows of unlearned users: mean + the item's bias
-            everything = np.arange(len(self.items))
-            row = self._baseline_where_unlearned(
-                torch.from_numpy(np.full(len(everything), users[rows[0]])),
-                torch.from_numpy(everything), scores[rows[0]],
-            )  # fmt: skip
-            scores[torch.from_numpy(rows)] = row
+        rows = self._unlearned_users(users)
+        if rows.any():  # whole rows of unlearned users: mean + the item's bias
+            row = self._baseline_for_nobody(np.arange(len(self.items)))
+            scores[torch.from_numpy(rows)] = torch.from_numpy(row).to(scores.dtype)
         return scores
 
     def item_counts(self) -> np.ndarray:
@@ -575,10 +589,8 @@ class FittedModel:
         )
         unlearned = np.isin(items, self.unlearned_items())
         if unlearned.any():  # nothing learned of the item, nor a trained bias of the user
-            nobody = np.zeros(int(unlearned.sum()), dtype=np.int64)
-            predicted[torch.from_numpy(unlearned)] = torch.from_numpy(
-                self.baseline_of(nobody, items[unlearned], nobody.astype(bool))
-            ).float()
+            baseline = self._baseline_for_nobody(items[unlearned])
+            predicted[torch.from_numpy(unlearned)] = torch.from_numpy(baseline).float()
         return predicted
 
     @torch.no_grad()  # not inference_mode: callers mask the result in place

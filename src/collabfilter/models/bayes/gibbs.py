@@ -153,6 +153,7 @@ class GibbsSampler:
         self.global_mean = self.sum_ratings / self.n_ratings
         self.noise_precision = 1.0
         self.sweeps_done = 0
+        self._kept_sweep: tuple[int, tuple[Tensor, Tensor, Tensor, Tensor]] | None = None
 
     # ------------------------------------------------------------------ set-up
     def _initial_state(self, n_rows: int, link: tuple[Tensor, Tensor] | None) -> _State:
@@ -339,7 +340,13 @@ class GibbsSampler:
     def _kept(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """The current sample as kept: packed user and item rows (rows without training
         ratings pooled, the users' cold offsets beside them; see :class:`BayesianMF`),
-        and the pooled item and user rows."""
+        and the pooled item and user rows; built once per sweep (the running RMSEs and
+        the kept sample all read it)."""
+        if self._kept_sweep is None or self._kept_sweep[0] != self.sweeps_done:
+            self._kept_sweep = (self.sweeps_done, self._pack_kept())
+        return self._kept_sweep[1]
+
+    def _pack_kept(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         users, pooled_user = self._pooled_rows(
             self.user_state, self.user_side, self.items, self.item_side
         )

@@ -98,7 +98,7 @@ class BayesianMF(RatingModule):
     ``n_factors + 2`` columns, without the last one.)
 
     Memory per kept sample, float32: ``4 * ((n_users + n_items) * (n_factors + 3)
-    + n_items * (n_factors + 1) + 3 * (n_factors + 1) + 3)`` bytes
+    + n_items * (n_factors + 1) + 4 * (n_factors + 1) + 2)`` bytes
     (:meth:`bytes_per_sample`; ``BayesConfig`` bounds the kept samples by a budget).
 
     Args:
