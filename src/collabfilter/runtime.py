@@ -66,11 +66,12 @@ def _numba() -> types.ModuleType:
 def compile_parallel(function: Callable[..., Any], **options: Any) -> Any:
     """``function`` compiled by numba with parallel loops (cached on disk, so later
     processes load it instead of compiling), its global ``prange`` bound to numba's
-    (a module writes ``prange = range`` for its templates)."""
+    (a module writes ``prange = range`` for its templates); ``parallel=False`` for a
+    helper without parallel loops beside them."""
     numba = _numba()
     namespace = {**function.__globals__, "prange": numba.prange}
     bound = types.FunctionType(function.__code__, namespace, function.__name__)
-    return numba.njit(cache=True, parallel=True, **options)(bound)
+    return numba.njit(**{"cache": True, "parallel": True, **options})(bound)
 
 
 def use_threads() -> None:

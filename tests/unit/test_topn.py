@@ -13,7 +13,6 @@ from collabfilter.config import config_from_dict, config_to_dict
 from collabfilter.errors import ConfigError, DataError
 from collabfilter.evaluation.topn import evaluate_scores
 from collabfilter.models import TOPN_MODELS, TopNConfig
-from collabfilter.models.ranking import knn
 from collabfilter.models.ranking.base import InteractionWeights, TopNModel
 from collabfilter.models.ranking.choose import fit_topn
 from collabfilter.models.ranking.ease import EASE, fit_ease
@@ -141,11 +140,48 @@ def test_explain_parts_sum_to_the_score(fitted, kind):
         assert parts[[0, 2]].abs().min() > parts[[1, 4]].abs().max()
 
 
-def test_knn_scores_alike_with_packed_and_unpacked_similarities(fitted, monkeypatch):
-    users = torch.arange(50)
-    unpacked = fitted["item_knn"].score_items(users)
-    monkeypatch.setattr(knn, "DENSE_SIMILARITIES", 0)
-    assert torch.allclose(fitted["item_knn"].score_items(users), unpacked, atol=1e-6)
+def _dense_knn(rows, n_neighbours: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Item-kNN's definition in dense float64: every cosine, and the similarities kept
+    by each item (by value: among equal cosines at the edge either may be kept)."""
+    dense = rows.to_dense().double()
+    norms = dense.pow(2).sum(0).sqrt()
+    inverse = torch.where(norms > 0, 1.0 / norms, torch.zeros(()).double())
+    cosine = (dense.T @ dense) * inverse[:, None] * inverse[None, :]
+    cosine.fill_diagonal_(0.0)
+    width = max(1, min(n_neighbours, rows.n_cols - 1))
+    return cosine, torch.topk(cosine, width, dim=1).values
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_knn_matches_its_dense_definition_on_generated_shapes(seed):
+    """Generated shapes, hostile ones included (one item, items nobody rated, users
+    with one rating, all-equal weights that tie every cosine, more neighbours than
+    items): the compiled lists and scores equal the dense definition."""
+    from collabfilter.models.ranking.base import interaction_rows
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items = int(rng.integers(1, 40)), int(rng.integers(1, 60))
+    density = float(rng.choice([0.02, 0.2, 0.9]))
+    pairs = np.argwhere(rng.random((n_users, n_items)) < density)
+    if len(pairs) == 0:
+        pairs = np.array([[0, 0]])
+    users, items = (torch.from_numpy(pairs[:, k].astype(np.int64)) for k in (0, 1))
+    stars = torch.from_numpy(rng.choice([1.0, 3.0, 4.0, 5.0], len(pairs)).astype(np.float32))
+    weights = WEIGHTS if seed % 3 else InteractionWeights()  # plain weights: every tie
+    rows = interaction_rows(users, items, n_users, n_items, stars, weights)
+    n_neighbours = int(rng.integers(1, n_items + 3))
+    model = fit_item_knn(users, items, n_users, n_items, n_neighbours=n_neighbours,
+                         ratings=stars, weights=weights)  # fmt: skip
+    cosine, top = _dense_knn(rows, n_neighbours)
+    kept = model.similarities().to_dense().double()  # row j: the items j is kept for
+    assert torch.allclose(
+        kept.sort(dim=0, descending=True).values[: top.shape[1]].T, top.clamp(min=0), atol=1e-6
+    )
+    on = kept > 0
+    assert torch.allclose(kept[on], cosine[on], atol=1e-6)  # kept entries are cosines
+    assert (on.sum(0) <= top.shape[1]).all()
+    expected = rows.to_dense().double() @ kept
+    assert torch.allclose(model.score_items(torch.arange(n_users)).double(), expected, atol=1e-5)
 
 
 @pytest.mark.parametrize("kind", list(FITS))

@@ -27,7 +27,7 @@ from collabfilter.data import Ratings, split_by_user
 from collabfilter.data.csr import SparseRows
 from collabfilter.data.tensors import tensor_of
 from collabfilter.errors import DataError
-from collabfilter.metrics import evaluate_top_n, relevant_items, seen_items
+from collabfilter.metrics import ItemSets, evaluate_top_n, relevant_items, seen_items
 from collabfilter.models.ranking.base import TopNModel, interaction_rows, weights_from_settings
 from collabfilter.models.ranking.config import TopNConfig
 from collabfilter.models.ranking.ease import (
@@ -277,17 +277,24 @@ def _sample_users(train: Ratings, config: TopNConfig) -> Ratings:
     return train.subset(keep[train.user_idx])
 
 
-def _score(
-    scores_for: Callable[[np.ndarray], Tensor],
-    carve_train: Ratings,
-    carve_test: Ratings,
-    config: TopNConfig,
-) -> tuple[float, float]:
-    """NDCG@k and recall@2k of a scorer (user indices -> scores) on the carved part."""
-    seen, relevant = seen_items(carve_train), relevant_items(carve_test, config.relevance)
-    ks = (config.k, min(2 * config.k, carve_test.n_items))
-    rows = evaluate_top_n(scores_for, seen, relevant, ks=ks)
-    return rows[0]["ndcg"], rows[-1]["recall"]
+@dataclass(frozen=True)
+class _Carve:
+    """The hold-out the choice is made on, with its item sets built once for every
+    candidate."""
+
+    train: Ratings
+    seen: ItemSets
+    relevant: ItemSets
+
+    @classmethod
+    def of(cls, train: Ratings, held_out: Ratings, config: TopNConfig) -> _Carve:
+        return cls(train, seen_items(train), relevant_items(held_out, config.relevance))
+
+    def score(self, scores_for: Callable[[np.ndarray], Tensor], k: int) -> tuple[float, float]:
+        """NDCG@k and recall@2k of a scorer (user indices -> scores)."""
+        ks = (k, min(2 * k, self.relevant.n_items))
+        rows = evaluate_top_n(scores_for, self.seen, self.relevant, ks=ks)
+        return rows[0]["ndcg"], rows[-1]["recall"]
 
 
 def select_topn(train: Ratings, config: TopNConfig) -> tuple[Settings, pd.DataFrame, str]:
@@ -305,9 +312,10 @@ def select_topn(train: Ratings, config: TopNConfig) -> tuple[Settings, pd.DataFr
     if carve.report.n_valid == 0:
         raise DataError("too few ratings per user to carve a hold-out for the choice")
     space = _Candidates(carve.train, config)
+    held_out = _Carve.of(carve.train, carve.valid, config)
     rows: list[dict[str, Any]] = []
     for kind in config.candidates:
-        rows += _search(kind, space, carve.train, carve.valid, train, config)
+        rows += _search(kind, space, held_out, train, config)
     table = pd.DataFrame(rows)
     fitted = table[table.note == ""]
     if fitted.empty:
@@ -329,8 +337,7 @@ def select_topn(train: Ratings, config: TopNConfig) -> tuple[Settings, pd.DataFr
 def _search(
     kind: str,
     space: _Candidates,
-    carve_train: Ratings,
-    carve_test: Ratings,
+    carve: _Carve,
     full: Ratings,
     config: TopNConfig,
 ) -> list[dict[str, Any]]:
@@ -342,7 +349,7 @@ def _search(
         results = []
         for value in values:
             candidate = {**point, name: value}
-            row = _evaluate(kind, candidate, space, carve_train, carve_test, full, config, seen)
+            row = _evaluate(kind, candidate, space, carve, full, config, seen)
             results.append((row["ndcg"] if row["note"] == "" else -1.0, value))
         point[name] = max(results, key=lambda pair: pair[0])[1]
     return list(seen.values())
@@ -352,8 +359,7 @@ def _evaluate(
     kind: str,
     point: dict[str, Any],
     space: _Candidates,
-    carve_train: Ratings,
-    carve_test: Ratings,
+    carve: _Carve,
     full: Ratings,
     config: TopNConfig,
     seen: dict[str, dict[str, Any]],
@@ -372,7 +378,7 @@ def _evaluate(
         start = time.perf_counter()
         scores_for = space.scorer(settings)
         row["seconds"] = time.perf_counter() - start
-        row["ndcg"], row["recall"] = _score(scores_for, carve_train, carve_test, config)
+        row["ndcg"], row["recall"] = carve.score(scores_for, config.k)
     seen[key] = row
     return row
 

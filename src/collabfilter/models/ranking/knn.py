@@ -16,14 +16,7 @@ from collabfilter.models.ranking.base import (
     interaction_rows,
     weights_from_settings,
 )
-from collabfilter.models.ranking.csr import gram_blocks
-
-BLOCK_ENTRIES = 1 << 25
-"""Similarities computed per block of target items: at most this many dense entries
-(128 MB of float32) whatever the catalogue size."""
-
-DENSE_SIMILARITIES = 1 << 24
-"""Catalogues of up to 4,096 items are scored with the similarities unpacked (64 MB)."""
+from collabfilter.models.ranking.knn_compiled import by_neighbour, neighbour_lists, score_rows
 
 
 class ItemKNN(TopNModel):
@@ -35,7 +28,7 @@ class ItemKNN(TopNModel):
 
     Only ``n_items x n_neighbours`` similarities are kept (as a sparse CSR matrix whose
     row ``j`` lists the items ``i`` that have ``j`` among their neighbours), so the
-    model stays small for any catalogue; scoring a block of users is one sparse-sparse
+    model stays small for any catalogue; scoring a block of users is one compiled sparse
     product.
 
     Args:
@@ -80,17 +73,8 @@ class ItemKNN(TopNModel):
         self.similarity_values = similarities.values
 
     def score_rows(self, rows: SparseRows) -> Tensor:
-        """``X_rows @ S``, ``(rows, n_items)``: sparse times dense while ``S`` is small
-        enough to unpack (the faster product), sparse times sparse beyond."""
-        if self.n_items**2 <= DENSE_SIMILARITIES:
-            scores: Tensor = torch.sparse.mm(rows.to_torch_coo(), self.similarities().to_dense())
-            return scores
-        product = torch.sparse.mm(rows.to_torch(), self.similarities().to_torch())
-        scores = torch.zeros(rows.n_rows, self.n_items)
-        crow, col = product.crow_indices(), product.col_indices()
-        row = torch.repeat_interleave(torch.arange(rows.n_rows), crow[1:] - crow[:-1])
-        scores.view(-1).index_add_(0, row * self.n_items + col, product.values())
-        return scores
+        """``X_rows @ S``, ``(rows, n_items)``, following the sparsity of both."""
+        return score_rows(rows, self.similarities())
 
     @torch.no_grad()
     def explain_many(
@@ -133,13 +117,12 @@ class ItemKNN(TopNModel):
 
     @staticmethod
     def memory_bytes(n_users: int, n_items: int, n_interactions: int, n_neighbours: int) -> int:
-        """Peak bytes of a fit: two copies of the rows (X and its transpose), a dense
-        block of similarities with its top-k workspace, the kept neighbours, and torch's
-        sparse-sparse products beyond the small catalogues that one dense block covers
-        (their per-rating constant is fitted to the peaks in ``docs/tuning.md``)."""
-        block = min(n_items * n_items, max(BLOCK_ENTRIES, n_items))
-        products = 2000 * n_interactions if n_items * n_items > BLOCK_ENTRIES else 0
-        return 3 * 4 * block + 2 * 20 * n_interactions + 40 * n_items * n_neighbours + products
+        """Peak bytes of a fit: X, its transpose and the transposition's sort, the
+        neighbour lists with the kept similarities sorted from them, and each thread's
+        per-item accumulators (:mod:`~collabfilter.models.ranking.knn_compiled`); no
+        item x item matrix is ever held."""
+        accumulators = 32 * n_items * torch.get_num_threads()
+        return 72 * n_interactions + 40 * n_items * n_neighbours + accumulators
 
 
 def fit_item_knn(
@@ -188,8 +171,8 @@ def item_knn_from_lists(
 class NeighbourLists:
     """Each item's most similar items (cosine, an item is not its own neighbour), most
     similar first: the lists of every shorter neighbour count are their beginnings, so
-    a grid of counts costs one pass over the item pairs. Computed a block of target
-    items at a time, never holding more than one dense block of similarities.
+    a grid of counts costs one pass over the item pairs
+    (:func:`~collabfilter.models.ranking.knn_compiled.neighbour_lists`).
 
     Args:
         rows: the weighted interaction rows.
@@ -197,20 +180,9 @@ class NeighbourLists:
     """
 
     def __init__(self, rows: SparseRows, n_neighbours: int) -> None:
-        n_items = rows.n_cols
-        self.n_items = n_items
-        width = max(1, min(n_neighbours, n_items - 1))
-        norms = torch.zeros(n_items).index_add_(0, rows.indices, rows.values**2).sqrt_()
-        inverse = torch.where(norms > 0, 1.0 / norms, torch.zeros(()))
-        block_rows = max(1, BLOCK_ENTRIES // n_items)
-        self.items = torch.empty(n_items, width, dtype=INDEX)
-        self.values = torch.empty(n_items, width)
-        for start, block in gram_blocks(rows, block_rows):
-            items = torch.arange(start, start + len(block))
-            block.mul_(inverse[items].unsqueeze(1)).mul_(inverse.unsqueeze(0))
-            block[torch.arange(len(block)), items] = 0.0  # an item is not its own neighbour
-            top = torch.topk(block, width, dim=1)
-            self.items[items], self.values[items] = top.indices, top.values
+        self.n_items = rows.n_cols
+        width = max(1, min(n_neighbours, self.n_items - 1))
+        self.items, self.values = neighbour_lists(rows, width)
 
     def keep(self, n_neighbours: int) -> SparseRows:
         """The similarities of the ``n_neighbours`` most similar items of each item (those
@@ -219,9 +191,4 @@ class NeighbourLists:
         width = max(1, min(n_neighbours, self.n_items - 1))
         if width > self.items.shape[1]:
             raise ValueError(f"lists of {self.items.shape[1]} cannot give {width} neighbours")
-        items, values = self.items[:, :width], self.values[:, :width]
-        kept = values > 0
-        targets = torch.arange(self.n_items).unsqueeze(1).expand_as(kept)
-        return SparseRows.from_pairs(
-            items[kept], targets[kept], values[kept], self.n_items, self.n_items
-        )
+        return by_neighbour(self.items, self.values, width)
