@@ -155,9 +155,9 @@ class _Candidates:
         self.config = config
         self.train = train
         self.weighted: dict[str, SparseRows] = {}
-        self.spectra: dict[str, tuple[GramSpectrum, Tensor] | None] = {}
+        self.spectra: dict[str, GramSpectrum | None] = {}
         self.lists: dict[str, NeighbourLists] = {}
-        self.warm: dict[str, tuple[Tensor, Tensor]] = {}
+        self.warm: dict[str, tuple[Tensor, Tensor]] = {}  # by factor count
         # items with ratings, not the vocabulary: ids seen only in a test part must
         # not move the grids
         self.active_items = max(1, int((train.item_counts() > 0).sum()))
@@ -197,12 +197,10 @@ class _Candidates:
             if key not in self.spectra:
                 self.spectra[key] = None
                 if spectrum_pays(train.n_users, train.n_items, len(config.ease_l2_scales)):
-                    dense = self.rows(settings).to_dense()
-                    self.spectra[key] = (GramSpectrum(dense), dense)
-            if (cached := self.spectra[key]) is not None:
-                spectrum, dense = cached
+                    self.spectra[key] = GramSpectrum(self.rows(settings))
+            if (spectrum := self.spectra[key]) is not None:
                 scores = spectrum.scorer(settings["l2"])
-                return lambda block: scores(dense[torch.from_numpy(block)])
+                return lambda block: scores(torch.from_numpy(block))
         if kind == "ials":
             return self._ials(settings)
         model = fit_model(
@@ -211,10 +209,11 @@ class _Candidates:
         return lambda block: model.score_items(torch.from_numpy(block))
 
     def _ials(self, settings: Settings) -> Callable[[np.ndarray], Tensor]:
-        """iALS warm-started from the last fit with the same weighting and factors (the
-        coordinate search moves one setting at a time), for a third of the sweeps."""
+        """iALS warm-started from the last fit with as many factors (the coordinate
+        search moves one setting at a time, the interaction weighting included: a
+        nearby problem), for a third of the sweeps."""
         config = self.config
-        key = repr((settings["weights"], settings["n_factors"]))
+        key = repr(settings["n_factors"])
         start = self.warm.get(key)
         sweeps = config.ials_sweeps if start is None else max(1, config.ials_sweeps // 3)
         model = fit_model(

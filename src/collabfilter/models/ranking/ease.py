@@ -131,7 +131,7 @@ def ease_from_rows(rows: SparseRows, weights: InteractionWeights, l2: float) -> 
     model = EASE(n_users, n_items, n_interactions, l2=l2, weights=weights)
     model.set_history(rows)
     if spectrum_pays(n_users, n_items, 1):
-        model.item_weights = GramSpectrum(rows.to_dense()).item_weights(l2)
+        model.item_weights = GramSpectrum(rows).item_weights(l2)
     else:
         model.item_weights = ease_weights(gram(rows), l2)
     return model
@@ -183,33 +183,44 @@ class GramSpectrum:
         P = (G + l2 I)^-1 = (I - V diag(w) V^T) / l2
         B = I - P diag(1 / diag(P)):   B[i, j] = (V diag(w) V^T)[i, j] / (1 - d[j]), i != j
 
-    so the whole penalty grid of EASE costs one decomposition, and scoring a few users
-    at one penalty costs two thin products instead of an items x items inverse. The
-    decomposition is computed in float64 (eigenvalues span many orders of magnitude),
-    the products in float32 (no difference of nearly equal terms is formed).
+    so the whole penalty grid of EASE costs one decomposition, and scoring the rows'
+    own users at one penalty costs one thin product instead of an items x items
+    inverse: their projection ``X V`` is ``U diag(sqrt(s))``, with ``U`` the
+    eigenvectors of ``X X^T``. The decomposition is computed in float64 (eigenvalues
+    span many orders of magnitude), the products in float32 (no difference of nearly
+    equal terms is formed).
+
+    Both products with ``X`` (``X X^T`` and ``X^T U``) are sparse, so their work
+    follows the ratings, not users x items.
 
     Args:
-        dense: ``X`` as a dense float32 ``(users, items)`` tensor (not modified).
+        rows: ``X``, the weighted interaction rows (users x items).
     """
 
-    def __init__(self, dense: Tensor) -> None:
-        dense = dense.double()
-        values, vectors = torch.linalg.eigh(dense @ dense.T)
+    def __init__(self, rows: SparseRows) -> None:
+        self.dense = rows.to_dense()
+        wide, tall = (SparseRows(r.indptr, r.indices, r.values.double(), r.n_cols).to_torch()
+                      for r in (rows, rows.transpose()))  # fmt: skip
+        users = torch.zeros(rows.n_rows, rows.n_rows, dtype=torch.float64)
+        values, vectors = torch.linalg.eigh(users.add_(torch.sparse.mm(wide, tall)))
         keep = values > values.max().clamp(min=0) * 1e-12
         self.values = values[keep]
-        vectors = (dense.T @ vectors[:, keep]).div_(self.values.sqrt())
-        self.squares = vectors**2
-        self.vectors = vectors.float()
+        roots = self.values.sqrt()
+        self.projections = (vectors[:, keep] * roots).float()
+        items = torch.sparse.mm(tall, vectors[:, keep]).div_(roots)
+        self.squares = items**2
+        self.vectors = items.float()
 
     @staticmethod
     def memory_bytes(n_users: int, n_items: int, n_interactions: int) -> int:
         """Peak bytes of a fit from the spectrum, counted as :meth:`EASE.memory_bytes`
-        counts the inverse: the dense rows (the caller's float32 and a float64 copy),
-        three users x users float64 matrices (``X X^T``, its eigenvectors and their kept
-        columns), the items x rank vectors (float64, their float64 squares and a float32
-        copy), plus the interaction rows."""
+        counts the inverse: the dense rows (float32, and room for as much again), three
+        users x users float64 matrices (``X X^T``, its eigenvectors
+        and their kept columns) and the users' float32 projections, the items x rank
+        vectors (float64, their float64 squares and a float32 copy), plus the
+        interaction rows, their transpose and float64 copies of both."""
         users, items = n_users, n_items
-        return 32 * users * items + 24 * users * users + 40 * n_interactions + 8 * n_users
+        return 32 * users * items + 28 * users * users + 80 * n_interactions + 8 * n_users
 
     def _terms(self, l2: float) -> tuple[Tensor, Tensor, Tensor]:
         """``w``, ``d`` and ``1 / (1 - d)`` (float32; ``d`` summed in float64)."""
@@ -218,12 +229,12 @@ class GramSpectrum:
         return shrink.float(), diagonal.float(), (1.0 / (1.0 - diagonal)).float()
 
     def scorer(self, l2: float) -> Callable[[Tensor], Tensor]:
-        """``rows -> rows @ B`` for dense float32 rows ``(k, items)`` at penalty ``l2``."""
+        """``users -> X[users] @ B`` at penalty ``l2``, for indices of the decomposed rows."""
         shrink, diagonal, inverse = self._terms(l2)
 
-        def scores(rows: Tensor) -> Tensor:
-            product: Tensor = ((rows @ self.vectors) * shrink) @ self.vectors.T
-            return product.sub_(rows * diagonal).mul_(inverse)
+        def scores(users: Tensor) -> Tensor:
+            product: Tensor = (self.projections[users] * shrink) @ self.vectors.T
+            return product.sub_(self.dense[users] * diagonal).mul_(inverse)
 
         return scores
 

@@ -5,7 +5,7 @@ Both follow the sparsity of the data instead of a dense product. The neighbours 
 item ``i`` are found by walking the users who rated ``i`` and the items each of them
 rated: ``sum_u n_u^2`` additions for the whole catalogue, each item's co-counts in one
 thread's accumulator, and only the items that co-occur with ``i`` are ranked (a
-partition to the list's width, then a sort of that width). Scores walk each user's
+partition to the list's width, then a sort of that width only). Scores walk each user's
 rated items and their rows of kept similarities. Items (users) are cut into a fixed
 number of chunks shared among the threads; every item's list (user's scores) is
 computed by one thread in a fixed order, so results do not depend on the thread count.
@@ -61,31 +61,24 @@ def _neighbour_lists(
                         touched[count] = j
                         count += 1
                     sums[j] += weight * user_values[q]
-            items = np.sort(touched[:count])  # ties go to the lower index
             for t in range(count):
-                cosines[t] = sums[items[t]] * inverse_norms[i] * inverse_norms[items[t]]
+                cosines[t] = sums[touched[t]] * inverse_norms[i] * inverse_norms[touched[t]]
             kept = min(width, count)
             if count > width:
-                # the width-th largest cosine; all above it, then ties by index
+                # the width-th largest cosine: all above it, then ties by lower index
                 edge = np.partition(cosines[:count], count - width)[count - width]
-                chosen = np.empty(width, np.int64)
-                n_chosen = 0
-                for t in range(count):
-                    if cosines[t] > edge:
-                        chosen[n_chosen] = t
-                        n_chosen += 1
-                for t in range(count):
-                    if n_chosen == width:
-                        break
-                    if cosines[t] == edge:
-                        chosen[n_chosen] = t
-                        n_chosen += 1
+                above = np.flatnonzero(cosines[:count] > edge)
+                ties = np.flatnonzero(cosines[:count] == edge)
+                ties = ties[np.argsort(touched[ties])][: width - len(above)]
+                chosen = np.concatenate((above, ties))
             else:
                 chosen = np.arange(count)
+            # most similar first, ties by lower index: by index, then a stable sort
+            chosen = chosen[np.argsort(touched[chosen])]
             order = np.argsort(-cosines[chosen], kind="mergesort")
             for rank in range(kept):
                 t = chosen[order[rank]]
-                out_items[i, rank] = items[t]
+                out_items[i, rank] = touched[t]
                 out_values[i, rank] = cosines[t]
             for rank in range(kept, width):
                 out_items[i, rank] = i
