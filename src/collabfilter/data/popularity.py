@@ -32,11 +32,13 @@ def log_popularity(ratings: Ratings) -> np.ndarray | None:
     regression on the features of the rated items (within the rated items' range) and
     one without either 0; None when there is nothing to estimate (no item features, no
     unrated item, or no rated one)."""
+    features = ratings.item_features
+    if features is None:  # decided before counting the ratings
+        return None
     counts = ratings.item_counts().astype(np.float64)
     observed = observed_log_popularity(counts).astype(np.float64)
     cold = counts == 0
-    features = ratings.item_features
-    if features is None or not cold.any() or cold.all():
+    if not cold.any() or cold.all():
         return None
     quiet_csr()
     encoded = features.encode(ratings.items).matrix
