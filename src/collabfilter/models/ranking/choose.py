@@ -157,7 +157,7 @@ class _Candidates:
         self.weighted: dict[str, SparseRows] = {}
         self.spectra: dict[str, GramSpectrum | None] = {}
         self.lists: dict[str, NeighbourLists] = {}
-        self.warm: dict[str, tuple[Tensor, Tensor]] = {}  # by factor count
+        self.warm: dict[int, tuple[Tensor, Tensor]] = {}  # by factor count
         # items with ratings, not the vocabulary: ids seen only in a test part must
         # not move the grids
         self.active_items = max(1, int((train.item_counts() > 0).sum()))
@@ -213,7 +213,7 @@ class _Candidates:
         search moves one setting at a time, the interaction weighting included: a
         nearby problem), for a third of the sweeps."""
         config = self.config
-        key = repr(settings["n_factors"])
+        key = int(settings["n_factors"])
         start = self.warm.get(key)
         sweeps = config.ials_sweeps if start is None else max(1, config.ials_sweeps // 3)
         model = fit_model(
@@ -281,13 +281,12 @@ class _Carve:
     """The hold-out the choice is made on, with its item sets built once for every
     candidate."""
 
-    train: Ratings
     seen: ItemSets
     relevant: ItemSets
 
     @classmethod
     def of(cls, train: Ratings, held_out: Ratings, config: TopNConfig) -> _Carve:
-        return cls(train, seen_items(train), relevant_items(held_out, config.relevance))
+        return cls(seen_items(train), relevant_items(held_out, config.relevance))
 
     def score(self, scores_for: Callable[[np.ndarray], Tensor], k: int) -> tuple[float, float]:
         """NDCG@k and recall@2k of a scorer (user indices -> scores)."""

@@ -4,6 +4,7 @@ Autoencoders for Sparse Data", WWW 2019)."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import cached_property
 from typing import Any
 
 import torch
@@ -198,7 +199,7 @@ class GramSpectrum:
     """
 
     def __init__(self, rows: SparseRows) -> None:
-        self.dense = rows.to_dense()
+        self.rows = rows
         wide, tall = (SparseRows(r.indptr, r.indices, r.values.double(), r.n_cols).to_torch()
                       for r in (rows, rows.transpose()))  # fmt: skip
         users = torch.zeros(rows.n_rows, rows.n_rows, dtype=torch.float64)
@@ -210,6 +211,11 @@ class GramSpectrum:
         items = torch.sparse.mm(tall, vectors[:, keep]).div_(roots)
         self.squares = items**2
         self.vectors = items.float()
+
+    @cached_property
+    def dense(self) -> Tensor:
+        """``X`` dense float32, for scoring its own users (a fit needs only ``B``)."""
+        return self.rows.to_dense()
 
     @staticmethod
     def memory_bytes(n_users: int, n_items: int, n_interactions: int) -> int:

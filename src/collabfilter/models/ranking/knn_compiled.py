@@ -128,13 +128,9 @@ def _by_neighbour(
 
 
 @cache
-def _kernel(name: str) -> Callable[..., Any]:
-    """The named loop compiled on first use (:func:`collabfilter.runtime.compile_parallel`)."""
-    if name == "lists":
-        return compile_parallel(_neighbour_lists)  # type: ignore[no-any-return]
-    if name == "score":
-        return compile_parallel(_score_rows)  # type: ignore[no-any-return]
-    return compile_parallel(_by_neighbour, parallel=False)  # type: ignore[no-any-return]
+def _compiled(function: Callable[..., Any], parallel: bool = True) -> Callable[..., Any]:
+    """``function`` compiled on first use (:func:`collabfilter.runtime.compile_parallel`)."""
+    return compile_parallel(function, parallel=parallel)  # type: ignore[no-any-return]
 
 
 def _arrays(rows: SparseRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,7 +151,9 @@ def neighbour_lists(rows: SparseRows, width: int) -> tuple[Tensor, Tensor]:
     items = np.empty((n_items, width), np.int64)
     cosines = np.empty((n_items, width), np.float32)
     use_threads()
-    _kernel("lists")(*_arrays(rows), *_arrays(rows.transpose()), inverse.numpy(), items, cosines)
+    _compiled(_neighbour_lists)(
+        *_arrays(rows), *_arrays(rows.transpose()), inverse.numpy(), items, cosines
+    )
     return torch.from_numpy(items).to(INDEX), torch.from_numpy(cosines)
 
 
@@ -165,7 +163,9 @@ def by_neighbour(items: Tensor, cosines: Tensor, width: int) -> SparseRows:
     in ascending order, with the cosines."""
     n_items = items.shape[0]
     indptr = np.zeros(n_items + 1, np.int64)
-    targets, values = _kernel("keep")(items.numpy(), cosines.numpy(), width, indptr)
+    targets, values = _compiled(_by_neighbour, parallel=False)(
+        items.numpy(), cosines.numpy(), width, indptr
+    )
     return SparseRows(
         torch.from_numpy(indptr), torch.from_numpy(targets), torch.from_numpy(values), n_items
     )
@@ -175,5 +175,5 @@ def score_rows(rows: SparseRows, similarities: SparseRows) -> Tensor:
     """``rows @ similarities`` as a dense ``(rows, n_items)`` float32."""
     out = np.empty((rows.n_rows, similarities.n_cols), np.float32)
     use_threads()
-    _kernel("score")(*_arrays(rows), *_arrays(similarities), out)
+    _compiled(_score_rows)(*_arrays(rows), *_arrays(similarities), out)
     return torch.from_numpy(out)
