@@ -273,9 +273,9 @@ class _Side:
             dots.crow_indices(), dots.col_indices(), dots.values() * self.values,
             size=dots.shape, check_invariants=False,
         )  # fmt: skip
-        result: Tensor = torch.sparse.mm(weighted, other)
-        result += self.unobserved_weight * (vectors @ other_gram) + self.penalty * vectors
-        return result
+        result = torch.addmm(torch.sparse.mm(weighted, other), vectors, other_gram,
+                             alpha=self.unobserved_weight)  # fmt: skip
+        return result.addcmul_(self.penalty, vectors)
 
     def solve(self, start: Tensor, other: Tensor, steps: int) -> Tensor:
         """A few conjugate gradient steps on every row's normal equations."""
@@ -288,10 +288,10 @@ class _Side:
             applied = self.product(direction, other, other_gram)
             curvature = (direction * applied).sum(1, keepdim=True)
             step = torch.where(curvature > 0, norm / curvature.clamp(min=1e-30), 0.0)
-            solution += step * direction
-            residual -= step * applied
+            solution.addcmul_(step, direction)
+            residual.addcmul_(step, applied, value=-1.0)
             new_norm = (residual * residual).sum(1, keepdim=True)
             ratio = torch.where(norm > 0, new_norm / norm.clamp(min=1e-30), 0.0)
-            direction = residual + ratio * direction
+            direction = direction.mul_(ratio).add_(residual)
             norm = new_norm
         return solution
