@@ -407,3 +407,13 @@ def test_ials_warm_start_continues_a_fit(split):
     with pytest.raises(ValueError, match="start factors"):
         fit_ials(*shape, sweeps=1, start=(half.user_factors[:, :8], half.item_factors),
                  **settings)  # fmt: skip
+
+
+def test_ials_is_tuned_at_its_smallest_factor_count_first(split):
+    """The factor count drives the fit's cost: every other setting is searched at the
+    smallest count, and larger counts are tried once, at the end."""
+    config = TopNConfig(candidates=("ials",), ials_factors=(16, 4, 8), ials_l2=(0.03, 0.1),
+                        ials_unobserved_scales=(3.0,), ials_sweeps=3)  # fmt: skip
+    _, report = fit_topn(split.train, config)
+    factors = [settings["n_factors"] for settings in report.candidates.settings]
+    assert factors == [4] * (len(factors) - 2) + [8, 16]

@@ -148,6 +148,20 @@ def memory_needed(train: Ratings, settings: Settings) -> int:
     return ImplicitALS.memory_bytes(*sizes, int(settings["n_factors"]))
 
 
+@dataclass(frozen=True)
+class _Grid:
+    """One setting's values in a coordinate search, which starts at the middle value,
+    or at the first where the values are ordered by cost (``cheapest_first``)."""
+
+    name: str
+    values: tuple[Any, ...]
+    cheapest_first: bool = False
+
+    @property
+    def start(self) -> Any:
+        return self.values[0 if self.cheapest_first else len(self.values) // 2]
+
+
 class _Candidates:
     """Each model's search space: settings as functions of grid values and data scale."""
 
@@ -230,18 +244,23 @@ class _Candidates:
             return np.ones(len(train), dtype=np.float32)
         return np.where(train.rating >= positive, 1.0, low_weight).astype(np.float32)
 
-    def space(self, kind: str) -> list[tuple[str, tuple[Any, ...]]]:
+    def space(self, kind: str) -> list[_Grid]:
         """The grids, in the order they are searched."""
         config, weights = self.config, tuple(self.weight_of)
         if kind == "ease":
-            return [("low_rating_weight", weights), ("l2_scale", config.ease_l2_scales)]
+            return [_Grid("low_rating_weight", weights), _Grid("l2_scale", config.ease_l2_scales)]
         if kind == "item_knn":
-            return [("low_rating_weight", weights), ("n_neighbours", config.knn_neighbours)]
+            return [
+                _Grid("low_rating_weight", weights),
+                _Grid("n_neighbours", config.knn_neighbours),
+            ]
         return [
-            ("low_rating_weight", weights),
-            ("unobserved_scale", config.ials_unobserved_scales),
-            ("l2", config.ials_l2),
-            ("n_factors", config.ials_factors),
+            _Grid("low_rating_weight", weights),
+            _Grid("unobserved_scale", config.ials_unobserved_scales),
+            _Grid("l2", config.ials_l2),
+            # the fit's cost grows with the factor count: the other settings are tuned
+            # at the smallest and larger counts tried last (Rendle et al. 2022's protocol)
+            _Grid("n_factors", tuple(sorted(config.ials_factors)), cheapest_first=True),
         ]
 
     def settings(self, kind: str, point: dict[str, Any]) -> Settings:
@@ -339,17 +358,18 @@ def _search(
     full: Ratings,
     config: TopNConfig,
 ) -> list[dict[str, Any]]:
-    """One model's coordinate search: middle values first, then each grid in turn."""
+    """One model's coordinate search: each grid's start value first
+    (:class:`_Grid`), then each grid in turn."""
     grids = space.space(kind)
-    point = {name: values[len(values) // 2] for name, values in grids}
+    point = {grid.name: grid.start for grid in grids}
     seen: dict[str, dict[str, Any]] = {}
-    for name, values in grids:
+    for grid in grids:
         results = []
-        for value in values:
-            candidate = {**point, name: value}
+        for value in grid.values:
+            candidate = {**point, grid.name: value}
             row = _evaluate(kind, candidate, space, carve, full, config, seen)
             results.append((row["ndcg"] if row["note"] == "" else -1.0, value))
-        point[name] = max(results, key=lambda pair: pair[0])[1]
+        point[grid.name] = max(results, key=lambda pair: pair[0])[1]
     return list(seen.values())
 
 
