@@ -223,13 +223,14 @@ class _Candidates:
         return lambda block: model.score_items(torch.from_numpy(block))
 
     def _ials(self, settings: Settings) -> Callable[[np.ndarray], Tensor]:
-        """iALS warm-started from the last fit with as many factors (the coordinate
-        search moves one setting at a time, the interaction weighting included: a
-        nearby problem), for a third of the sweeps."""
+        """iALS for a third of the sweeps, from a start near its solution: the last fit
+        with as many factors (the coordinate search moves one setting at a time, the
+        interaction weighting included: a nearby problem), else the SVD of the rows
+        (:func:`~collabfilter.models.ranking.ials.initial_factors`)."""
         config = self.config
         key = int(settings["n_factors"])
         start = self.warm.get(key)
-        sweeps = config.ials_sweeps if start is None else max(1, config.ials_sweeps // 3)
+        sweeps = max(1, config.ials_sweeps // 3)
         model = fit_model(
             self.train, settings, seed=config.seed, sweeps=sweeps, start=start,
             rows=self.rows(settings),
