@@ -65,13 +65,60 @@ def _numba() -> types.ModuleType:
 
 def compile_parallel(function: Callable[..., Any], **options: Any) -> Any:
     """``function`` compiled by numba with parallel loops (cached on disk, so later
-    processes load it instead of compiling), its global ``prange`` bound to numba's
-    (a module writes ``prange = range`` for its templates); ``parallel=False`` for a
-    helper without parallel loops beside them."""
+    processes load it instead of compiling), its globals ``prange`` bound to numba's and
+    ``fetch_row`` to :func:`row_prefetch`'s (a module writes ``prange = range`` and
+    ``fetch_row = unbound`` for its templates); ``parallel=False`` for a helper without
+    parallel loops beside them."""
     numba = _numba()
-    namespace = {**function.__globals__, "prange": numba.prange}
+    namespace = {**function.__globals__, "prange": numba.prange, "fetch_row": row_prefetch()}
     bound = types.FunctionType(function.__code__, namespace, function.__name__)
     return numba.njit(**{"cache": True, "parallel": True, **options})(bound)
+
+
+@cache
+def row_prefetch() -> Any:
+    """``fetch_row(table, row)`` for compiled loops: asks the CPU to bring every cache
+    line of a 2-D table's row in (LLVM's ``llvm.prefetch``, for reading, into every
+    cache level) without waiting for it. A loop that gathers rows at random is bound by
+    memory latency, not bandwidth: fetching the rows of a rating a few ratings ahead
+    overlaps their wait with the work on the current one. A hint only: results do not
+    change."""
+    numba = _numba()
+    from llvmlite import ir
+    from numba.core import cgutils
+    from numba.extending import intrinsic
+
+    def generate(context: Any, builder: Any, signature: Any, args: Any) -> Any:
+        table_type, row_type, column_type = signature.args
+        array = context.make_array(table_type)(context, builder, args[0])
+        at = [context.cast(builder, value, kind, numba.intp)
+              for value, kind in ((args[1], row_type), (args[2], column_type))]  # fmt: skip
+        address = cgutils.get_item_pointer(  # type: ignore[no-untyped-call]
+            context, builder, table_type, array, at, wraparound=False
+        )
+        byte, flag = ir.IntType(8).as_pointer(), ir.IntType(32)
+        declared = ir.FunctionType(ir.VoidType(), [byte, flag, flag, flag])
+        hint = cgutils.get_or_insert_function(  # type: ignore[no-untyped-call]
+            builder.module, declared, "llvm.prefetch.p0"
+        )
+        # read (0), keep in every cache level (3), data cache (1)
+        flags = [ir.Constant(flag, value) for value in (0, 3, 1)]
+        builder.call(hint, [builder.bitcast(address, byte), *flags])
+        return context.get_dummy_value()
+
+    def typed(typing: Any, table: Any, row: Any, column: Any) -> Any:
+        return numba.void(table, row, column), generate
+
+    prefetch: Any = intrinsic(typed)
+
+    @numba.njit(inline="always")  # type: ignore[untyped-decorator]
+    def fetch_row(table: Any, row: Any) -> None:
+        last = table.shape[1] - 1
+        for column in range(0, last + 1, 64 // table.itemsize):  # a cache line at a time
+            prefetch(table, row, column)
+        prefetch(table, row, last)  # a row that does not start on a line ends in one more
+
+    return fetch_row
 
 
 def use_threads() -> None:

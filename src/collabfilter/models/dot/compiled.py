@@ -13,6 +13,10 @@ inside one compiled function, which calls the dot formula's compiled dialect
 2. writes: one thread adds the user updates in, another the item updates (the tables
    are disjoint, so no locks), each in the batch's order.
 
+Both passes gather table rows at random, which waits on memory more than it computes:
+each asks the CPU for the rows of the rating :data:`AHEAD` places on while it works on
+the current one (:func:`collabfilter.runtime.row_prefetch`).
+
 Every row receives its updates in the same order whatever the number of threads, and
 the loss is summed chunk by chunk in a fixed order, so a seeded run gives the same
 weights on one thread or many. It is the gather form's arithmetic in another summation
@@ -49,6 +53,10 @@ CHUNKS = 64
 """Pieces a batch's first pass is cut into, whatever the number of threads: the loss is
 summed piece by piece in this order, so that it does not depend on the threads."""
 
+AHEAD = 16
+"""Both passes fetch the table rows of the rating this many places ahead
+(:func:`collabfilter.runtime.row_prefetch`): random row gathers wait on memory."""
+
 
 def unsuitable(model: DotProductBias, data: RatingTensors) -> str | None:
     """Why the compiled form cannot train ``model`` on ``data``, or None when it can: it
@@ -76,7 +84,7 @@ def unsuitable(model: DotProductBias, data: RatingTensors) -> str | None:
 def _compiled_step() -> Callable[..., None]:
     """The step compiled on first use (:func:`collabfilter.runtime.compile_parallel`)."""
     formula = compiled()
-    namespace = {"np": np, **formula._asdict(), "__name__": __name__}
+    namespace = {"np": np, "AHEAD": AHEAD, **formula._asdict(), "__name__": __name__}
     step = types.FunctionType(_dot_sgd_step.__code__, namespace, _dot_sgd_step.__name__)
     return compile_parallel(step, fastmath=FASTMATH)  # type: ignore[no-any-return]
 
@@ -128,6 +136,7 @@ class CompiledDotSGD(DotSGD[_Batch]):
         batch = min(self.batch_size, len(data))
         self.factor_buffers = np.empty((2, batch, model.user_factors.shape[1]), np.float32)
         self.scalar_buffers = np.empty((2, batch), np.float32)
+        self.positions = np.empty(batch, np.int64)
         self.partials = np.empty((CHUNKS, 3), np.float64)
         self.no_bias = np.zeros(0, np.float32)
         # loaded (numba's threads started, its cache read for these argument types) by
@@ -186,14 +195,15 @@ class CompiledDotSGD(DotSGD[_Batch]):
             self.span,
             self.factor_buffers,
             self.scalar_buffers,
+            self.positions,
             self.partials,
         )
         return self.partials.sum(axis=0)  # type: ignore[no-any-return]
 
 
-# Bound into _dot_sgd_step by _compiled_step: the dot formula's compiled dialect, and
-# numba's parallel range.
-effect = logit = rating = gradient = unbound
+# Bound into _dot_sgd_step by _compiled_step: the dot formula's compiled dialect,
+# numba's parallel range and the row prefetch (collabfilter.runtime.compile_parallel).
+effect = logit = rating = gradient = fetch_row = unbound
 prange = range
 
 
@@ -219,13 +229,16 @@ def _dot_sgd_step(
     span: float,
     factor_buffers: np.ndarray,
     scalar_buffers: np.ndarray,
+    positions: np.ndarray,
     partials: np.ndarray,
 ) -> None:
     """One step over a batch: updates the tables in place; writes each chunk's half
     summed squared error and gradients by the two activity weights into ``partials``.
 
     The batch is the stored ratings at ``starts[j] + r`` for each block ``j`` and
-    ``r < 2**block_shift``, then ``tail_length`` ratings from ``tail_start``. A side's
+    ``r < 2**block_shift``, then ``tail_length`` ratings from ``tail_start``; the kernel
+    writes each rating's stored position into ``positions`` first, so that both passes
+    can look ahead (:data:`AHEAD`) and fetch the rows they will need. A side's
     constants hold, per row: the factors' decay, the bias's decay, the rate multiplier
     and the activity value.
     ``effect``, ``logit``, ``rating`` and ``gradient`` are the dot formula's compiled
@@ -241,13 +254,23 @@ def _dot_sgd_step(
     user_updates, item_updates = factor_buffers[0], factor_buffers[1]
     user_bias_updates, item_bias_updates = scalar_buffers[0], scalar_buffers[1]
     n_chunks = partials.shape[0]
-    for chunk in prange(n_chunks):  # reads only: every rating sees the tables before the step
-        half_sse, user_grad, item_grad = 0.0, 0.0, 0.0
+    for chunk in prange(n_chunks):  # where each rating of the batch is stored
         for k in range(chunk * n // n_chunks, (chunk + 1) * n // n_chunks):
             if k < in_blocks:
-                stored = starts[k >> block_shift] + (k & mask)
+                positions[k] = starts[k >> block_shift] + (k & mask)
             else:
-                stored = tail_start + k - in_blocks
+                positions[k] = tail_start + k - in_blocks
+    for chunk in prange(n_chunks):  # reads only: every rating sees the tables before the step
+        half_sse, user_grad, item_grad = 0.0, 0.0, 0.0
+        end = (chunk + 1) * n // n_chunks
+        for k in range(chunk * n // n_chunks, end):
+            if k + AHEAD < end:
+                later = positions[k + AHEAD]
+                fetch_row(user_factors, users[later])
+                fetch_row(item_factors, items[later])
+                fetch_row(user_constants, users[later])
+                fetch_row(item_constants, items[later])
+            stored = positions[k]
             u, i = users[stored], items[stored]
             user_decay_f, user_decay_b = user_constants[u, 0], user_constants[u, 1]
             user_rate, user_activity = user_constants[u, 2], user_constants[u, 3]
@@ -287,11 +310,9 @@ def _dot_sgd_step(
         bias = user_bias if side == 0 else item_bias
         updates, bias_updates = factor_buffers[side], scalar_buffers[side]
         for k in range(n):
-            if k < in_blocks:
-                stored = starts[k >> block_shift] + (k & mask)
-            else:
-                stored = tail_start + k - in_blocks
-            row = rows[stored]
+            if k + AHEAD < n:
+                fetch_row(table, rows[positions[k + AHEAD]])
+            row = rows[positions[k]]
             for f in range(n_factors):
                 table[row, f] += updates[k, f]
             if biased:
