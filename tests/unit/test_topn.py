@@ -182,6 +182,13 @@ def test_knn_matches_its_dense_definition_on_generated_shapes(seed):
     assert (on.sum(0) <= top.shape[1]).all()
     expected = rows.to_dense().double() @ kept
     assert torch.allclose(model.score_items(torch.arange(n_users)).double(), expected, atol=1e-5)
+    # cut out of longer lists with other cuts between: the very same neighbours
+    from collabfilter.models.ranking.knn import NeighbourLists, item_knn_from_lists
+
+    others = rng.integers(1, n_items + 3, 3).tolist()
+    lists = NeighbourLists(rows, n_neighbours + int(rng.integers(0, 5)), others + [n_neighbours])
+    shared = item_knn_from_lists(rows, weights, lists, n_neighbours)
+    assert torch.equal(shared.similarities().to_dense(), model.similarities().to_dense())
 
 
 @pytest.mark.parametrize("kind", list(FITS))
@@ -378,7 +385,7 @@ def test_shorter_neighbour_lists_are_the_fit_with_fewer_neighbours(split, weight
     shape = tensors(split.train)
     ratings = torch.from_numpy(split.train.rating)
     rows = interaction_rows(*shape, ratings, weights)
-    lists = NeighbourLists(rows, 120)
+    lists = NeighbourLists(rows, 120, (30, 1, 7))
     for count in (1, 7, 30, 120):
         shared = item_knn_from_lists(rows, weights, lists, count)
         alone = fit_item_knn(*shape, n_neighbours=count, ratings=ratings, weights=weights)
@@ -388,8 +395,9 @@ def test_shorter_neighbour_lists_are_the_fit_with_fewer_neighbours(split, weight
         if count == 120:  # no ties at the edge: the very same model
             block = torch.arange(split.train.n_users)
             assert torch.allclose(shared.score_items(block), alone.score_items(block))
-    with pytest.raises(ValueError, match="cannot give"):
-        lists.keep(121)
+    for count in (121, 8):  # longer than the lists, or a count they were not cut for
+        with pytest.raises(ValueError, match="cannot give"):
+            lists.keep(count)
 
 
 def test_ials_warm_start_continues_a_fit(split):
@@ -417,3 +425,31 @@ def test_ials_is_tuned_at_its_smallest_factor_count_first(split):
     _, report = fit_topn(split.train, config)
     factors = [settings["n_factors"] for settings in report.candidates.settings]
     assert factors == [4] * (len(factors) - 2) + [8, 16]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_a_grid_climb_finds_the_sweeps_best_on_one_peak_and_a_local_best_else(seed):
+    from collabfilter.models.ranking.choose import Grid
+
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 8))
+    values = tuple(float(v) for v in rng.permutation(n) + 1)  # unsorted on purpose
+    grid = Grid("setting", values, cheapest_first=bool(rng.integers(2)))
+    peak = int(rng.integers(n))
+    distance = np.abs(np.arange(n) - peak) + rng.random(n) * 0.1  # one peak
+    bumpy = rng.random(n)  # any shape
+    for scores, one_peak in ((-distance, True), (bumpy, False)):
+        asked: list[float] = []
+
+        def score(value, scores=scores, asked=asked):
+            asked.append(value)
+            return float(scores[grid.values.index(value)])
+
+        best = grid.values.index(grid.climb(score))
+        assert grid.values == tuple(sorted(values))
+        assert asked[0] == grid.start and len(asked) == len(set(asked)) <= n
+        neighbours = [scores[j] for j in (best - 1, best + 1) if 0 <= j < n]
+        assert all(scores[best] >= other for other in neighbours)  # a local best
+        if one_peak:  # the sweep's best, for the points up to one past it
+            start = grid.values.index(grid.start)
+            assert best == peak and len(asked) <= abs(peak - start) + 3

@@ -149,17 +149,36 @@ def memory_needed(train: Ratings, settings: Settings) -> int:
 
 
 @dataclass(frozen=True)
-class _Grid:
-    """One setting's values in a coordinate search, which starts at the middle value,
-    or at the first where the values are ordered by cost (``cheapest_first``)."""
+class Grid:
+    """One setting's values in a coordinate search, sorted: the search starts at the
+    middle value, or at the first where the values are ordered by cost
+    (``cheapest_first``), and climbs (:meth:`climb`)."""
 
     name: str
     values: tuple[Any, ...]
     cheapest_first: bool = False
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "values", tuple(sorted(self.values)))
+
     @property
     def start(self) -> Any:
         return self.values[0 if self.cheapest_first else len(self.values) // 2]
+
+    def climb(self, score: Callable[[Any], float]) -> Any:
+        """The best value, from the start outward: up the grid while the score rises,
+        else down. Along a penalty, a weight or a size the score has one peak, so this
+        finds the full sweep's best and stops one point past it."""
+        at = self.values.index(self.start)
+        best, top = at, score(self.values[at])
+        for direction in (1, -1):
+            step = at + direction
+            while 0 <= step < len(self.values) and (value := score(self.values[step])) > top:
+                best, top = step, value
+                step += direction
+            if best != at:
+                break
+        return self.values[best]
 
 
 class _Candidates:
@@ -202,7 +221,8 @@ class _Candidates:
         key = repr(settings["weights"])
         if kind == "item_knn":
             if key not in self.lists:
-                self.lists[key] = NeighbourLists(self.rows(settings), max(config.knn_neighbours))
+                counts = config.knn_neighbours
+                self.lists[key] = NeighbourLists(self.rows(settings), max(counts), counts)
             weights = weights_from_settings(settings)
             neighbours = int(settings["n_neighbours"])
             knn = item_knn_from_lists(self.rows(settings), weights, self.lists[key], neighbours)
@@ -245,23 +265,23 @@ class _Candidates:
             return np.ones(len(train), dtype=np.float32)
         return np.where(train.rating >= positive, 1.0, low_weight).astype(np.float32)
 
-    def space(self, kind: str) -> list[_Grid]:
+    def space(self, kind: str) -> list[Grid]:
         """The grids, in the order they are searched."""
         config, weights = self.config, tuple(self.weight_of)
         if kind == "ease":
-            return [_Grid("low_rating_weight", weights), _Grid("l2_scale", config.ease_l2_scales)]
+            return [Grid("low_rating_weight", weights), Grid("l2_scale", config.ease_l2_scales)]
         if kind == "item_knn":
             return [
-                _Grid("low_rating_weight", weights),
-                _Grid("n_neighbours", config.knn_neighbours),
+                Grid("low_rating_weight", weights),
+                Grid("n_neighbours", config.knn_neighbours),
             ]
         return [
-            _Grid("low_rating_weight", weights),
-            _Grid("unobserved_scale", config.ials_unobserved_scales),
-            _Grid("l2", config.ials_l2),
+            Grid("low_rating_weight", weights),
+            Grid("unobserved_scale", config.ials_unobserved_scales),
+            Grid("l2", config.ials_l2),
             # the fit's cost grows with the factor count: the other settings are tuned
             # at the smallest and larger counts tried last (Rendle et al. 2022's protocol)
-            _Grid("n_factors", tuple(sorted(config.ials_factors)), cheapest_first=True),
+            Grid("n_factors", tuple(sorted(config.ials_factors)), cheapest_first=True),
         ]
 
     def settings(self, kind: str, point: dict[str, Any]) -> Settings:
@@ -359,18 +379,18 @@ def _search(
     full: Ratings,
     config: TopNConfig,
 ) -> list[dict[str, Any]]:
-    """One model's coordinate search: each grid's start value first
-    (:class:`_Grid`), then each grid in turn."""
+    """One model's coordinate search: every grid at its start value, then each grid in
+    turn climbed from there (:meth:`Grid.climb`)."""
     grids = space.space(kind)
     point = {grid.name: grid.start for grid in grids}
     seen: dict[str, dict[str, Any]] = {}
     for grid in grids:
-        results = []
-        for value in grid.values:
-            candidate = {**point, grid.name: value}
-            row = _evaluate(kind, candidate, space, carve, full, config, seen)
-            results.append((row["ndcg"] if row["note"] == "" else -1.0, value))
-        point[grid.name] = max(results, key=lambda pair: pair[0])[1]
+
+        def score(value: Any, name: str = grid.name) -> float:
+            row = _evaluate(kind, {**point, name: value}, space, carve, full, config, seen)
+            return float(row["ndcg"]) if row["note"] == "" else -1.0
+
+        point[grid.name] = grid.climb(score)
     return list(seen.values())
 
 

@@ -35,9 +35,10 @@ class TopNConfig(FitConfig):
     ratings. Grids are relative to the data where the right scale depends on it (EASE's
     penalty on the number of raters per item, iALS's unobserved weight on the ratings
     per user), so the defaults carry from ml-100k to ml-25m. Each model's grid is
-    searched one setting at a time (start at each grid's middle value, but at the
-    smallest iALS factor count, whose cost grows with it; sweep the settings in turn,
-    keep the best): the cost is the sum of the grid sizes, not their product.
+    searched one setting at a time: start at each sorted grid's middle value (at the
+    smallest iALS factor count, whose cost grows with it), then take the settings in
+    turn, each climbed from there while the carved NDCG rises (up the grid, else down).
+    The cost is at most the sum of the grid sizes, not their product.
     """
 
     candidates: tuple[TopNKind, ...] = ("ease", "ials", "item_knn")

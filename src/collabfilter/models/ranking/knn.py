@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -169,26 +170,35 @@ def item_knn_from_lists(
 
 
 class NeighbourLists:
-    """Each item's most similar items (cosine, an item is not its own neighbour), most
-    similar first: the lists of every shorter neighbour count are their beginnings, so
-    a grid of counts costs one pass over the item pairs
+    """Each item's most similar items (cosine, an item is not its own neighbour) for a
+    grid of neighbour counts from one pass over the item pairs: the list of every
+    count asked for is the beginning of the longest
     (:func:`~collabfilter.models.ranking.knn_compiled.neighbour_lists`).
 
     Args:
         rows: the weighted interaction rows.
         n_neighbours: the longest lists kept.
+        shorter: the other neighbour counts :meth:`keep` will be asked for.
     """
 
-    def __init__(self, rows: SparseRows, n_neighbours: int) -> None:
+    def __init__(self, rows: SparseRows, n_neighbours: int, shorter: Sequence[int] = ()) -> None:
         self.n_items = rows.n_cols
-        width = max(1, min(n_neighbours, self.n_items - 1))
-        self.items, self.values = neighbour_lists(rows, width)
+        width = self._width(n_neighbours)
+        self.counts = {width} | {self._width(count) for count in shorter if count < width}
+        self.items, self.values = neighbour_lists(rows, width, sorted(self.counts))
+
+    def _width(self, n_neighbours: int) -> int:
+        return max(1, min(n_neighbours, self.n_items - 1))
 
     def keep(self, n_neighbours: int) -> SparseRows:
         """The similarities of the ``n_neighbours`` most similar items of each item (those
         with a positive similarity), as rows by neighbour: row ``j`` holds the items
-        ``j`` is a neighbour of."""
-        width = max(1, min(n_neighbours, self.n_items - 1))
-        if width > self.items.shape[1]:
-            raise ValueError(f"lists of {self.items.shape[1]} cannot give {width} neighbours")
+        ``j`` is a neighbour of.
+
+        Raises:
+            ValueError: for a count the lists were not cut for.
+        """
+        width = self._width(n_neighbours)
+        if width not in self.counts:
+            raise ValueError(f"lists cut for {sorted(self.counts)} neighbours cannot give {width}")
         return by_neighbour(self.items, self.values, width)

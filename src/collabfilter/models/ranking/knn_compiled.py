@@ -5,15 +5,16 @@ Both follow the sparsity of the data instead of a dense product. The neighbours 
 item ``i`` are found by walking the users who rated ``i`` and the items each of them
 rated: ``sum_u n_u^2`` additions for the whole catalogue, each item's co-counts in one
 thread's accumulator, and only the items that co-occur with ``i`` are ranked (a
-partition to the list's width, then a sort of that width only). Scores walk each user's
-rated items and their rows of kept similarities. Items (users) are cut into a fixed
-number of chunks shared among the threads; every item's list (user's scores) is
-computed by one thread in a fixed order, so results do not depend on the thread count.
+partition to the list's width, then one within it for each shorter width asked for).
+Scores walk each user's rated items and their rows of kept similarities. Items (users)
+are cut into a fixed number of chunks shared among the threads; every item's list
+(user's scores) is computed by one thread in a fixed order, so results do not depend on
+the thread count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
@@ -38,10 +39,21 @@ def _neighbour_lists(
     item_users: np.ndarray,
     item_values: np.ndarray,
     inverse_norms: np.ndarray,
+    cuts: np.ndarray,
     out_items: np.ndarray,
     out_values: np.ndarray,
 ) -> None:
     n_items, width = out_items.shape
+
+    def best_first(part: np.ndarray, cosines: np.ndarray, touched: np.ndarray, m: int) -> None:
+        """Reorder ``part`` (positions into ``touched``) in place so that its first
+        ``m`` are its ``m`` highest cosines, ties to the lower item index."""
+        values = cosines[part]
+        edge = np.partition(values, len(part) - m)[len(part) - m]
+        ties = part[values == edge]
+        ties = ties[np.argsort(touched[ties])]
+        part[:] = np.concatenate((part[values > edge], ties, part[values < edge]))
+
     for chunk in prange(CHUNKS):
         sums = np.zeros(n_items, np.float64)
         last_seen = np.full(n_items, -1, np.int64)
@@ -64,20 +76,16 @@ def _neighbour_lists(
             for t in range(count):
                 cosines[t] = sums[touched[t]] * inverse_norms[i] * inverse_norms[touched[t]]
             kept = min(width, count)
+            chosen = np.arange(count)
             if count > width:
-                # the width-th largest cosine: all above it, then ties by lower index
-                edge = np.partition(cosines[:count], count - width)[count - width]
-                above = np.flatnonzero(cosines[:count] > edge)
-                ties = np.flatnonzero(cosines[:count] == edge)
-                ties = ties[np.argsort(touched[ties])][: width - len(above)]
-                chosen = np.concatenate((above, ties))
-            else:
-                chosen = np.arange(count)
-            # most similar first, ties by lower index: by index, then a stable sort
-            chosen = chosen[np.argsort(touched[chosen])]
-            order = np.argsort(-cosines[chosen], kind="mergesort")
+                best_first(chosen, cosines, touched, width)
+            prefix = kept
+            for cut in cuts:  # longest first: each prefix is cut from the one before
+                if cut < prefix:
+                    best_first(chosen[:prefix], cosines, touched, cut)
+                    prefix = cut
             for rank in range(kept):
-                t = chosen[order[rank]]
+                t = chosen[rank]
                 out_items[i, rank] = touched[t]
                 out_values[i, rank] = cosines[t]
             for rank in range(kept, width):
@@ -137,11 +145,17 @@ def _arrays(rows: SparseRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return rows.indptr.numpy(), rows.indices.numpy(), rows.values.numpy()
 
 
-def neighbour_lists(rows: SparseRows, width: int) -> tuple[Tensor, Tensor]:
+def neighbour_lists(
+    rows: SparseRows, width: int, cuts: Sequence[int] = ()
+) -> tuple[Tensor, Tensor]:
     """Every item's ``width`` most similar items by cosine of the columns of ``rows``
-    (an item is not its own neighbour), most similar first, ties to the lower index:
-    ``(items, cosines)``, each ``(n_items, width)``; where an item co-occurs with fewer
-    items, the list ends with the item itself at cosine 0."""
+    (an item is not its own neighbour), ties to the lower index: ``(items, cosines)``,
+    each ``(n_items, width)``; where an item co-occurs with fewer items, the list ends
+    with the item itself at cosine 0.
+
+    Lists are not sorted (only the set a model keeps matters, and sorting was most of
+    the cost): for each of ``cuts``, the first ``cut`` entries of a list are its
+    ``cut`` most similar items, so one pass serves a grid of neighbour counts."""
     if not bool(torch.isfinite(rows.values).all()):
         raise ValueError("interaction weights must be finite")
     n_items = rows.n_cols
@@ -150,9 +164,10 @@ def neighbour_lists(rows: SparseRows, width: int) -> tuple[Tensor, Tensor]:
     inverse = torch.where(norms > 0, norms.rsqrt(), torch.zeros((), dtype=torch.float64))
     items = np.empty((n_items, width), np.int64)
     cosines = np.empty((n_items, width), np.float32)
+    shorter = np.array(sorted({c for c in cuts if 0 < c < width}, reverse=True), np.int64)
     use_threads()
     _compiled(_neighbour_lists)(
-        *_arrays(rows), *_arrays(rows.transpose()), inverse.numpy(), items, cosines
+        *_arrays(rows), *_arrays(rows.transpose()), inverse.numpy(), shorter, items, cosines
     )
     return torch.from_numpy(items).to(INDEX), torch.from_numpy(cosines)
 
