@@ -327,6 +327,8 @@ def main() -> None:
     parser.add_argument("--skip-threads", action="store_true", help="no 1-vs-2-thread run")
     parser.add_argument("--tune", action="store_true", help="the large recipe's tuning table")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     print(machine_header("collabfilter at scale (synthetic ratings in real shapes)"))
     if args.tune:
         parquet, _, truth_path = prepare("10m")

@@ -82,7 +82,11 @@ def row_prefetch() -> Any:
     cache level) without waiting for it. A loop that gathers rows at random is bound by
     memory latency, not bandwidth: fetching the rows of a rating a few ratings ahead
     overlaps their wait with the work on the current one. A hint only: results do not
-    change."""
+    change.
+
+    numba's disk cache keys a compiled loop on its own source file, not on this one: a
+    change here reaches loops already cached only once their cache files are removed
+    (``__pycache__/*.nbi``, ``*.nbc``), as for the dot formula's dialect."""
     numba = _numba()
     from llvmlite import ir
     from numba.core import cgutils
@@ -114,7 +118,9 @@ def row_prefetch() -> Any:
     @numba.njit(inline="always")  # type: ignore[untyped-decorator]
     def fetch_row(table: Any, row: Any) -> None:
         last = table.shape[1] - 1
-        for column in range(0, last + 1, 64 // table.itemsize):  # a cache line at a time
+        if last < 0:
+            return
+        for column in range(0, last + 1, max(1, 64 // table.itemsize)):  # a line at a time
             prefetch(table, row, column)
         prefetch(table, row, last)  # a row that does not start on a line ends in one more
 

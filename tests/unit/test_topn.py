@@ -424,7 +424,9 @@ def test_ials_is_tuned_at_its_smallest_factor_count_first(split):
                         ials_unobserved_scales=(3.0,), ials_sweeps=3)  # fmt: skip
     _, report = fit_topn(split.train, config)
     factors = [settings["n_factors"] for settings in report.candidates.settings]
-    assert factors == [4] * (len(factors) - 2) + [8, 16]
+    larger = [count for count in factors if count > 4]
+    assert larger and factors == [4] * (len(factors) - len(larger)) + larger  # larger last
+    assert larger == sorted(larger) and len(larger) <= 2
 
 
 @pytest.mark.parametrize("seed", range(40))
@@ -434,7 +436,8 @@ def test_a_grid_climb_finds_the_sweeps_best_on_one_peak_and_a_local_best_else(se
     rng = np.random.default_rng(seed)
     n = int(rng.integers(1, 8))
     values = tuple(float(v) for v in rng.permutation(n) + 1)  # unsorted on purpose
-    grid = Grid("setting", values, cheapest_first=bool(rng.integers(2)))
+    repeated = values + values[: int(rng.integers(0, n + 1))]  # repeats count once
+    grid = Grid("setting", repeated, cheapest_first=bool(rng.integers(2)))
     peak = int(rng.integers(n))
     distance = np.abs(np.arange(n) - peak) + rng.random(n) * 0.1  # one peak
     bumpy = rng.random(n)  # any shape

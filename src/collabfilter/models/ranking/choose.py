@@ -150,16 +150,17 @@ def memory_needed(train: Ratings, settings: Settings) -> int:
 
 @dataclass(frozen=True)
 class Grid:
-    """One setting's values in a coordinate search, sorted: the search starts at the
-    middle value, or at the first where the values are ordered by cost
-    (``cheapest_first``), and climbs (:meth:`climb`)."""
+    """One setting's values in a coordinate search, sorted and without repeats: the
+    search starts at the middle value (the upper one of an even count), or at the first
+    where the values are ordered by cost (``cheapest_first``), and climbs
+    (:meth:`climb`)."""
 
     name: str
     values: tuple[Any, ...]
     cheapest_first: bool = False
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "values", tuple(sorted(self.values)))
+        object.__setattr__(self, "values", tuple(sorted(set(self.values))))
 
     @property
     def start(self) -> Any:
@@ -167,8 +168,9 @@ class Grid:
 
     def climb(self, score: Callable[[Any], float]) -> Any:
         """The best value, from the start outward: up the grid while the score rises,
-        else down. Along a penalty, a weight or a size the score has one peak, so this
-        finds the full sweep's best and stops one point past it."""
+        else down, stopping at the first point that does not improve. Where the score
+        has one peak along the grid (as it mostly has along a penalty, a weight or a
+        size) that is the full sweep's best; otherwise a local best."""
         at = self.values.index(self.start)
         best, top = at, score(self.values[at])
         for direction in (1, -1):
@@ -216,7 +218,7 @@ class _Candidates:
         (:class:`~collabfilter.models.ranking.knn.NeighbourLists`), EASE's penalties
         one decomposition when that is cheaper than an inverse per penalty
         (:class:`~collabfilter.models.ranking.ease.GramSpectrum`); iALS starts from the
-        previous fit's factors (:meth:`_ials`)."""
+        previous fit's factors, else from the rows' own low-rank fit (:meth:`_ials`)."""
         config, kind, train = self.config, settings["kind"], self.train
         key = repr(settings["weights"])
         if kind == "item_knn":
@@ -245,8 +247,8 @@ class _Candidates:
     def _ials(self, settings: Settings) -> Callable[[np.ndarray], Tensor]:
         """iALS for a third of the sweeps, from a start near its solution: the last fit
         with as many factors (the coordinate search moves one setting at a time, the
-        interaction weighting included: a nearby problem), else the SVD of the rows
-        (:func:`~collabfilter.models.ranking.ials.initial_factors`)."""
+        interaction weighting included: a nearby problem), else the rows' own low-rank
+        fit (:func:`~collabfilter.models.ranking.ials.initial_factors`)."""
         config = self.config
         key = int(settings["n_factors"])
         start = self.warm.get(key)
@@ -281,7 +283,7 @@ class _Candidates:
             Grid("l2", config.ials_l2),
             # the fit's cost grows with the factor count: the other settings are tuned
             # at the smallest and larger counts tried last (Rendle et al. 2022's protocol)
-            Grid("n_factors", tuple(sorted(config.ials_factors)), cheapest_first=True),
+            Grid("n_factors", config.ials_factors, cheapest_first=True),
         ]
 
     def settings(self, kind: str, point: dict[str, Any]) -> Settings:

@@ -252,24 +252,51 @@ def ials_from_rows(
 
 
 def initial_factors(rows: SparseRows, n_factors: int, seed: int) -> tuple[Tensor, Tensor]:
-    """iALS's start: the truncated SVD of the weighted rows, ``X ~ (U S^1/2)(V S^1/2)'``,
-    plus seeded normal noise (std ``0.1 / sqrt(n_factors)``). The SVD is the best
-    low-rank fit of ``X`` alone, near iALS's solution, so a few sweeps refine it where a
-    random start needs several times more; the noise keeps every factor in play where
-    ``X`` has a lower rank than ``n_factors``."""
+    """iALS's start: the best rank-``n_factors`` fit of the weighted rows ``X`` alone,
+    split evenly between the two sides, plus seeded normal noise (std
+    ``0.1 / sqrt(n_factors)``). That fit is near iALS's solution, so a few sweeps refine
+    it where a random start needs several times more; the noise keeps every factor in
+    play where ``X`` has a lower rank than ``n_factors``.
+
+    The fit is ``Q Q' X``, ``Q`` an orthonormal basis of ``X``'s dominant range from
+    Halko et al.'s randomized range finder (a seeded random projection and two power
+    iterations): the users get ``Q`` and the items ``X' Q``, each column rescaled so
+    that both sides' columns have equal norms. It draws only from its own seeded
+    generator and uses only operations that sum in a fixed order (sparse products,
+    products of thin matrices, a small Cholesky factor), so the start is the same for
+    a seed on any number of threads, as the sweeps are."""
     n_users, n_items = rows.n_rows, rows.n_cols
-    rank = min(n_factors, n_users, n_items)
     generator = torch.Generator().manual_seed(seed)
     scale = 0.1 / n_factors**0.5
     users = torch.randn(n_users, n_factors, generator=generator) * scale
     items = torch.randn(n_items, n_factors, generator=generator) * scale
-    with torch.random.fork_rng(devices=[]):  # svd_lowrank draws from the global generator
-        torch.manual_seed(seed)
-        left, values, right = torch.svd_lowrank(rows.to_torch(), q=rank, niter=2)
-    roots = values.clamp(min=0).sqrt()
-    users[:, :rank] += left * roots
-    items[:, :rank] += right * roots
+    rank = min(n_factors, n_users, n_items)
+    if rank == 0:
+        return users, items
+    wide, tall = rows.to_torch(), rows.transpose().to_torch()
+    probe = torch.randn(n_items, rank, generator=generator)
+    basis = _orthonormal(torch.sparse.mm(wide, probe))
+    for _ in range(2):  # power iterations: X X' separates the dominant range better
+        basis = _orthonormal(torch.sparse.mm(wide, _orthonormal(torch.sparse.mm(tall, basis))))
+    loadings = torch.sparse.mm(tall, basis)
+    balance = loadings.norm(dim=0).clamp(min=1e-12).sqrt()
+    users[:, :rank] += basis * balance
+    items[:, :rank] += loadings / balance
     return users, items
+
+
+def _orthonormal(columns: Tensor) -> Tensor:
+    """An orthonormal basis of the columns' span, float32: Cholesky QR twice in float64
+    (the second pass restores what the first loses to rounding), where LAPACK's QR of a
+    tall matrix would sum in an order that depends on the number of threads. A small
+    ridge keeps the factor defined when the columns are dependent."""
+    basis = columns.double()
+    for _ in range(2):
+        gram = basis.T @ basis
+        gram.diagonal().add_(1e-12 * float(gram.diagonal().mean()) + 1e-300)
+        factor = torch.linalg.cholesky(gram)
+        basis = torch.linalg.solve_triangular(factor, basis.T, upper=False).T
+    return basis.float()
 
 
 class _Side:
