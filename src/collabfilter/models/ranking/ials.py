@@ -252,8 +252,8 @@ def ials_from_rows(
 
 
 def initial_factors(rows: SparseRows, n_factors: int, seed: int) -> tuple[Tensor, Tensor]:
-    """iALS's start: the best rank-``n_factors`` fit of the weighted rows ``X`` alone,
-    split evenly between the two sides, plus seeded normal noise (std
+    """iALS's start: a near-best rank-``n_factors`` fit of the weighted rows ``X``
+    alone, split evenly between the two sides, plus seeded normal noise (std
     ``0.1 / sqrt(n_factors)``). That fit is near iALS's solution, so a few sweeps refine
     it where a random start needs several times more; the noise keeps every factor in
     play where ``X`` has a lower rank than ``n_factors``.
@@ -289,7 +289,8 @@ def _orthonormal(columns: Tensor) -> Tensor:
     """An orthonormal basis of the columns' span, float32: Cholesky QR twice in float64
     (the second pass restores what the first loses to rounding), where LAPACK's QR of a
     tall matrix would sum in an order that depends on the number of threads. A small
-    ridge keeps the factor defined when the columns are dependent."""
+    ridge keeps the factor defined when the columns are dependent (the directions they
+    lack then come out near zero, not orthonormal)."""
     basis = columns.double()
     for _ in range(2):
         gram = basis.T @ basis
