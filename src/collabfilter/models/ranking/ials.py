@@ -232,16 +232,17 @@ def ials_from_rows(
         weights=weights,
     )  # fmt: skip
     model.set_history(rows)
-    if start is not None:
+    transposed = rows.transpose()  # built once: the start and the item side both read it
+    if start is None:
+        users, items = initial_factors(rows, n_factors, seed, transposed=transposed)
+    else:
         users, items = start
         if users.shape != (n_users, n_factors) or items.shape != (n_items, n_factors):
             raise ValueError(
                 f"start factors must be ({n_users}, {n_factors}) and ({n_items}, "
                 f"{n_factors}), got {tuple(users.shape)} and {tuple(items.shape)}"
             )
-    else:
-        users, items = initial_factors(rows, n_factors, seed)
-    by_user, by_item = _Side(model, rows, n_items), _Side(model, rows.transpose(), n_users)
+    by_user, by_item = _Side(model, rows, n_items), _Side(model, transposed, n_users)
     for _ in range(sweeps):
         users = by_user.solve(users, items, cg_steps)
         items = by_item.solve(items, users, cg_steps)
@@ -251,7 +252,9 @@ def ials_from_rows(
     return model
 
 
-def initial_factors(rows: SparseRows, n_factors: int, seed: int) -> tuple[Tensor, Tensor]:
+def initial_factors(
+    rows: SparseRows, n_factors: int, seed: int, *, transposed: SparseRows | None = None
+) -> tuple[Tensor, Tensor]:
     """iALS's start: a near-best rank-``n_factors`` fit of the weighted rows ``X``
     alone, split evenly between the two sides, plus seeded normal noise (std
     ``0.1 / sqrt(n_factors)``). That fit is near iALS's solution, so a few sweeps refine
@@ -264,7 +267,8 @@ def initial_factors(rows: SparseRows, n_factors: int, seed: int) -> tuple[Tensor
     that both sides' columns have equal norms. It draws only from its own seeded
     generator and uses only operations that sum in a fixed order (sparse products,
     products of thin matrices, a small Cholesky factor), so the start is the same for
-    a seed on any number of threads, as the sweeps are."""
+    a seed on any number of threads, as the sweeps are. ``transposed``: ``X'`` as
+    rows, when the caller has it already."""
     n_users, n_items = rows.n_rows, rows.n_cols
     generator = torch.Generator().manual_seed(seed)
     scale = 0.1 / n_factors**0.5
@@ -273,7 +277,8 @@ def initial_factors(rows: SparseRows, n_factors: int, seed: int) -> tuple[Tensor
     rank = min(n_factors, n_users, n_items)
     if rank == 0:
         return users, items
-    wide, tall = rows.to_torch(), rows.transpose().to_torch()
+    wide = rows.to_torch()
+    tall = (rows.transpose() if transposed is None else transposed).to_torch()
     probe = torch.randn(n_items, rank, generator=generator)
     basis = _orthonormal(torch.sparse.mm(wide, probe))
     for _ in range(2):  # power iterations: X X' separates the dominant range better
