@@ -456,3 +456,35 @@ def test_a_grid_climb_finds_the_sweeps_best_on_one_peak_and_a_local_best_else(se
         if one_peak:  # the sweep's best, for the points up to one past it
             start = grid.values.index(grid.start)
             assert best == peak and len(asked) <= abs(peak - start) + 3
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_neighbour_lists_break_ties_to_the_lower_item(seed):
+    """Plain weights make co-counts integers and ties common: each list (and each cut
+    of it) is exactly the best by cosine, then by lower item index, as a full sort
+    computed the same way gives it."""
+    from collabfilter.models.ranking.base import interaction_rows
+    from collabfilter.models.ranking.knn_compiled import neighbour_lists
+
+    rng = np.random.default_rng(seed)
+    n_users, n_items = int(rng.integers(2, 30)), int(rng.integers(2, 80))
+    pairs = np.argwhere(rng.random((n_users, n_items)) < float(rng.choice([0.1, 0.4, 0.8])))
+    pairs = pairs if len(pairs) else np.array([[0, 0]])
+    users, items = (torch.from_numpy(pairs[:, k].astype(np.int64)) for k in (0, 1))
+    rows = interaction_rows(users, items, n_users, n_items, None, InteractionWeights())
+    dense = rows.to_dense().double()
+    norms = dense.pow(2).sum(0)
+    inverse = torch.where(norms > 0, norms.rsqrt(), torch.zeros((), dtype=torch.float64))
+    counts = (dense.T @ dense).numpy()  # exact integers, as the compiled sums
+    width = int(rng.integers(1, n_items))
+    cuts = sorted({int(c) for c in rng.integers(1, width + 1, 3)})
+    listed, _ = neighbour_lists(rows, width, cuts)
+    for i in range(n_items):
+        others = np.array([j for j in range(n_items) if j != i and counts[i, j] > 0])
+        if len(others) == 0:
+            continue
+        cosine = np.array([counts[i, j] * float(inverse[i]) * float(inverse[j]) for j in others])
+        ranked = others[np.lexsort((others, -cosine))]
+        for cut in [width, *cuts]:
+            m = min(cut, len(others))
+            assert set(listed[i, :m].tolist()) == set(ranked[:m].tolist()), (i, cut)

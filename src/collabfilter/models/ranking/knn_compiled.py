@@ -45,14 +45,40 @@ def _neighbour_lists(
 ) -> None:
     n_items, width = out_items.shape
 
-    def best_first(part: np.ndarray, cosines: np.ndarray, touched: np.ndarray, m: int) -> None:
-        """Reorder ``part`` (positions into ``touched``) in place so that its first
-        ``m`` are its ``m`` highest cosines, ties to the lower item index."""
-        values = cosines[part]
-        edge = np.partition(values, len(part) - m)[len(part) - m]
-        ties = part[values == edge]
-        ties = ties[np.argsort(touched[ties])]
-        part[:] = np.concatenate((part[values > edge], ties, part[values < edge]))
+    def precedes(value: float, item: int, other_value: float, other_item: int) -> bool:
+        """The ranking of a list: higher cosine first, ties to the lower item index (items
+        in a list are distinct, so no two entries tie)."""
+        return value > other_value or (value == other_value and item < other_item)
+
+    def select_best(values: np.ndarray, items: np.ndarray, count: int, m: int) -> None:
+        """Reorder the first ``count`` entries of ``values`` and ``items`` in place so that
+        their first ``m`` are the ``m`` best (``precedes``): a quickselect with a
+        median-of-three pivot, linear on average and with no allocation."""
+        lo, hi, target = 0, count - 1, m - 1
+        while lo < hi:
+            mid = (lo + hi) // 2
+            for a, b in ((lo, mid), (mid, hi), (lo, mid)):  # median of three to mid
+                if precedes(values[b], items[b], values[a], items[a]):
+                    values[a], values[b] = values[b], values[a]
+                    items[a], items[b] = items[b], items[a]
+            pivot_value, pivot_item = values[mid], items[mid]
+            i, j = lo, hi
+            while i <= j:
+                while precedes(values[i], items[i], pivot_value, pivot_item):
+                    i += 1
+                while precedes(pivot_value, pivot_item, values[j], items[j]):
+                    j -= 1
+                if i <= j:
+                    values[i], values[j] = values[j], values[i]
+                    items[i], items[j] = items[j], items[i]
+                    i += 1
+                    j -= 1
+            if target <= j:
+                hi = j
+            elif target >= i:
+                lo = i
+            else:
+                return
 
     for chunk in prange(CHUNKS):
         sums = np.zeros(n_items, np.float64)
@@ -76,18 +102,16 @@ def _neighbour_lists(
             for t in range(count):
                 cosines[t] = sums[touched[t]] * inverse_norms[i] * inverse_norms[touched[t]]
             kept = min(width, count)
-            chosen = np.arange(count)
             if count > width:
-                best_first(chosen, cosines, touched, width)
+                select_best(cosines, touched, count, width)
             prefix = kept
             for cut in cuts:  # longest first: each prefix is cut from the one before
                 if cut < prefix:
-                    best_first(chosen[:prefix], cosines, touched, cut)
+                    select_best(cosines, touched, prefix, cut)
                     prefix = cut
             for rank in range(kept):
-                t = chosen[rank]
-                out_items[i, rank] = touched[t]
-                out_values[i, rank] = cosines[t]
+                out_items[i, rank] = touched[rank]
+                out_values[i, rank] = cosines[rank]
             for rank in range(kept, width):
                 out_items[i, rank] = i
                 out_values[i, rank] = 0.0
