@@ -294,8 +294,8 @@ implicit feedback (regression)."""
 
 
 def features_table(with_myfm: bool) -> None:
-    """bayes without and with the side features, beside myFM given the same encoded
-    features, on u1..u5 and on synthetic data whose features explain part of the
+    """bayes and nn without and with the side features, beside myFM given the same
+    encoded features, on u1..u5 and on synthetic data whose features explain part of the
     factors (several shapes)."""
     rows = []
     named = {
@@ -308,12 +308,19 @@ def features_table(with_myfm: bool) -> None:
         planted = generate_ratings(*shape, n_genres=18, n_user_groups=12, seed=3).ratings
         named[label] = split_random(planted, 0.1, seed=1)
     for name, split in named.items():
-        runs = {"bayes": ours(split, "bayes")[0], "bayes+features": ours(split, "bayes", "auto")[0]}
+        runs = {
+            "bayes": ours(split, "bayes")[0],
+            "bayes+features": ours(split, "bayes", "auto")[0],
+            "nn": ours(split, "nn")[0],
+            "nn+features": ours(split, "nn", "auto")[0],
+        }
         if with_myfm:
             runs["myFM+implicit+features"] = myfm_fit(split, implicit=True, features=True)
         cells = " | ".join(f"{k} {r.rmse:.4f} ({r.seconds:4.1f} s)" for k, r in runs.items())
         share = runs["bayes+features"].seconds / runs["bayes"].seconds
-        print(f"{name:20s} {cells} | time with/without {share:.2f}", flush=True)
+        nn_share = runs["nn+features"].seconds / runs["nn"].seconds
+        print(f"{name:20s} {cells} | time with/without: bayes {share:.2f}, nn {nn_share:.2f}",
+              flush=True)  # fmt: skip
         rows.append({k: r.rmse for k, r in runs.items()} | {"name": name})
     folds = pd.DataFrame([r for r in rows if r["name"].startswith("u")]).drop(columns="name")
     print("u1-u5 mean " + " | ".join(f"{k} {v:.4f}" for k, v in folds.mean().items()))

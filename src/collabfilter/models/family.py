@@ -327,12 +327,15 @@ def sgd_family(
     recipes: Mapping[str, tuple[ModelConfig, FitConfig]],
     build: Build,
     steps: StepsFactory,
+    *,
+    uses_features: bool = False,
 ) -> Family:
     """The entry of a family trained by sgd epochs (a :class:`TrainConfig`) with
     ``steps``."""
     return Family(
         name=name, model_config=model_config, fit_config=TrainConfig, modules=modules,
         recipes=recipes, build=build, fit=sgd_fit(steps), steps=steps,
+        uses_features=uses_features,
     )  # fmt: skip
 
 

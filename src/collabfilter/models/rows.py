@@ -18,6 +18,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from collabfilter.data.csr import INDEX, SparseRows
+from collabfilter.errors import ModelFileError
+
 
 def _sparse_rows(indices: Tensor, values: Tensor, shape: torch.Size) -> Tensor:
     """Gradient of a table as a sparse tensor: row ``indices[k]`` gets ``values[k]``."""
@@ -76,3 +79,21 @@ def gather_rows(table: Tensor, indices: Tensor) -> Tensor:
 def row_dot(left: Tensor, right: Tensor, left_idx: Tensor, right_idx: Tensor) -> Tensor:
     """``(left[left_idx] * right[right_idx]).sum(-1)`` with sparse row gradients."""
     return _RowDot.apply(left, right, left_idx, right_idx)  # type: ignore[no-any-return,no-untyped-call]
+
+
+def check_rows(rows: SparseRows, n_cols: int, name: str) -> None:
+    """Refuse CSR buffers that do not describe a matrix: pointers rising from 0 to the
+    number of entries, column indices in range.
+
+    Raises:
+        ModelFileError: naming the buffers and what is wrong.
+    """
+    indptr, indices = rows.indptr, rows.indices
+    if indptr.dtype != INDEX or indices.dtype != INDEX:
+        raise ModelFileError(f"{name} indices must be int64")
+    if indptr.numel() < 1 or int(indptr[0]) != 0 or int(indptr[-1]) != indices.numel():
+        raise ModelFileError(f"{name} row pointers must run from 0 to {indices.numel()}")
+    if bool((indptr[1:] < indptr[:-1]).any()):
+        raise ModelFileError(f"{name} row pointers must not decrease")
+    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= n_cols):
+        raise ModelFileError(f"{name} column indices must lie in [0, {n_cols})")

@@ -241,10 +241,16 @@ def _features(spec: dict[str, Any], module: FamilyModule, fail: Fail) -> dict[st
             encoders[side] = FeatureEncoder.from_dict(record)
         except (CollabFilterError, KeyError, TypeError, ValueError, OverflowError) as error:
             raise fail(f"{side} features are invalid: {error!r}") from error
-    width = int(module.spec().get("n_user_features", 0))
-    encoded = len(encoders["user"].names) if "user" in encoders else 0
-    if width != encoded:
-        raise fail(f"the model reads {width} user feature columns; its encoder makes {encoded}")
+    spec = module.spec()
+    for side in ("user", "item"):
+        if side == "item" and "n_item_features" not in spec:
+            continue  # a model that folds its item features into its item rows (bayes)
+        width = int(spec.get(f"n_{side}_features", 0))
+        encoded = len(encoders[side].names) if side in encoders else 0
+        if width != encoded:
+            raise fail(
+                f"the model reads {width} {side} feature columns; its encoder makes {encoded}"
+            )
     return encoders
 
 

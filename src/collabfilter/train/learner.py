@@ -33,12 +33,13 @@ from collabfilter.errors import ConfigError, DataError, TrainingWarning
 from collabfilter.fitted import FittedModel
 from collabfilter.models import RECIPES, FamilyModule, build_model, family_of
 from collabfilter.models.family import FitJob
+from collabfilter.models.side import SideFeatured
 from collabfilter.persist import save_model
 from collabfilter.progress import EpochRecord, announce
 from collabfilter.runtime import resolve_device, seeded
 from collabfilter.sgd import RowTrained, TrainConfig, sweep_rates
 from collabfilter.sgd.config import ScheduleName
-from collabfilter.train.features import FeatureChoice, choose_features
+from collabfilter.train.features import FeatureChoice, choose_features, encoded_features
 from collabfilter.train.lr_find import LRFinderResult, suggest
 from collabfilter.train.tuning import DecayChoice, choose_decay
 
@@ -84,6 +85,8 @@ class Learner(FittedModel):
             raise DataError("cannot train on an empty training set")
         self.family = family_of(model)
         train, self.features_used = choose_features(train, features, self.family)
+        if isinstance(model, SideFeatured):
+            model.attach_features(*encoded_features(train))
         self.options = options or RunOptions()
         if self.options.threads is not None:
             torch.set_num_threads(self.options.threads)  # asked for by RunOptions

@@ -20,6 +20,8 @@ def build(config: NNConfig, n_users: int, n_items: int, scale: RatingScale) -> E
     )  # fmt: skip
 
 
-FAMILY = sgd_family("nn", NNConfig, (EmbeddingNN,), RECIPES, build, autograd_steps)
+FAMILY = sgd_family(
+    "nn", NNConfig, (EmbeddingNN,), RECIPES, build, autograd_steps, uses_features=True
+)
 
 __all__ = ["FAMILY", "EmbeddingNN", "NNConfig", "embedding_size"]

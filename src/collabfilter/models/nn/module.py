@@ -13,12 +13,15 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from collabfilter.data import RatingScale
+from collabfilter.data.csr import SparseRows
 from collabfilter.models.dot.fold_in import new_user_decays
 from collabfilter.models.dot.formula import TORCH
 from collabfilter.models.dot.terms import BiasTerms, check_range
 from collabfilter.models.family import FoldContext, FoldedUser, RatingModule
 from collabfilter.models.nn.dropout import Dropout
 from collabfilter.models.rows import gather_rows
+from collabfilter.models.side import FeatureEmbedding, SideFeatured
 from collabfilter.sgd import RowTrained
 from collabfilter.sgd.decay import Tables
 
@@ -47,7 +50,7 @@ class NNUser(FoldedUser):
     activity: float
 
 
-class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
+class EmbeddingNN(BiasTerms, RatingModule, RowTrained, SideFeatured):
     """``r(u, i) = low + (high - low) * sigmoid(MLP([e_u, e_i]) + bias terms)``.
 
     Each hidden layer is ``Linear -> ReLU [-> BatchNorm1d] [-> Dropout]`` (fastai's
@@ -69,6 +72,11 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
         init_std: standard deviation of the normal initial embeddings.
         biases: add user/item biases (and the activity prior) to the MLP output.
         activity_prior: with ``biases``, learn the activity prior.
+        n_user_features, n_item_features: encoded side-feature columns of each side (0:
+            none); an id's embedding is then its own plus its features' part
+            (:mod:`collabfilter.models.side`), set by :meth:`attach_features`.
+        user_feature_entries, item_feature_entries: stored entries of the encoded
+            features (for a model file's state).
     """
 
     family = "nn"
@@ -88,6 +96,10 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
         init_std: float = 0.01,
         biases: bool = True,
         activity_prior: bool = True,
+        n_user_features: int = 0,
+        n_item_features: int = 0,
+        user_feature_entries: int = 0,
+        item_feature_entries: int = 0,
     ) -> None:
         super().__init__()
         if n_users < 1 or n_items < 1:
@@ -112,7 +124,7 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
             self.init_bias_terms(n_users, n_items)
         user_size = user_size or embedding_size(n_users)
         item_size = item_size or embedding_size(n_items)
-        self._spec = {
+        self._spec: dict[str, Any] = {
             "n_users": n_users, "n_items": n_items, "user_size": user_size,
             "item_size": item_size, "layers": widths, "dropout": drops,
             "embedding_dropout": float(embedding_dropout), "batch_norm": batch_norm,
@@ -121,6 +133,11 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
         }  # fmt: skip
         self.user_embedding = nn.Parameter(torch.randn(n_users, user_size) * init_std)
         self.item_embedding = nn.Parameter(torch.randn(n_items, item_size) * init_std)
+        self.user_features: FeatureEmbedding | None = None
+        self.item_features: FeatureEmbedding | None = None
+        self._set_feature_tables(
+            (n_user_features, user_feature_entries), (n_item_features, item_feature_entries)
+        )
         self.embedding_dropout = Dropout(embedding_dropout)
         blocks: list[nn.Module] = []
         width = user_size + item_size
@@ -134,9 +151,57 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
         blocks.append(nn.Linear(width, 1))
         self.mlp = nn.Sequential(*blocks)
 
+    # ------------------------------------------------------------------ side features
+    def _set_feature_tables(self, user: tuple[int, int], item: tuple[int, int]) -> None:
+        """Feature embeddings of ``(columns, entries)`` per side (no columns: none); a
+        side whose columns are unchanged keeps its learned embedding."""
+        for side, (columns, entries) in (("user", user), ("item", item)):
+            table: Tensor = getattr(self, f"{side}_embedding")
+            current: FeatureEmbedding | None = getattr(self, f"{side}_features")
+            if columns and (current is None or current.n_features != columns):
+                current = FeatureEmbedding(table.shape[0], columns, table.shape[1], entries)
+                current.to(table.device)
+            setattr(self, f"{side}_features", current if columns else None)
+            self._spec[f"n_{side}_features"] = int(columns)
+            self._spec[f"{side}_feature_entries"] = int(entries)
+
+    def attach_features(self, user: SparseRows | None, item: SparseRows | None) -> None:
+        """Train (and predict) with these encoded side features, one row per user
+        (item) in index order; None: that side has none. A side with as many feature
+        columns as before keeps its learned feature embeddings.
+
+        Raises:
+            ValueError: for rows that do not match the tables' ids.
+        """
+        sides = {"user": user, "item": item}
+        self._set_feature_tables(
+            *(
+                (0, 0) if rows is None else (rows.n_cols, len(rows.indices))
+                for rows in sides.values()
+            )
+        )
+        for side, rows in sides.items():
+            embedding: FeatureEmbedding | None = getattr(self, f"{side}_features")
+            if rows is not None and embedding is not None:
+                embedding.set_rows(rows)
+
+    def _vectors(self, side: str, idx: Tensor) -> Tensor:
+        """The embeddings of ``idx`` on ``side``: own rows, plus the features' part."""
+        own = gather_rows(getattr(self, f"{side}_embedding"), idx)
+        features: FeatureEmbedding | None = getattr(self, f"{side}_features")
+        return own if features is None else own + features(idx)
+
     # ------------------------------------------------------------------ model files
     def spec(self) -> dict[str, Any]:
         return dict(self._spec)
+
+    def check_state(self, scale: RatingScale) -> None:
+        """The bias terms' checks, and the feature rows' structure."""
+        super().check_state(scale)
+        for side in ("user", "item"):
+            features: FeatureEmbedding | None = getattr(self, f"{side}_features")
+            if features is not None:
+                features.check(side)
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any]) -> EmbeddingNN:
@@ -156,9 +221,7 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
         return output.reshape(-1)
 
     def forward(self, user_idx: Tensor, item_idx: Tensor) -> Tensor:
-        x = self._network(
-            gather_rows(self.user_embedding, user_idx), gather_rows(self.item_embedding, item_idx)
-        )
+        x = self._network(self._vectors("user", user_idx), self._vectors("item", item_idx))
         if self.biased:
             x = TORCH.logit(x, *self.effects_of(user_idx, item_idx), self.offset)
         rating: Tensor = TORCH.rating(x, *self.low_span)
@@ -180,7 +243,7 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
     # ------------------------------------------------------------------ new users
     def _folded_logits(self, embedding: Tensor, bias: Tensor | float, activity: float,
                        item_idx: Tensor) -> Tensor:  # fmt: skip
-        items = self.item_embedding[item_idx]
+        items = self._vectors("item", item_idx)
         x = self._network(embedding.unsqueeze(0).expand(len(item_idx), -1), items)
         if self.biased:
             beta_user, _ = self.activity_weights()
@@ -192,7 +255,9 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
         """The user's embedding and bias that minimise the training objective restricted
         to them, with the network and the items fixed: half the squared error plus the
         per-rating decay a trained user with as many ratings had. L-BFGS from zero,
-        the network in evaluation mode.
+        the network in evaluation mode. A model trained with user features adds the
+        part of the user's own (``context.user_features``; none given: no part), so
+        that a user known by features alone is placed by them.
 
         Raises:
             CollabFilterError: when the model's sgd training config is unknown.
@@ -210,10 +275,16 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
             float(self.activity_of(torch.tensor([n], device=device))[0]) if self.biased else 0.0
         )
         unknowns = [embedding, bias] if self.biased else [embedding]
+        part = torch.zeros_like(embedding.detach())  # the user's features' part, fixed
+        if self.user_features is not None and context.user_features is not None:
+            with torch.no_grad():
+                part = self.user_features.of_row(context.user_features.to(device))
+        if n == 0:  # nothing to fit: own embedding and bias at the decay's optimum, zero
+            return NNUser(part, 0.0, activity)
         solver = torch.optim.LBFGS(unknowns, max_iter=100, line_search_fn="strong_wolfe")
 
         def objective() -> Any:
-            logits = self._folded_logits(embedding, bias, activity, items)
+            logits = self._folded_logits(embedding + part, bias, activity, items)
             error = TORCH.rating(logits, *self.low_span) - target
             loss = 0.5 * (error @ error) + 0.5 * n * factor_decay * (embedding @ embedding)
             loss = loss + 0.5 * n * bias_decay * bias * bias
@@ -228,7 +299,7 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
                 solver.step(objective)  # type: ignore[no-untyped-call]
         finally:
             self.train(was_training)
-        return NNUser(embedding.detach(), float(bias.detach()), activity)
+        return NNUser(embedding.detach() + part, float(bias.detach()), activity)
 
     def _as_user(self, user: FoldedUser) -> NNUser:
         if not isinstance(user, NNUser):
@@ -253,12 +324,16 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained):
         return torch.cat(parts) if parts else torch.zeros(0, device=device)
 
     # ------------------------------------------------------------------ interpretation
+    @torch.no_grad()
     def item_vectors(self) -> Tensor:
-        return self.item_embedding.detach()
+        items = torch.arange(self.item_embedding.shape[0], device=self.item_embedding.device)
+        return self._vectors("item", items).detach()
 
     def parts(self, user_idx: int, item_idx: int) -> dict[str, float]:
         """The logit's terms: ``c``, ``e_u``, ``e_i`` and the network's output."""
-        users = self.user_embedding[[user_idx]].detach()
         with torch.no_grad():
-            network = float(self._network(users, self.item_embedding[[item_idx]].detach())[0])
+            device = self.user_embedding.device
+            users = self._vectors("user", torch.tensor([user_idx], device=device))
+            items = self._vectors("item", torch.tensor([item_idx], device=device))
+            network = float(self._network(users, items)[0])
         return {**self.bias_parts(user_idx, item_idx), "network": network}

@@ -27,6 +27,7 @@ from collabfilter.data import RatingScale
 from collabfilter.data.csr import INDEX, SparseRows
 from collabfilter.errors import CollabFilterError, ModelFileError
 from collabfilter.models.family import FoldContext, FoldedUser, RankingModule
+from collabfilter.models.rows import check_rows
 
 
 @dataclass(frozen=True)
@@ -264,21 +265,3 @@ def interaction_rows(
     return SparseRows.from_pairs(
         torch.as_tensor(user_idx), torch.as_tensor(item_idx), values, n_users, n_items
     )
-
-
-def check_rows(rows: SparseRows, n_cols: int, name: str) -> None:
-    """Refuse CSR buffers that do not describe a matrix: pointers rising from 0 to the
-    number of entries, column indices in range.
-
-    Raises:
-        ModelFileError: naming the buffers and what is wrong.
-    """
-    indptr, indices = rows.indptr, rows.indices
-    if indptr.dtype != INDEX or indices.dtype != INDEX:
-        raise ModelFileError(f"{name} indices must be int64")
-    if indptr.numel() < 1 or int(indptr[0]) != 0 or int(indptr[-1]) != indices.numel():
-        raise ModelFileError(f"{name} row pointers must run from 0 to {indices.numel()}")
-    if bool((indptr[1:] < indptr[:-1]).any()):
-        raise ModelFileError(f"{name} row pointers must not decrease")
-    if indices.numel() and (int(indices.min()) < 0 or int(indices.max()) >= n_cols):
-        raise ModelFileError(f"{name} column indices must lie in [0, {n_cols})")

@@ -13,11 +13,11 @@ from collabfilter.data.csr import INDEX, SparseRows
 from collabfilter.models.ranking.base import (
     InteractionWeights,
     TopNModel,
-    check_rows,
     interaction_rows,
     weights_from_settings,
 )
 from collabfilter.models.ranking.knn_compiled import by_neighbour, neighbour_lists, score_rows
+from collabfilter.models.rows import check_rows
 
 
 class ItemKNN(TopNModel):
