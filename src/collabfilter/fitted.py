@@ -563,7 +563,7 @@ class FittedModel:
         if encoder is None:
             raise ConfigError(
                 "this model was trained without user features; recommend from ratings "
-                "alone (a bayes model reads the features its training data carries)"
+                "alone (bayes and nn models read the features their training data carries)"
             )
         matrix, unseen = encoder.encode_values(values)
         return matrix.to_dense()[0], unseen

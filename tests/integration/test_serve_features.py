@@ -38,7 +38,10 @@ def files(tmp_path_factory):
                             config=replace(config, candidates=("ease",)))  # fmt: skip
     assert isinstance(ranker.config, TopNConfig)
     ranker.fit_recipe()
+    neural = collab_learner(PLANTED, model="nn", options=QUIET)
+    neural.fit_one_cycle(3)
     return {
+        "nn": neural.save(folder / "nn.cf"),
         "bayes": bayes.save(folder / "bayes.cf"),
         "both": bayes.save(folder / "both.cf", ranking=ranker),
         "dot": train_and_save(PLANTED, folder / "dot.cf"),
@@ -50,7 +53,7 @@ def client_of(path, folder):
     return TestClient(app, raise_server_exceptions=False, base_url="http://127.0.0.1")
 
 
-@pytest.mark.parametrize("kind", ["bayes", "both"])
+@pytest.mark.parametrize("kind", ["bayes", "both", "nn"])
 def test_features_alone_give_the_librarys_list(files, tmp_path, kind):
     model = cf.load_model(files[kind])
     with client_of(files[kind], tmp_path) as client:

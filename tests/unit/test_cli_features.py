@@ -109,13 +109,24 @@ def bayes_file(files, tmp_path_factory):
     return out
 
 
-def test_a_new_user_described_by_features_gets_a_list(bayes_file, capsys):
-    code, out, err = run(capsys, ["recommend", str(bayes_file), "--features", "group=u1",
+@pytest.fixture(scope="module")
+def nn_file(files, tmp_path_factory):
+    out = tmp_path_factory.mktemp("model") / "nn.cf"
+    code = main(["train", str(files / "ratings.csv"), "--user-features", str(files / "users.csv"),
+                 "--model", "nn", "--epochs", "3", "--out", str(out), "--json"])  # fmt: skip
+    assert code == 0
+    return out
+
+
+@pytest.mark.parametrize("kind", ["bayes", "nn"])
+def test_a_new_user_described_by_features_gets_a_list(bayes_file, nn_file, capsys, kind):
+    path = {"bayes": bayes_file, "nn": nn_file}[kind]
+    code, out, err = run(capsys, ["recommend", str(path), "--features", "group=u1",
                                   "--features", "age=30", "-n", "4", "--json"])  # fmt: skip
     assert code == 0, err
     document = json.loads(out)
     assert document["user"] is None and len(document["items"]) == 4
-    code, out, err = run(capsys, ["recommend", str(bayes_file), "--rated", "3=5", "--features",
+    code, out, err = run(capsys, ["recommend", str(path), "--rated", "3=5", "--features",
                                   "group=u3", "--json"])  # fmt: skip
     assert code == 0 and "3" not in [str(i["item"]) for i in json.loads(out)["items"]]
 
