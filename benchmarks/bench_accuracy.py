@@ -334,7 +334,8 @@ def cold_items() -> None:
     """Every rating of 10% of ml-100k's films held out: what a new film gets. RMSE
     beside the bias baseline (global + user bias: all a model without features knows of
     a new film), and NDCG@10 of lists of the new films alone (hits: held-out ratings of
-    4 or more) beside ranking them by the popularity their genres predict."""
+    4 or more) beside ranking them by the popularity their genres predict, for bayes and
+    for the top-N choice (new films placed from their features)."""
     ratings = load_movielens("ml-100k", path=DATA / "ml-100k")
     for seed in (0, 1, 2):
         split = split_cold_items(ratings, 0.1, seed=seed)
@@ -366,6 +367,10 @@ def cold_items() -> None:
                 f"bayes features={features} {result.rmse:.4f} NDCG@10 {by_rating:.4f}{tied}, "
                 f"+ {POPULARITY_WEIGHT:g} log popularity {blended:.4f}"
             )
+        ranker = collab_learner(train, None, model="topn", options=QUIET)
+        ranker.fit_recipe()
+        cells.append(f"topn (placed from features) NDCG@10 "
+                     f"{cold_ndcg(split, cold, ranker.model.score_items):.4f}")  # fmt: skip
         print(
             f"cold items seed {seed} ({split.report.unseen_items} films, {len(valid):,} "
             "ratings): " + " | ".join(cells), flush=True,

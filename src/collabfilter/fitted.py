@@ -391,35 +391,51 @@ class FittedModel:
         """Whether each item has no training ratings (a new item: lists mark it)."""
         return ~self._rated()[1]
 
+    def _learned(self) -> tuple[np.ndarray, np.ndarray]:
+        """Whether the model learned something of each user and each item: it has
+        training ratings, or the module places it without (bayes: every id; a ranking
+        model: the new items it placed from their features; see
+        ``FamilyModule.placed_unrated``)."""
+        found = self.cache.get("learned")
+        if found is None:
+            learned = []
+            for side, rated in zip(("user", "item"), self._rated(), strict=True):
+                placed = self.model.placed_unrated(side)
+                if self.model.scores_unrated:
+                    rated = np.ones_like(rated)
+                elif placed is not None:
+                    rated = rated | placed.cpu().numpy()
+                learned.append(rated)
+            found = self.cache["learned"] = (learned[0], learned[1])
+        users, items = found
+        assert isinstance(users, np.ndarray) and isinstance(items, np.ndarray)
+        return users, items
+
     def unlearned_items(self) -> np.ndarray:
-        """Items without training ratings that the model learned nothing of (in every
-        family but bayes, see ``FamilyModule.scores_unrated``): their pairs are
-        predicted by the bias baseline and lists never hold them. Indices, int64."""
-        if self.model.scores_unrated:
-            return np.zeros(0, dtype=np.int64)
+        """Items the model learned nothing of (no training ratings, and not placed
+        without them: see :meth:`_learned`): their pairs are predicted by the bias
+        baseline and lists never hold them. Indices, int64."""
         found = self.cache.get("unlearned_items")
         if found is None:
-            found = self.cache["unlearned_items"] = np.flatnonzero(self.cold_items())
+            found = self.cache["unlearned_items"] = np.flatnonzero(~self._learned()[1])
         assert isinstance(found, np.ndarray)
         return found
 
     def _unlearned_users(self, user_idx: np.ndarray) -> np.ndarray:
-        """Which of ``user_idx`` have no training ratings in a family that learned
-        nothing of such users (see :meth:`unlearned_items`)."""
-        if self.model.scores_unrated:
-            return np.zeros(len(user_idx), dtype=bool)
-        return np.asarray(~self._rated()[0][user_idx])
+        """Which of ``user_idx`` the model learned nothing of (see
+        :meth:`unlearned_items`)."""
+        return np.asarray(~self._learned()[0][user_idx])
 
     def _baseline_where_unlearned(
         self, user_idx: Tensor, item_idx: Tensor, predicted: Tensor
     ) -> Tensor:
         """``predicted`` with the pairs of an unlearned user or item set to the bias
         baseline of their rated sides."""
-        if self.model.scores_unrated or not len(predicted):
+        if not len(predicted):
             return predicted
         users, items = user_idx.numpy(), item_idx.numpy()
-        rated_users, rated_items = self._rated()
-        user_ok, item_ok = rated_users[users], rated_items[items]
+        learned_users, learned_items = self._learned()
+        user_ok, item_ok = learned_users[users], learned_items[items]
         unlearned = ~(user_ok & item_ok)
         if not unlearned.any():
             return predicted
@@ -433,12 +449,12 @@ class FittedModel:
         """The terms of a pair's predicted rating: the module's, or the bias baseline's
         (``global``, ``user bias``, ``item bias``) for a pair with an unlearned user or
         item, whose prediction the baseline gives."""
-        rated_users, rated_items = self._rated()
-        if self.model.scores_unrated or (rated_users[user_idx] and rated_items[item_idx]):
+        learned_users, learned_items = self._learned()
+        if learned_users[user_idx] and learned_items[item_idx]:
             return self.rating_module().parts(user_idx, item_idx)
         users, items = np.array([user_idx]), np.array([item_idx])
         mean, user, item = self._baseline_terms(
-            users, items, rated_users[users], rated_items[items]
+            users, items, learned_users[users], learned_items[items]
         )
         return {"global": float(mean), "user bias": float(user[0]), "item bias": float(item[0])}
 

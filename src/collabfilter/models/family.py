@@ -75,10 +75,18 @@ class FamilyModule(nn.Module, ABC):
     reason_kind: ClassVar[str] = "similarity"
     """What :meth:`reasons` measures: ``"similarity"`` or ``"contribution"``."""
     scores_unrated: ClassVar[bool] = False
-    """Whether the module scores ids without training ratings from what it learned of
-    the others (bayes: pooled rows and features). Elsewhere such a row is only its
-    initial weights: the library predicts its pairs by the bias baseline and never
-    lists it (:meth:`~collabfilter.fitted.FittedModel.unlearned_items`)."""
+    """Whether the module scores every id without training ratings from what it learned
+    of the others (bayes: pooled rows and features). Elsewhere such a row is only its
+    initial weights, unless :meth:`placed_unrated` says otherwise: the library predicts
+    its pairs by the bias baseline and never lists it
+    (:meth:`~collabfilter.fitted.FittedModel.unlearned_items`)."""
+
+    def placed_unrated(self, side: str) -> Tensor | None:
+        """Which ids of ``side`` (``"user"`` or ``"item"``) without training ratings the
+        module still places from what it learned, as a boolean mask over its rows (a
+        ranking model: new items placed from their features); None: none of them (all
+        of them when :attr:`scores_unrated`)."""
+        return None
 
     # ------------------------------------------------------------------ model files
     @abstractmethod
@@ -289,6 +297,7 @@ class Family:
             ``lr_find`` drive it); None for families fitted otherwise.
         uses_features: whether its fit reads the side features the training ratings
             carry (:attr:`~collabfilter.data.Ratings.user_features`).
+        feature_sides: the sides whose features it reads (``"user"``, ``"item"``).
     """
 
     name: str
@@ -300,6 +309,7 @@ class Family:
     fit: FitHook
     steps: StepsFactory | None = field(default=None)
     uses_features: bool = False
+    feature_sides: tuple[str, ...] = ("user", "item")
 
     @property
     def kinds(self) -> tuple[str, ...]:

@@ -64,7 +64,12 @@ def choose_features(
         if not family.uses_features:
             reason = f"the {family.name} family does not read side features"
             return train.keep_features(), FeaturesUsed(reason=reason)
-        used = FeaturesUsed(carried.get("user", ()), carried.get("item", ()))
+        sides = family.feature_sides
+        user, item = (carried.get(side, ()) if side in sides else () for side in SIDES)
+        used = FeaturesUsed(user, item)
+        if not used.user and not used.item:
+            reason = f"the {family.name} family reads {' and '.join(sides)} features only"
+            return train.keep_features(), FeaturesUsed(reason=reason)
         return train.keep_features(used.user, used.item), used
     names = list(choice)
     if not all(isinstance(n, str) for n in names):
@@ -77,6 +82,11 @@ def choose_features(
     picked: dict[str, list[str]] = {side: [] for side in SIDES}
     for name in names:
         side, column = _resolve(name, carried)
+        if side not in family.feature_sides:
+            raise ConfigError(
+                f"the {family.name} family reads {' and '.join(family.feature_sides)} "
+                f"features only; got {name!r}"
+            )
         picked[side].append(column)
     used = FeaturesUsed(tuple(picked["user"]), tuple(picked["item"]), "features=[]")
     return train.keep_features(used.user, used.item), used

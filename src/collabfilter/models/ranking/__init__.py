@@ -10,7 +10,7 @@ import time
 import torch
 
 from collabfilter.config import FitConfig
-from collabfilter.data import RatingScale
+from collabfilter.data import Ratings, RatingScale
 from collabfilter.metrics import evaluate_top_n, relevant_items, seen_items
 from collabfilter.models.family import Family, FamilyModule, FitJob, FitOutcome
 from collabfilter.models.ranking.base import InteractionWeights, RatedItems, TopNModel
@@ -19,6 +19,7 @@ from collabfilter.models.ranking.config import RECIPES, RankingConfig, TopNConfi
 from collabfilter.models.ranking.ease import EASE, fit_ease
 from collabfilter.models.ranking.ials import ImplicitALS, fit_ials
 from collabfilter.models.ranking.knn import ItemKNN, fit_item_knn
+from collabfilter.models.ranking.placement import feature_placement
 from collabfilter.models.ranking.unfitted import Unfitted
 from collabfilter.progress import EpochRecord
 
@@ -41,11 +42,22 @@ def fit(module: FamilyModule, job: FitJob, config: FitConfig) -> FitOutcome:
     start = time.perf_counter()
     config = dataclasses.replace(config, seed=job.options.seed)  # the run's seed rules
     chosen, report = fit_topn(job.train, config)
+    place_new_items(chosen, job.train)
     record = EpochRecord(job.first_epoch, None, None, None, time.perf_counter() - start)
     if job.on_epoch is not None:
         job.on_epoch(record)
     metrics = validation_metrics(chosen, job, config.relevance)
     return FitOutcome(chosen, [record], config=config, report=report, metrics=metrics)
+
+
+def place_new_items(model: TopNModel, train: Ratings) -> None:
+    """Place the items of ``train`` with features and no rating from their features
+    (:mod:`~collabfilter.models.ranking.placement`); nothing without item features."""
+    features = train.item_features
+    if features is None:
+        return
+    rated = torch.from_numpy(train.item_counts() > 0)
+    model.place_items(feature_placement(features.encode(train.items).matrix, rated))
 
 
 def validation_metrics(model: TopNModel, job: FitJob, relevance: float | None) -> dict[str, float]:
@@ -71,6 +83,8 @@ FAMILY = Family(
     recipes=RECIPES,
     build=build,
     fit=fit,
+    uses_features=True,
+    feature_sides=("item",),
 )
 
 __all__ = [

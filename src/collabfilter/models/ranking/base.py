@@ -198,24 +198,79 @@ class TopNModel(RankingModule):
             "similar items come from its own item-item relation"
         )
 
+    # ------------------------------------------------------------------ new items
+    def placed(self) -> Tensor:
+        """Items without interactions placed from their features
+        (:mod:`~collabfilter.models.ranking.placement`), ascending; empty when none."""
+        found = self._buffers.get("placed_items")
+        return torch.zeros(0, dtype=INDEX) if found is None else found
+
+    def place_items(self, placement: SparseRows) -> None:
+        """Write each item with a row in ``placement`` (items x items, rows of weights
+        over rated items) as that weighted average of their columns, so that every
+        score of it is the same average of the scores of those items.
+
+        Raises:
+            ValueError: for a placement of another size, or one that places an item
+                with interactions or averages items without.
+        """
+        if (placement.n_rows, placement.n_cols) != (self.n_items, self.n_items):
+            raise ValueError(f"a placement must be {self.n_items} x {self.n_items}")
+        targets = torch.nonzero(placement.lengths() > 0).flatten()
+        if not len(targets):
+            return
+        counts = torch.bincount(self.history_items, minlength=self.n_items)
+        if bool((counts[targets] > 0).any()) or bool((counts[placement.indices] == 0).any()):
+            raise ValueError("a placement writes items without interactions from items with")
+        self._place_columns(placement.select(targets), targets)
+        placed = torch.unique(torch.cat([self.placed(), targets]))
+        self.register_buffer("placed_items", placed)
+
+    def _place_columns(self, weights: SparseRows, targets: Tensor) -> None:
+        """Write column ``targets[r]`` as the average of the columns row ``r`` of
+        ``weights`` names (see :meth:`place_items`)."""
+        raise NotImplementedError
+
+    def placed_unrated(self, side: str) -> Tensor | None:
+        """The items placed from their features (:meth:`place_items`)."""
+        if side != "item" or not len(self.placed()):
+            return None
+        mask = torch.zeros(self.n_items, dtype=torch.bool)
+        mask[self.placed()] = True
+        return mask
+
     def check_state(self, scale: RatingScale) -> None:
         super().check_state(scale)
         check_rows(self.history(), self.n_items, "history")
         weights = self.history_weights
         if weights.numel() and not bool(((weights > 0) & (weights <= 1)).all()):
             raise ModelFileError("history_weights must lie in (0, 1]")
+        placed = self.placed()
+        if len(placed):
+            counts = torch.bincount(self.history_items, minlength=self.n_items)
+            if (
+                int(placed.min()) < 0
+                or int(placed.max()) >= self.n_items
+                or bool((placed[1:] <= placed[:-1]).any())
+                or bool((counts[placed] > 0).any())
+            ):
+                raise ModelFileError("placed_items must be ascending items without interactions")
 
     def settings(self) -> dict[str, Any]:
         """Hyper-parameters as a JSON-ready dict (with ``kind``)."""
         return {"kind": self.kind, "weights": self.weights.to_dict()}
 
     def sizes(self) -> dict[str, int]:
-        """The shapes :meth:`from_settings` needs to rebuild the buffers."""
-        return {
+        """The shapes :meth:`from_settings` needs to rebuild the buffers (and
+        ``n_placed``, when items were placed from their features)."""
+        sizes = {
             "n_users": self.n_users,
             "n_items": self.n_items,
             "n_interactions": len(self.history_items),
         }
+        if len(self.placed()):
+            sizes["n_placed"] = len(self.placed())
+        return sizes
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any], sizes: dict[str, int]) -> TopNModel:
@@ -234,7 +289,13 @@ class TopNModel(RankingModule):
                 f"settings of {spec.get('settings', {}).get('kind')!r}, not {cls.kind!r}"
             )
         sizes = {str(k): int(v) for k, v in dict(spec["sizes"]).items()}
-        return cls.from_settings(dict(spec["settings"]), sizes)
+        module = cls.from_settings(dict(spec["settings"]), sizes)
+        n_placed = sizes.get("n_placed", 0)
+        if n_placed < 0:
+            raise ValueError(f"n_placed must be >= 0, got {n_placed}")
+        if n_placed:  # only then in the state (files without placed items hold none)
+            module.register_buffer("placed_items", torch.zeros(n_placed, dtype=INDEX))
+        return module
 
     @torch.no_grad()
     def similar_items(self, item_idx: int) -> Tensor:

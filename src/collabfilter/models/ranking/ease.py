@@ -59,6 +59,11 @@ class EASE(TopNModel):
         self.l2 = float(l2)
         self.register_buffer("item_weights", torch.zeros(n_items, n_items))
 
+    def _place_columns(self, weights: SparseRows, targets: Tensor) -> None:
+        """``B[:, c] = sum_j w_cj B[:, j]`` for each placed item ``c``."""
+        averaged = torch.sparse.mm(weights.to_torch(), self.item_weights.T)
+        self.item_weights[:, targets] = averaged.T
+
     def score_rows(self, rows: SparseRows) -> Tensor:
         """``X_rows @ B``: one sparse-dense product, ``(rows, n_items)`` float32."""
         scores: Tensor = torch.sparse.mm(rows.to_torch_coo(), self.item_weights)

@@ -96,6 +96,10 @@ class ImplicitALS(TopNModel):
         users = self.user_factors[torch.as_tensor(user_idx, dtype=INDEX)]
         return users @ self.item_factors[part].T
 
+    def _place_columns(self, weights: SparseRows, targets: Tensor) -> None:
+        """``q_c = sum_j w_cj q_j`` for each placed item ``c``."""
+        self.item_factors[targets] = torch.sparse.mm(weights.to_torch(), self.item_factors)
+
     def score_rows(self, rows: SparseRows) -> Tensor:
         """Scores for rows solved exactly given the items (fold-in)."""
         return self.solve_users(rows) @ self.item_factors.T

@@ -73,6 +73,20 @@ class ItemKNN(TopNModel):
         self.similarity_items = similarities.indices
         self.similarity_values = similarities.values
 
+    def _place_columns(self, weights: SparseRows, targets: Tensor) -> None:
+        """``s(j, c) = sum_k w_ck s(j, k)`` for each placed item ``c``: its kept
+        similarities are the weighted sums of its neighbours' (rows ``j``, by
+        neighbour, gain the entries of column ``c``)."""
+        similarities = self.similarities()
+        by_item = similarities.transpose().to_torch_coo()  # row i: s(j, i) over j
+        placed = torch.sparse.mm(weights.to_torch_coo(), by_item).coalesce()
+        rows, cols = placed.indices()
+        old_rows = torch.repeat_interleave(torch.arange(self.n_items), similarities.lengths())
+        self.set_similarities(SparseRows.from_pairs(
+            torch.cat([old_rows, cols]), torch.cat([similarities.indices, targets[rows]]),
+            torch.cat([similarities.values, placed.values()]), self.n_items, self.n_items,
+        ))  # fmt: skip
+
     def score_rows(self, rows: SparseRows) -> Tensor:
         """``X_rows @ S``, ``(rows, n_items)``, following the sparsity of both."""
         return score_rows(rows, self.similarities())
