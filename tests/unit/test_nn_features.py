@@ -74,6 +74,35 @@ def test_a_learner_attaches_the_features_and_none_removes_them():
     assert only.model.user_features is None and only.model.item_features is not None
 
 
+def test_reattaching_keeps_learned_features_only_for_the_same_rows():
+    planted = generate_ratings(200, 120, 4000, n_genres=5, n_user_groups=3, seed=2).ratings
+    learner = collab_learner(planted, model="nn", options=QUIET)
+    learner.fit_one_cycle(1)
+    module = learner.model
+    learned = module.item_features.weight.detach().clone()
+    assert learned.abs().sum() > 0
+    rows = module.item_features.rows()
+    module.attach_features(module.user_features.rows(), rows)  # the same: training goes on
+    assert torch.equal(module.item_features.weight, learned)
+    moved = SparseRows(rows.indptr, rows.indices.flip(0), rows.values, rows.n_cols)
+    module.attach_features(None, moved)  # other rows of the same shape: from zero
+    assert module.user_features is None and module.item_features.weight.abs().sum() == 0
+
+
+def test_a_new_user_without_ratings_leaves_the_model_as_it_was():
+    from collabfilter.models.family import FoldContext
+
+    planted = generate_ratings(200, 120, 4000, n_genres=5, n_user_groups=3, seed=2).ratings
+    learner = collab_learner(planted, model="nn", options=QUIET)
+    learner.fit_one_cycle(1)
+    module = learner.model
+    module.train()
+    context = learner.fold_context()
+    assert isinstance(context, FoldContext)
+    user = module.fold_in(torch.zeros(0, dtype=torch.long), torch.zeros(0), context)
+    assert module.training and torch.equal(user.embedding, torch.zeros_like(user.embedding))
+
+
 def test_seeded_fits_with_features_give_the_same_weights():
     planted = generate_ratings(200, 120, 4000, n_genres=5, n_user_groups=3, seed=2).ratings
     states = []

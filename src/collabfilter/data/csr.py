@@ -61,9 +61,9 @@ class SparseRows:
         its index into ``indices``/``values``, without a loop over rows."""
         rows = rows.to(INDEX)
         starts, lengths = self.indptr[rows], self.indptr[rows + 1] - self.indptr[rows]
-        block_row = torch.repeat_interleave(torch.arange(len(rows)), lengths)
+        block_row = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), lengths)
         first = torch.cumsum(lengths, 0) - lengths
-        offset = torch.arange(int(lengths.sum())) - first[block_row]
+        offset = torch.arange(int(lengths.sum()), device=rows.device) - first[block_row]
         return block_row, starts[block_row] + offset
 
     def select(self, rows: Tensor) -> SparseRows:

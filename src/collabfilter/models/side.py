@@ -3,10 +3,10 @@ own embedding plus the weighted sum of the embeddings of its features.
 
 Ids that share features (the films of a genre, the users of an age band) then share
 part of their vectors, learned from all of their ratings: a rarely rated id leans on
-its features, and an id with features and no ratings at all (a new item) gets a vector
-from them alone. The encoded features (:mod:`collabfilter.data.features`, one row per
-id, each row of norm one) are kept in the module as CSR buffers, so a model file
-holds all a prediction needs.
+its features, and a new user known by features alone is placed by them (nn places new
+users so; new items with no rating it leaves to the bias baseline). The encoded
+features (:mod:`collabfilter.data.features`, one row per id, each row of norm one) are
+kept in the module as CSR buffers, so a model file holds all a prediction needs.
 """
 
 from __future__ import annotations
@@ -77,14 +77,18 @@ class FeatureEmbedding(nn.Module):
         self.indices = rows.indices.to(device, INDEX)
         self.values = rows.values.to(device, torch.float32)
 
+    def holds(self, rows: SparseRows) -> bool:
+        """Whether ``F`` is exactly ``rows``."""
+        mine = self.rows()
+        return (rows.n_rows, rows.n_cols) == (self.n_rows, self.n_features) and all(
+            a.shape == b.shape and torch.equal(a.to(b), b)
+            for a, b in ((rows.indptr, mine.indptr), (rows.indices, mine.indices),
+                         (rows.values, mine.values))
+        )  # fmt: skip
+
     def forward(self, idx: Tensor) -> Tensor:
         """``F[idx] @ W``, ``(len(idx), width)``."""
-        starts, ends = self.indptr[idx], self.indptr[idx + 1]
-        lengths = ends - starts
-        block_row = torch.repeat_interleave(torch.arange(len(idx), device=idx.device), lengths)
-        first = torch.cumsum(lengths, 0) - lengths
-        entries = starts[block_row] + torch.arange(len(block_row), device=idx.device)
-        entries -= first[block_row]
+        block_row, entries = self.rows().positions(idx)
         block = torch.sparse_coo_tensor(
             torch.stack([block_row, self.indices[entries]]), self.values[entries],
             (len(idx), self.n_features), is_coalesced=True, check_invariants=False,

@@ -241,11 +241,11 @@ def _features(spec: dict[str, Any], module: FamilyModule, fail: Fail) -> dict[st
             encoders[side] = FeatureEncoder.from_dict(record)
         except (CollabFilterError, KeyError, TypeError, ValueError, OverflowError) as error:
             raise fail(f"{side} features are invalid: {error!r}") from error
-    spec = module.spec()
+    sizes = module.spec()
     for side in ("user", "item"):
-        if side == "item" and "n_item_features" not in spec:
-            continue  # a model that folds its item features into its item rows (bayes)
-        width = int(spec.get(f"n_{side}_features", 0))
+        if side == "item" and "n_item_features" not in sizes:
+            continue  # item features not held as columns (bayes folds them into its rows)
+        width = int(sizes.get(f"n_{side}_features", 0))
         encoded = len(encoders[side].names) if side in encoders else 0
         if width != encoded:
             raise fail(

@@ -154,11 +154,14 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained, SideFeatured):
     # ------------------------------------------------------------------ side features
     def _set_feature_tables(self, user: tuple[int, int], item: tuple[int, int]) -> None:
         """Feature embeddings of ``(columns, entries)`` per side (no columns: none); a
-        side whose columns are unchanged keeps its learned embedding."""
+        side whose shape is unchanged keeps its embedding (:meth:`attach_features`
+        decides whether it is still learned)."""
         for side, (columns, entries) in (("user", user), ("item", item)):
             table: Tensor = getattr(self, f"{side}_embedding")
             current: FeatureEmbedding | None = getattr(self, f"{side}_features")
-            if columns and (current is None or current.n_features != columns):
+            if columns and (
+                current is None or (current.n_features, current.n_entries) != (columns, entries)
+            ):
                 current = FeatureEmbedding(table.shape[0], columns, table.shape[1], entries)
                 current.to(table.device)
             setattr(self, f"{side}_features", current if columns else None)
@@ -167,8 +170,9 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained, SideFeatured):
 
     def attach_features(self, user: SparseRows | None, item: SparseRows | None) -> None:
         """Train (and predict) with these encoded side features, one row per user
-        (item) in index order; None: that side has none. A side with as many feature
-        columns as before keeps its learned feature embeddings.
+        (item) in index order; None: that side has none. A side given the very rows it
+        already holds keeps its learned feature embeddings (training goes on); other
+        rows start from zero, since a learned column means nothing for another encoding.
 
         Raises:
             ValueError: for rows that do not match the tables' ids.
@@ -183,7 +187,9 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained, SideFeatured):
         for side, rows in sides.items():
             embedding: FeatureEmbedding | None = getattr(self, f"{side}_features")
             if rows is not None and embedding is not None:
-                embedding.set_rows(rows)
+                if not embedding.holds(rows):
+                    embedding.set_rows(rows)
+                    torch.nn.init.zeros_(embedding.weight)
 
     def _vectors(self, side: str, idx: Tensor) -> Tensor:
         """The embeddings of ``idx`` on ``side``: own rows, plus the features' part."""
@@ -280,6 +286,7 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained, SideFeatured):
             with torch.no_grad():
                 part = self.user_features.of_row(context.user_features.to(device))
         if n == 0:  # nothing to fit: own embedding and bias at the decay's optimum, zero
+            self.train(was_training)
             return NNUser(part, 0.0, activity)
         solver = torch.optim.LBFGS(unknowns, max_iter=100, line_search_fn="strong_wolfe")
 

@@ -199,6 +199,10 @@ class TopNModel(RankingModule):
         )
 
     # ------------------------------------------------------------------ new items
+    def item_interactions(self) -> Tensor:
+        """Training interactions per item, int64."""
+        return torch.bincount(self.history_items, minlength=self.n_items)
+
     def placed(self) -> Tensor:
         """Items without interactions placed from their features
         (:mod:`~collabfilter.models.ranking.placement`), ascending; empty when none."""
@@ -219,7 +223,7 @@ class TopNModel(RankingModule):
         targets = torch.nonzero(placement.lengths() > 0).flatten()
         if not len(targets):
             return
-        counts = torch.bincount(self.history_items, minlength=self.n_items)
+        counts = self.item_interactions()
         if bool((counts[targets] > 0).any()) or bool((counts[placement.indices] == 0).any()):
             raise ValueError("a placement writes items without interactions from items with")
         self._place_columns(placement.select(targets), targets)
@@ -247,7 +251,7 @@ class TopNModel(RankingModule):
             raise ModelFileError("history_weights must lie in (0, 1]")
         placed = self.placed()
         if len(placed):
-            counts = torch.bincount(self.history_items, minlength=self.n_items)
+            counts = self.item_interactions()
             if (
                 int(placed.min()) < 0
                 or int(placed.max()) >= self.n_items

@@ -114,7 +114,11 @@ class ImplicitALS(TopNModel):
         outer = (gathered * weight.unsqueeze(1)).unsqueeze(2) * gathered.unsqueeze(1)
         system = torch.zeros(rows.n_rows, f, f, dtype=torch.float64)
         system.index_add_(0, block_row, outer)
-        system += self.unobserved_weight * (factors.T @ factors)
+        # placed items (no interactions) stay out of a user's unobserved term, as they
+        # were out of the fit: a new user's factors do not depend on them
+        placed = factors[self.placed()]
+        gram = factors.T @ factors - placed.T @ placed
+        system += self.unobserved_weight * gram
         evidence = torch.zeros(rows.n_rows, dtype=torch.float64).index_add_(0, block_row, weight)
         penalty = self.penalty(evidence, self.n_items)
         system += penalty.view(-1, 1, 1) * torch.eye(f, dtype=torch.float64)

@@ -30,12 +30,14 @@ class ItemKNN(TopNModel):
     Only ``n_items x n_neighbours`` similarities are kept (as a sparse CSR matrix whose
     row ``j`` lists the items ``i`` that have ``j`` among their neighbours), so the
     model stays small for any catalogue; scoring a block of users is one compiled sparse
-    product.
+    product. An item without interactions placed from its features (:meth:`place_items`)
+    holds instead the weighted sums of its feature-neighbours' similarities.
 
     Args:
         n_users, n_items, n_interactions: shapes of the history buffers.
         n_neighbours: neighbours kept per item.
-        n_similarities: stored similarities (at most ``n_items * n_neighbours``).
+        n_similarities: stored similarities (at most ``n_items * n_neighbours``, and
+            more for items placed from their features: :meth:`place_items`).
         weights: how ratings became interaction weights.
     """
 
@@ -82,9 +84,11 @@ class ItemKNN(TopNModel):
         placed = torch.sparse.mm(weights.to_torch_coo(), by_item).coalesce()
         rows, cols = placed.indices()
         old_rows = torch.repeat_interleave(torch.arange(self.n_items), similarities.lengths())
+        kept = ~torch.isin(similarities.indices, targets)  # a column placed before: anew
         self.set_similarities(SparseRows.from_pairs(
-            torch.cat([old_rows, cols]), torch.cat([similarities.indices, targets[rows]]),
-            torch.cat([similarities.values, placed.values()]), self.n_items, self.n_items,
+            torch.cat([old_rows[kept], cols]),
+            torch.cat([similarities.indices[kept], targets[rows]]),
+            torch.cat([similarities.values[kept], placed.values()]), self.n_items, self.n_items,
         ))  # fmt: skip
 
     def score_rows(self, rows: SparseRows) -> Tensor:

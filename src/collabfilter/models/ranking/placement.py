@@ -20,8 +20,9 @@ NEIGHBOURS = 100
 """Rated items a new item averages: enough that one odd neighbour weighs little (on
 ml-100k's new films 50 and 200 ranked them alike, 10 clearly worse)."""
 
-BLOCK = 1024
-"""New items whose similarities to every rated item are held at once."""
+BLOCK_ENTRIES = 1 << 24
+"""Similarities held at once (64 MB of float32): new items are taken in blocks of this
+many over the number of rated items."""
 
 
 def feature_placement(
@@ -29,7 +30,8 @@ def feature_placement(
 ) -> SparseRows:
     """Rows ``(items, items)``: row ``c`` of an item without interactions (``~rated``)
     and with features holds its ``n_neighbours`` most similar rated items (positive
-    cosine only), weights summing to one; every other row is empty.
+    cosine only), weights proportional to the cosines and summing to one; among equal
+    cosines the lower item index is kept; every other row is empty.
 
     Args:
         features: encoded item features, one row per item (norm one or empty).
@@ -45,17 +47,20 @@ def feature_placement(
     if len(new) and len(sources):
         known = features.select(sources).to_torch()
         width = min(n_neighbours, len(sources))
-        for start in range(0, len(new), BLOCK):
-            block = new[start : start + BLOCK]
+        step = max(1, BLOCK_ENTRIES // len(sources))
+        for start in range(0, len(new), step):
+            block = new[start : start + step]
             dense = features.select(block).to_dense()
             cosines = torch.sparse.mm(known, dense.T).T  # (block, rated)
-            top = torch.topk(cosines, width, dim=1)
-            weights = top.values.clamp(min=0.0)
+            # a stable sort of ascending sources: ties go to the lower item index
+            order = torch.sort(cosines, dim=1, descending=True, stable=True)
+            top_values, top_indices = order.values[:, :width], order.indices[:, :width]
+            weights = top_values.clamp(min=0.0)
             totals = weights.sum(1, keepdim=True)
             weights = torch.where(totals > 0, weights / totals.clamp(min=1e-30), weights)
             keep = weights > 0
             rows.append(block.unsqueeze(1).expand_as(keep)[keep])
-            cols.append(sources[top.indices][keep])
+            cols.append(sources[top_indices][keep])
             values.append(weights[keep])
     if not rows:
         empty = torch.zeros(0, dtype=INDEX)
