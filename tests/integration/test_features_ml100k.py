@@ -84,7 +84,7 @@ def _rmse(predicted: np.ndarray, truth: np.ndarray) -> float:
 def test_new_films_in_top_n_lists_beat_their_genres_popularity(ml100k):
     """10% of the films without a training rating: ``topn`` places each as the average
     of the rated films with the most similar genres and year; ranked among the new films
-    for each user, NDCG@10 0.205 against 0.116 for their genres' popularity on split
+    for each user, NDCG@10 0.262 against 0.116 for their genres' popularity on split
     seed 0 (benchmarks/bench_accuracy.py --cold-only: three seeds)."""
     import torch
 
@@ -108,4 +108,4 @@ def test_new_films_in_top_n_lists_beat_their_genres_popularity(ml100k):
     learner.fit_recipe()
     assert len(learner.unlearned_items()) == 0
     placed = among_new(learner.model.score_items)
-    assert placed > by_genre + 0.05 and placed > 0.17, (placed, by_genre)
+    assert placed > by_genre + 0.08 and placed > 0.2, (placed, by_genre)

@@ -21,6 +21,8 @@ QUIET = RunOptions(seed=0, progress=False)
 def _features(rng: np.random.Generator, n_items: int, n_cols: int) -> SparseRows:
     """Rows of norm one over a few columns (some items without any)."""
     dense = (rng.random((n_items, n_cols)) < 0.3) * rng.random((n_items, n_cols))
+    if rng.random() < 0.5:  # categorical levels: many items share a row, cosines tie
+        dense = (dense > 0).astype(np.float64)
     dense[rng.random(n_items) < 0.1] = 0.0
     norms = np.linalg.norm(dense, axis=1, keepdims=True)
     dense = np.where(norms > 0, dense / np.maximum(norms, 1e-12), 0.0).astype(np.float32)
@@ -53,10 +55,11 @@ def test_a_placement_averages_the_most_similar_rated_items(seed):
             continue
         assert torch.isclose(weights.sum(), torch.tensor(1.0), atol=1e-5)
         assert bool(rated[weights > 0].all())
-        # the first k rated items by cosine, ties to the lower index, positive ones only
+        # the rated items at least as similar as the k-th, positive ones only
         sources = torch.nonzero(rated).flatten()
-        order = sorted(range(len(sources)), key=lambda r: (-float(candidates[r]), r))[:k]
-        chosen = [int(sources[r]) for r in order if candidates[r] > 0]
+        edge = sorted(candidates.tolist(), reverse=True)[min(k, len(candidates)) - 1]
+        chosen = [int(sources[r]) for r in range(len(sources))
+                  if candidates[r] >= edge and candidates[r] > 0]  # fmt: skip
         assert sorted(torch.nonzero(weights).flatten().tolist()) == sorted(chosen)
         share = cosines[item][chosen] / cosines[item][chosen].sum()
         torch.testing.assert_close(weights[chosen], share, atol=1e-5, rtol=1e-5)

@@ -17,8 +17,8 @@ from torch import Tensor
 from collabfilter.data.csr import INDEX, SparseRows
 
 NEIGHBOURS = 100
-"""Rated items a new item averages: enough that one odd neighbour weighs little (on
-ml-100k's new films 50 and 200 ranked them alike, 10 clearly worse)."""
+"""Rated items a new item averages (more where they tie): enough that one odd neighbour
+weighs little (on ml-100k's new films 50 and 200 ranked them alike, 10 clearly worse)."""
 
 BLOCK_ENTRIES = 1 << 24
 """Similarities held at once (64 MB of float32): new items are taken in blocks of this
@@ -30,8 +30,10 @@ def feature_placement(
 ) -> SparseRows:
     """Rows ``(items, items)``: row ``c`` of an item without interactions (``~rated``)
     and with features holds its ``n_neighbours`` most similar rated items (positive
-    cosine only), weights proportional to the cosines and summing to one; among equal
-    cosines the lower item index is kept; every other row is empty.
+    cosine only), weights proportional to the cosines and summing to one; every other
+    row is empty. Rated items as similar as the ``n_neighbours``-th are all kept: with
+    categorical features many items tie (the same genres and year), and no index order
+    should pick among them.
 
     Args:
         features: encoded item features, one row per item (norm one or empty).
@@ -52,16 +54,14 @@ def feature_placement(
             block = new[start : start + step]
             dense = features.select(block).to_dense()
             cosines = torch.sparse.mm(known, dense.T).T  # (block, rated)
-            # a stable sort of ascending sources: ties go to the lower item index
-            order = torch.sort(cosines, dim=1, descending=True, stable=True)
-            top_values, top_indices = order.values[:, :width], order.indices[:, :width]
-            weights = top_values.clamp(min=0.0)
+            edge = torch.topk(cosines, width, dim=1).values[:, -1:]  # the k-th cosine
+            weights = torch.where((cosines >= edge) & (cosines > 0), cosines, 0.0)
             totals = weights.sum(1, keepdim=True)
             weights = torch.where(totals > 0, weights / totals.clamp(min=1e-30), weights)
-            keep = weights > 0
-            rows.append(block.unsqueeze(1).expand_as(keep)[keep])
-            cols.append(sources[top_indices][keep])
-            values.append(weights[keep])
+            block_row, position = torch.nonzero(weights, as_tuple=True)
+            rows.append(block[block_row])
+            cols.append(sources[position])
+            values.append(weights[block_row, position])
     if not rows:
         empty = torch.zeros(0, dtype=INDEX)
         return SparseRows.from_pairs(empty, empty, torch.zeros(0), n_items, n_items)
