@@ -25,11 +25,12 @@ made on ratings carved out of the training part). Prints, after the machine head
    recipe; the default fit with each form of the sgd step.
 4. fastai's recipe (DotProductBias, 50 factors, AdamW one-cycle, 5 epochs, batch 64)
    in the tutorials' per-sample DataLoader loop and in this engine (``--skip-tutorial``).
-5. Side features (``--features-only`` prints this table alone): bayes without and with
-   them, beside myFM+implicit given the same encoded features, on u1..u5 (ml-100k's
-   user and movie features) and on synthetic data whose planted genres and user groups
-   explain part of the factors, in three shapes; the ratio of bayes' time with features
-   to without.
+5. Side features (``--features-only`` prints this table alone): bayes and nn without
+   and with them, beside myFM+implicit given the same encoded features, on u1..u5
+   (ml-100k's user and movie features) and on synthetic data whose planted genres and
+   user groups explain part of the factors, in three shapes; the ratio of each model's
+   time with features to without. Then cold items (``--cold-only``): 10% of ml-100k's
+   films without a training rating, for bayes and for ``topn``.
 """
 
 from __future__ import annotations
