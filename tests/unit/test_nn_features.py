@@ -85,6 +85,9 @@ def test_reattaching_keeps_learned_features_only_for_the_same_rows():
     module.attach_features(module.user_features.rows(), rows)  # the same: training goes on
     assert torch.equal(module.item_features.weight, learned)
     moved = SparseRows(rows.indptr, rows.indices.flip(0), rows.values, rows.n_cols)
+    with pytest.raises(ValueError, match="item feature rows must be"):
+        module.attach_features(None, module.user_features.rows())  # a row per user
+    assert module.user_features is not None  # refused before anything changed
     module.attach_features(None, moved)  # other rows of the same shape: from zero
     assert module.user_features is None and module.item_features.weight.abs().sum() == 0
 

@@ -106,6 +106,15 @@ def test_every_kind_scores_a_placed_item_as_the_average_of_its_neighbours(seed):
         parts = model.explain_many(history, targets)
         torch.testing.assert_close(parts.sum(0), new_after[targets], atol=1e-4, rtol=1e-4)
         assert torch.equal(model.placed(), targets), kind
+        if kind == "ials":  # a new user who rated a placed item: its term as any item's
+            import copy
+
+            unmarked = copy.deepcopy(model)  # the rated placed item counted as any item
+            unmarked._buffers["placed_items"] = targets[1:]
+            rated_placed = torch.cat([history, targets[:1]])
+            torch.testing.assert_close(
+                model.score_new(rated_placed), unmarked.score_new(rated_placed)
+            )
         model.place_items(placement)  # again: the same model, not twice the columns
         torch.testing.assert_close(model.score_items(torch.arange(n_users)), after)
         assert torch.equal(model.placed(), targets), kind

@@ -59,11 +59,12 @@ class SparseRows:
     def positions(self, rows: Tensor) -> tuple[Tensor, Tensor]:
         """For the given rows: each entry's position in the block (0..len(rows)-1) and
         its index into ``indices``/``values``, without a loop over rows."""
-        rows = rows.to(INDEX)
+        device = self.indptr.device
+        rows = rows.to(device, INDEX)
         starts, lengths = self.indptr[rows], self.indptr[rows + 1] - self.indptr[rows]
-        block_row = torch.repeat_interleave(torch.arange(len(rows), device=rows.device), lengths)
+        block_row = torch.repeat_interleave(torch.arange(len(rows), device=device), lengths)
         first = torch.cumsum(lengths, 0) - lengths
-        offset = torch.arange(int(lengths.sum()), device=rows.device) - first[block_row]
+        offset = torch.arange(int(lengths.sum()), device=device) - first[block_row]
         return block_row, starts[block_row] + offset
 
     def select(self, rows: Tensor) -> SparseRows:

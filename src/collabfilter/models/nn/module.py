@@ -178,6 +178,10 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained, SideFeatured):
             ValueError: for rows that do not match the tables' ids.
         """
         sides = {"user": user, "item": item}
+        for side, rows in sides.items():  # checked before anything changes
+            size = getattr(self, f"{side}_embedding").shape[0]
+            if rows is not None and rows.n_rows != size:
+                raise ValueError(f"{side} feature rows must be {size}, got {rows.n_rows}")
         self._set_feature_tables(
             *(
                 (0, 0) if rows is None else (rows.n_cols, len(rows.indices))
@@ -270,8 +274,6 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained, SideFeatured):
         """
         n = int(item_idx.numel())
         factor_decay, bias_decay = new_user_decays(context, n)
-        was_training = self.training
-        self.eval()
         device = self.item_embedding.device
         items = item_idx.to(device)
         target = ratings.to(device, torch.float32)
@@ -286,8 +288,9 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained, SideFeatured):
             with torch.no_grad():
                 part = self.user_features.of_row(context.user_features.to(device))
         if n == 0:  # nothing to fit: own embedding and bias at the decay's optimum, zero
-            self.train(was_training)
             return NNUser(part, 0.0, activity)
+        was_training = self.training
+        self.eval()  # restored below, whatever happens
         solver = torch.optim.LBFGS(unknowns, max_iter=100, line_search_fn="strong_wolfe")
 
         def objective() -> Any:

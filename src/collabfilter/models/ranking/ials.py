@@ -114,11 +114,17 @@ class ImplicitALS(TopNModel):
         outer = (gathered * weight.unsqueeze(1)).unsqueeze(2) * gathered.unsqueeze(1)
         system = torch.zeros(rows.n_rows, f, f, dtype=torch.float64)
         system.index_add_(0, block_row, outer)
-        # placed items (no interactions) stay out of a user's unobserved term, as they
-        # were out of the fit: a new user's factors do not depend on them
+        # placed items (written after the fit) stay out of the unobserved term of users
+        # who did not rate them, so placing items leaves those users' factors as they were
         placed = factors[self.placed()]
         gram = factors.T @ factors - placed.T @ placed
         system += self.unobserved_weight * gram
+        if len(placed):  # a placed item the row rated: its unobserved term, as any item's
+            mask = torch.zeros(self.n_items, dtype=torch.bool)
+            mask[self.placed()] = True
+            rated = mask[rows.indices[picks]]
+            plain = gathered[rated].unsqueeze(2) * gathered[rated].unsqueeze(1)
+            system.index_add_(0, block_row[rated], self.unobserved_weight * plain)
         evidence = torch.zeros(rows.n_rows, dtype=torch.float64).index_add_(0, block_row, weight)
         penalty = self.penalty(evidence, self.n_items)
         system += penalty.view(-1, 1, 1) * torch.eye(f, dtype=torch.float64)

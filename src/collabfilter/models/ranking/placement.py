@@ -21,8 +21,9 @@ NEIGHBOURS = 100
 weighs little (on ml-100k's new films 50 and 200 ranked them alike, 10 clearly worse)."""
 
 BLOCK_ENTRIES = 1 << 24
-"""Similarities held at once (64 MB of float32): new items are taken in blocks of this
-many over the number of rated items."""
+"""Entries of a block's dense matrices (its feature rows, its similarities to every
+rated item: 64 MB of float32 each, and a few temporaries of the same size): new items
+are taken in blocks of this many over the wider of the two."""
 
 
 def feature_placement(
@@ -49,7 +50,7 @@ def feature_placement(
     if len(new) and len(sources):
         known = features.select(sources).to_torch()
         width = min(n_neighbours, len(sources))
-        step = max(1, BLOCK_ENTRIES // len(sources))
+        step = max(1, BLOCK_ENTRIES // max(len(sources), features.n_cols))
         for start in range(0, len(new), step):
             block = new[start : start + step]
             dense = features.select(block).to_dense()
