@@ -179,7 +179,26 @@ def test_model_files_keep_the_features_and_refuse_forged_ones(tmp_path):
         weight = tensors["rating.item_features.weight"]
         tensors["rating.item_features.weight"] = torch.cat([weight, weight[:1]])
 
+    def unsorted(tensors):
+        indptr, indices = (
+            tensors["rating.item_features.indptr"],
+            tensors["rating.item_features.indices"],
+        )
+        row = int(torch.nonzero(indptr[1:] - indptr[:-1] > 1)[0])
+        first = int(indptr[row])
+        indices[first], indices[first + 1] = indices[first + 1].clone(), indices[first].clone()
+
+    def repeated(tensors):
+        indptr, indices = (
+            tensors["rating.item_features.indptr"],
+            tensors["rating.item_features.indices"],
+        )
+        row = int(torch.nonzero(indptr[1:] - indptr[:-1] > 1)[0])
+        indices[int(indptr[row]) + 1] = indices[int(indptr[row])]
+
     forgeries = [
+        (None, unsorted, "rise within each row"),
+        (None, repeated, "rise within each row"),
         (None, out_of_range, "column indices"),
         (None, pointers_fall, "row pointers"),
         (wider, wider_tables, "reads 5 item feature columns; its encoder makes 4"),

@@ -116,6 +116,11 @@ class FeatureEmbedding(nn.Module):
         check_rows(self.rows(), self.n_features, f"{name} features")
         if self.indptr.numel() != self.n_rows + 1:
             raise ModelFileError(f"{name} features need a row pointer per id and one more")
+        starts = torch.zeros(self.n_entries, dtype=torch.bool)
+        starts[self.indptr[:-1][self.rows().lengths() > 0]] = True
+        rising = self.indices[1:] > self.indices[:-1]
+        if bool((~rising & ~starts[1:]).any()):  # the step's sparse product relies on it
+            raise ModelFileError(f"{name} feature columns must rise within each row")
 
 
 class SideFeatured(ABC):
