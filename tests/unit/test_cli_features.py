@@ -100,22 +100,24 @@ def test_a_missing_features_file_is_said_to_be_missing(files, tmp_path, capsys):
     assert code == EXIT_MISSING and "nowhere.csv" in err
 
 
-@pytest.fixture(scope="module")
-def bayes_file(files, tmp_path_factory):
-    out = tmp_path_factory.mktemp("model") / "bayes.cf"
+def _trained(files, folder, model: str, epochs: int):
+    """A model trained by the CLI on the ratings and user features."""
+    out = folder / f"{model}.cf"
     code = main(["train", str(files / "ratings.csv"), "--user-features", str(files / "users.csv"),
-                 "--model", "bayes", "--epochs", "8", "--out", str(out), "--json"])  # fmt: skip
+                 "--model", model, "--epochs", str(epochs), "--out", str(out),
+                 "--json"])  # fmt: skip
     assert code == 0
     return out
+
+
+@pytest.fixture(scope="module")
+def bayes_file(files, tmp_path_factory):
+    return _trained(files, tmp_path_factory.mktemp("model"), "bayes", 8)
 
 
 @pytest.fixture(scope="module")
 def nn_file(files, tmp_path_factory):
-    out = tmp_path_factory.mktemp("model") / "nn.cf"
-    code = main(["train", str(files / "ratings.csv"), "--user-features", str(files / "users.csv"),
-                 "--model", "nn", "--epochs", "3", "--out", str(out), "--json"])  # fmt: skip
-    assert code == 0
-    return out
+    return _trained(files, tmp_path_factory.mktemp("model"), "nn", 3)
 
 
 @pytest.mark.parametrize("kind", ["bayes", "nn"])
