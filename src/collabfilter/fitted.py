@@ -400,10 +400,9 @@ class FittedModel:
         if found is None:
             learned = []
             for side, rated in zip(("user", "item"), self._rated(), strict=True):
-                placed = self.model.placed_unrated(side)
                 if self.model.scores_unrated:
                     rated = np.ones_like(rated)
-                elif placed is not None:
+                elif (placed := self.model.placed_unrated(side)) is not None:
                     rated = rated | placed.cpu().numpy()
                 learned.append(rated)
             found = self.cache["learned"] = (learned[0], learned[1])

@@ -41,7 +41,8 @@ def log_popularity(ratings: Ratings) -> np.ndarray | None:
     if not cold.any() or cold.all():
         return None
     quiet_csr()
-    encoded = features.encode(ratings.items).matrix
+    encoded = ratings.feature_rows("item")
+    assert encoded is not None  # the features checked above
     rated = encoded.select(torch.from_numpy(np.flatnonzero(~cold)))
     columns, transposed = rated.to_torch_coo().double(), rated.transpose().to_torch_coo().double()
     target = torch.from_numpy(observed[~cold]).unsqueeze(1)

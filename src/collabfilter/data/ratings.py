@@ -18,6 +18,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from collabfilter.data.csr import SparseRows
 from collabfilter.data.encoding import INDEX_DTYPE, Vocabulary
 from collabfilter.data.features import SideFeatures
 from collabfilter.data.io import (
@@ -400,6 +401,13 @@ class Ratings:
             kept = features.select(names) if names and features is not None else None
             setattr(copy, f"{side}_features", kept)
         return copy
+
+    def feature_rows(self, side: Literal["user", "item"]) -> SparseRows | None:
+        """The side's features encoded one row per id of its vocabulary, in index order
+        (what a model reads); None when the side carries none."""
+        features = self.user_features if side == "user" else self.item_features
+        vocabulary = self.users if side == "user" else self.items
+        return None if features is None else features.encode(vocabulary).matrix
 
     def feature_coverage(self) -> dict[str, tuple[int, int]]:
         """Per side that carries features: ``(ids without a row, rows for ids the

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from typing import Literal
 
 from collabfilter.data import Ratings
-from collabfilter.data.csr import SparseRows
 from collabfilter.errors import ConfigError
 from collabfilter.models.family import Family
 
@@ -90,17 +89,6 @@ def choose_features(
         picked[side].append(column)
     used = FeaturesUsed(tuple(picked["user"]), tuple(picked["item"]), "features=[]")
     return train.keep_features(used.user, used.item), used
-
-
-def encoded_features(train: Ratings) -> tuple[SparseRows | None, SparseRows | None]:
-    """The user and item features ``train`` carries, encoded one row per id of its
-    vocabularies (None for a side without features)."""
-    user, item = (
-        None if (table := getattr(train, f"{side}_features")) is None
-        else table.encode(getattr(train, f"{side}s")).matrix
-        for side in SIDES
-    )  # fmt: skip
-    return user, item
 
 
 def _resolve(name: str, carried: dict[str, tuple[str, ...]]) -> tuple[str, str]:

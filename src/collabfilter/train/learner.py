@@ -39,7 +39,7 @@ from collabfilter.progress import EpochRecord, announce
 from collabfilter.runtime import resolve_device, seeded
 from collabfilter.sgd import RowTrained, TrainConfig, sweep_rates
 from collabfilter.sgd.config import ScheduleName
-from collabfilter.train.features import FeatureChoice, choose_features, encoded_features
+from collabfilter.train.features import FeatureChoice, choose_features
 from collabfilter.train.lr_find import LRFinderResult, suggest
 from collabfilter.train.tuning import DecayChoice, choose_decay
 
@@ -86,7 +86,7 @@ class Learner(FittedModel):
         self.family = family_of(model)
         train, self.features_used = choose_features(train, features, self.family)
         if isinstance(model, SideFeatured):
-            model.attach_features(*encoded_features(train))
+            model.attach_features(train.feature_rows("user"), train.feature_rows("item"))
         self.options = options or RunOptions()
         if self.options.threads is not None:
             torch.set_num_threads(self.options.threads)  # asked for by RunOptions

@@ -7,8 +7,7 @@ from torch import Tensor
 
 from collabfilter import distributed
 from collabfilter.config import FitConfig
-from collabfilter.data import Vocabulary
-from collabfilter.data.features import SideFeatures
+from collabfilter.data.csr import SparseRows
 from collabfilter.models.bayes.config import BayesConfig
 from collabfilter.models.bayes.gibbs import run_gibbs
 from collabfilter.models.bayes.module import BayesianMF
@@ -53,16 +52,13 @@ def fit_bayes(module: FamilyModule, job: FitJob, config: FitConfig) -> FitOutcom
             valid=None if valid is None else (valid.user_idx, valid.item_idx, valid.rating),
             rating_range=(scale.low, scale.high), on_sweep=on_sweep, shard=shard,
             n_factors=module.n_factors, implicit=module.implicit,
-            user_features=feature_tensor(job.train.user_features, job.train.users, data.device),
-            item_features=feature_tensor(job.train.item_features, job.train.items, data.device),
+            user_features=feature_tensor(job.train.feature_rows("user"), data.device),
+            item_features=feature_tensor(job.train.feature_rows("item"), data.device),
         )  # fmt: skip
     return FitOutcome(model, records)
 
 
-def feature_tensor(
-    features: SideFeatures | None, vocabulary: Vocabulary, device: torch.device
-) -> Tensor | None:
-    """The side's features as a CSR tensor with a row per id of ``vocabulary``."""
-    if features is None:
-        return None
-    return features.encode(vocabulary).matrix.to_torch().to(device)
+def feature_tensor(rows: SparseRows | None, device: torch.device) -> Tensor | None:
+    """Encoded feature rows (:meth:`~collabfilter.data.Ratings.feature_rows`) as a CSR
+    tensor on ``device``."""
+    return None if rows is None else rows.to_torch().to(device)

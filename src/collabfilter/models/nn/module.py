@@ -165,8 +165,6 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained, SideFeatured):
                 current = FeatureEmbedding(table.shape[0], columns, table.shape[1], entries)
                 current.to(table.device)
             setattr(self, f"{side}_features", current if columns else None)
-            self._spec[f"n_{side}_features"] = int(columns)
-            self._spec[f"{side}_feature_entries"] = int(entries)
 
     def attach_features(self, user: SparseRows | None, item: SparseRows | None) -> None:
         """Train (and predict) with these encoded side features, one row per user
@@ -203,7 +201,12 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained, SideFeatured):
 
     # ------------------------------------------------------------------ model files
     def spec(self) -> dict[str, Any]:
-        return dict(self._spec)
+        spec = dict(self._spec)
+        for side in ("user", "item"):  # the feature tables' shapes, as they are now
+            features: FeatureEmbedding | None = getattr(self, f"{side}_features")
+            spec[f"n_{side}_features"] = 0 if features is None else features.n_features
+            spec[f"{side}_feature_entries"] = 0 if features is None else features.n_entries
+        return spec
 
     def check_state(self, scale: RatingScale) -> None:
         """The bias terms' checks, and the feature rows' structure."""
@@ -252,8 +255,8 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained, SideFeatured):
 
     # ------------------------------------------------------------------ new users
     def _folded_logits(self, embedding: Tensor, bias: Tensor | float, activity: float,
-                       item_idx: Tensor) -> Tensor:  # fmt: skip
-        items = self._vectors("item", item_idx)
+                       item_idx: Tensor, items: Tensor) -> Tensor:  # fmt: skip
+        """Logits of a folded-in user for ``item_idx``, whose vectors are ``items``."""
         x = self._network(embedding.unsqueeze(0).expand(len(item_idx), -1), items)
         if self.biased:
             beta_user, _ = self.activity_weights()
@@ -292,9 +295,11 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained, SideFeatured):
         was_training = self.training
         self.eval()  # restored below, whatever happens
         solver = torch.optim.LBFGS(unknowns, max_iter=100, line_search_fn="strong_wolfe")
+        with torch.no_grad():  # fixed: formed once, not at every evaluation
+            item_rows = self._vectors("item", items)
 
         def objective() -> Any:
-            logits = self._folded_logits(embedding + part, bias, activity, items)
+            logits = self._folded_logits(embedding + part, bias, activity, items, item_rows)
             error = TORCH.rating(logits, *self.low_span) - target
             loss = 0.5 * (error @ error) + 0.5 * n * factor_decay * (embedding @ embedding)
             loss = loss + 0.5 * n * bias_decay * bias * bias
@@ -323,13 +328,14 @@ class EmbeddingNN(BiasTerms, RatingModule, RowTrained, SideFeatured):
         folded = self._as_user(user)
         device = self.item_embedding.device
         items = item_idx.to(device)
+        chunks = [items[s : s + PAIR_CHUNK] for s in range(0, len(items), PAIR_CHUNK)]
         parts = [
             TORCH.rating(
                 self._folded_logits(folded.embedding.to(device), folded.bias, folded.activity,
-                                    items[s : s + PAIR_CHUNK]),
+                                    chunk, self._vectors("item", chunk)),
                 *self.low_span,
             )
-            for s in range(0, len(items), PAIR_CHUNK)
+            for chunk in chunks
         ]  # fmt: skip
         return torch.cat(parts) if parts else torch.zeros(0, device=device)
 

@@ -53,11 +53,12 @@ def fit(module: FamilyModule, job: FitJob, config: FitConfig) -> FitOutcome:
 def place_new_items(model: TopNModel, train: Ratings) -> None:
     """Place the items of ``train`` with features and no rating from their features
     (:mod:`~collabfilter.models.ranking.placement`); nothing without item features."""
-    features = train.item_features
-    if features is None:
-        return
     rated = torch.from_numpy(train.item_counts() > 0)
-    model.place_items(feature_placement(features.encode(train.items).matrix, rated))
+    if train.item_features is None or bool(rated.all()):
+        return
+    features = train.feature_rows("item")
+    assert features is not None
+    model.place_items(feature_placement(features, rated))
 
 
 def validation_metrics(model: TopNModel, job: FitJob, relevance: float | None) -> dict[str, float]:

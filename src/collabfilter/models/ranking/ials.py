@@ -119,9 +119,8 @@ class ImplicitALS(TopNModel):
         placed = factors[self.placed()]
         gram = factors.T @ factors - placed.T @ placed
         system += self.unobserved_weight * gram
-        if len(placed):  # a placed item the row rated: its unobserved term, as any item's
-            mask = torch.zeros(self.n_items, dtype=torch.bool)
-            mask[self.placed()] = True
+        mask = self.placed_unrated("item")
+        if mask is not None:  # a placed item the row rated: its unobserved term, as any item's
             rated = mask[rows.indices[picks]]
             plain = gathered[rated].unsqueeze(2) * gathered[rated].unsqueeze(1)
             system.index_add_(0, block_row[rated], self.unobserved_weight * plain)
